@@ -1,0 +1,312 @@
+"""The one generic decoder-only transformer, with a hook point on every activation.
+
+Sub-steps are public so that attribution code calls the model's own maths instead of
+copying it: :meth:`HookedDecoder.embed`, :meth:`Block.attn_part`, :meth:`Block.mlp_part`,
+:meth:`HookedDecoder.final_norm` and :meth:`HookedDecoder.unembed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from mechscope.errors import HookError, InputError
+from mechscope.models.components import MLP, Attention, AttentionContext, KVCache, Norm, Rotary, rope_inv_freq
+from mechscope.models.config import ModelConfig
+from mechscope.models.hooks import (
+    HookFn,
+    HookHandle,
+    HookPoint,
+    NameFilter,
+    compile_filter,
+    unknown_hook_message,
+)
+
+if TYPE_CHECKING:
+    from mechscope.models.activation_cache import ActivationCache
+    from mechscope.models.tokenizer import Tokenizer
+
+# Hook points left out of "cache everything" because they cost memory (per-head d_model writes).
+OPT_IN_SUFFIXES = ("attn.result",)
+
+ModelInput = str | Sequence[str] | torch.Tensor | Sequence[Sequence[int]]
+HookSpec = Sequence[tuple[NameFilter, HookFn]]
+
+
+class Block(nn.Module):
+    """One transformer layer: attention then MLP (or both in parallel), each writing to the residual."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.parallel = cfg.parallel_residual
+        self.resid_pre = HookPoint()  # (batch, pos, d_model)
+        self.ln1 = Norm(cfg.d_model, cfg)
+        self.attn = Attention(cfg, layer)
+        if cfg.sandwich_norms:
+            self.ln1_post = Norm(cfg.d_model, cfg)
+        self.attn_out = HookPoint()  # (batch, pos, d_model): attention's write to the residual
+        if not self.parallel:
+            self.resid_mid = HookPoint()  # (batch, pos, d_model)
+        self.ln2 = Norm(cfg.d_model, cfg)
+        self.mlp = MLP(cfg)
+        if cfg.sandwich_norms:
+            self.ln2_post = Norm(cfg.d_model, cfg)
+        self.mlp_out = HookPoint()  # (batch, pos, d_model): the MLP's write to the residual
+        self.resid_post = HookPoint()  # (batch, pos, d_model)
+        self.sandwich = cfg.sandwich_norms
+
+    def attn_part(self, resid: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """What attention adds to the residual stream ``resid``."""
+        out = self.attn(self.ln1(resid), ctx)
+        if self.sandwich:
+            out = self.ln1_post(out)
+        return self.attn_out(out)
+
+    def mlp_part(self, resid: torch.Tensor) -> torch.Tensor:
+        """What the MLP adds to the residual stream ``resid``."""
+        out = self.mlp(self.ln2(resid))
+        if self.sandwich:
+            out = self.ln2_post(out)
+        return self.mlp_out(out)
+
+    def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        x = self.resid_pre(x)
+        if self.parallel:
+            return self.resid_post(x + self.attn_part(x, ctx) + self.mlp_part(x))
+        mid = self.resid_mid(x + self.attn_part(x, ctx))
+        return self.resid_post(mid + self.mlp_part(mid))
+
+
+class HookedDecoder(nn.Module):
+    """A decoder-only transformer configured by :class:`ModelConfig`.
+
+    Parameter names: ``embed_tokens.weight``, ``embed_positions.weight`` (learned positions),
+    ``blocks.{i}.{ln1,ln2,ln1_post,ln2_post}.{weight,bias}``,
+    ``blocks.{i}.attn.{q,k,v,o}_proj.{weight,bias}``, ``blocks.{i}.attn.{q,k}_norm.weight``,
+    ``blocks.{i}.mlp.{gate,up,down}_proj.{weight,bias}``, ``ln_final.{weight,bias}``,
+    ``lm_head.weight`` (absent when embeddings are tied).
+    """
+
+    load_seconds: float = 0.0
+    """Wall time of :func:`mechscope.load_model` for this model."""
+
+    def __init__(self, cfg: ModelConfig, tokenizer: Tokenizer | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.embed_tokens = nn.Embedding(cfg.d_vocab, cfg.d_model)
+        self.embed = HookPoint()  # (batch, pos, d_model): token embeddings (scaled)
+        if cfg.positional == "learned":
+            self.embed_positions = nn.Embedding(cfg.n_ctx, cfg.d_model)
+            self.pos_embed = HookPoint()  # (batch, pos, d_model)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.ln_final = Norm(cfg.d_model, cfg)
+        if not cfg.tie_embeddings:
+            self.lm_head = nn.Linear(cfg.d_model, cfg.d_vocab, bias=False)
+        self.logits = HookPoint()  # (batch, pos, d_vocab)
+        self.hook_points: dict[str, HookPoint] = {}
+        for name, mod in self.named_modules():
+            if isinstance(mod, HookPoint):
+                mod.name = name
+                self.hook_points[name] = mod
+        self._inv_freq: dict[str, torch.Tensor] = {}
+        if cfg.positional == "rotary":
+            self._inv_freq["full"] = rope_inv_freq(cfg, cfg.rope_theta, scaled=True)
+            local = cfg.rope_theta_local or cfg.rope_theta
+            # Gemma 3's sliding layers use their own base and no scaling.
+            self._inv_freq["sliding"] = rope_inv_freq(cfg, local, scaled=not cfg.rope_theta_local)
+
+    # ----- model maths, as sub-steps ---------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.embed_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed_tokens.weight.dtype
+
+    @property
+    def W_U(self) -> torch.Tensor:
+        """Unembedding matrix (d_vocab, d_model)."""
+        return self.embed_tokens.weight if self.cfg.tie_embeddings else self.lm_head.weight
+
+    def embed_step(
+        self, tokens: torch.Tensor, positions: torch.Tensor, track_grad: bool = False
+    ) -> torch.Tensor:
+        """The residual stream before the first block: (batch, pos) -> (batch, pos, d_model).
+
+        ``track_grad`` makes the embeddings require grad: weights are frozen, so without it
+        nothing would, and backward hooks downstream would never fire.
+        """
+        x = self.embed_tokens(tokens)
+        if self.cfg.embed_scale != 1.0:
+            x = x * torch.tensor(self.cfg.embed_scale, dtype=x.dtype)
+        x = self.embed(x.requires_grad_(True) if track_grad and not x.requires_grad else x)
+        if self.cfg.positional == "learned":
+            p = self.embed_positions(positions)
+            x = x + self.pos_embed(p.requires_grad_(True) if track_grad and not p.requires_grad else p)
+        return x
+
+    def final_norm(self, resid: torch.Tensor) -> torch.Tensor:
+        return self.ln_final(resid)
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised residual (..., d_model) -> logits (..., d_vocab), soft-capped where the model does."""
+        logits = x @ self.W_U.T
+        if self.cfg.final_softcap:
+            logits = torch.tanh(logits / self.cfg.final_softcap) * self.cfg.final_softcap
+        return self.logits(logits)
+
+    def attention_context(
+        self, positions: torch.Tensor, key_valid: torch.Tensor | None, cache: KVCache | None = None
+    ) -> AttentionContext:
+        """Rotary tables and masks shared by every layer for one forward.
+
+        ``positions`` (batch, pos) are the queries' positions; ``key_valid`` (batch, kv_pos) marks
+        real (non-padding) keys, past included, or is None when nothing is padded.
+        """
+        rotary = {k: Rotary.at(positions, f, self.dtype) for k, f in self._inv_freq.items()}
+        t = positions.shape[1]
+        s = t + (cache.length if cache is not None else 0)
+        masks: dict[str, torch.Tensor | None] = {}
+        for kind in set(self.cfg.layer_types):
+            window = self.cfg.sliding_window if kind == "sliding" else 0
+            masks[kind] = _attention_mask(t, s, key_valid, window, positions.device)
+        return AttentionContext(rotary=rotary, masks=masks, cache=cache)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Logits (batch, pos, d_vocab) for token ids (batch, pos).
+
+        ``attention_mask`` (batch, kv_pos) is 1 for real tokens, 0 for (left) padding, and covers
+        the cached past too when ``cache`` is given. Positions count real tokens only.
+        """
+        past = cache.length if cache is not None else 0
+        b, t = tokens.shape
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(device=tokens.device, dtype=torch.bool)
+            if attention_mask.shape != (b, past + t):
+                raise InputError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(b, past + t)}"
+                )
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
+            key_valid = None if bool(attention_mask.all()) else attention_mask
+        else:
+            positions = torch.arange(past, past + t, device=tokens.device).expand(b, t)
+            key_valid = None
+        if int(positions.max()) >= self.cfg.n_ctx and self.cfg.positional == "learned":
+            raise InputError(
+                f"sequence of {int(positions.max()) + 1} positions exceeds n_ctx={self.cfg.n_ctx}"
+            )
+        ctx = self.attention_context(positions, key_valid, cache)
+        track = torch.is_grad_enabled() and self._has_backward_hooks()
+        x = self.embed_step(tokens, positions, track_grad=track)
+        for block in self.blocks:
+            x = block(x, ctx)
+        logits = self.unembed(self.final_norm(x))
+        if cache is not None:
+            cache.length += t
+        return logits
+
+    # ----- hooks ---------------------------------------------------------------------------
+    def _has_backward_hooks(self) -> bool:
+        return any(hp.bwd_hooks for hp in self.hook_points.values())
+
+    def hook_names(self, include_opt_in: bool = True) -> list[str]:
+        """Every hook point's name, in forward order of definition."""
+        names = list(self.hook_points)
+        return names if include_opt_in else [n for n in names if not n.endswith(OPT_IN_SUFFIXES)]
+
+    def hook_point(self, name: str) -> HookPoint:
+        from mechscope.models.hooks import canonical_name
+
+        hp = self.hook_points.get(canonical_name(name))
+        if hp is None:
+            raise HookError(unknown_hook_message(name, list(self.hook_points)))
+        return hp
+
+    def add_hook(self, name: NameFilter, fn: HookFn, direction: str = "fwd") -> list[HookHandle]:
+        """Attach ``fn`` to every point that ``name`` selects; keep the handles to remove it."""
+        return [self.hook_points[n].add(fn, direction) for n in compile_filter(name, self.hook_names())]
+
+    def reset_hooks(self) -> None:
+        for hp in self.hook_points.values():
+            hp.clear()
+
+    @contextmanager
+    def hooks(self, fwd: HookSpec = (), bwd: HookSpec = ()) -> Iterator[HookedDecoder]:
+        """Attach hooks for the duration of a ``with`` block; they are removed even on error."""
+        handles: list[HookHandle] = []
+        try:
+            for name, fn in fwd:
+                handles += self.add_hook(name, fn, "fwd")
+            for name, fn in bwd:
+                handles += self.add_hook(name, fn, "bwd")
+            yield self
+        finally:
+            for h in handles:
+                h.remove()
+
+    # ----- running -------------------------------------------------------------------------
+    def to_tokens(
+        self, inputs: ModelInput, add_bos: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token ids (batch, pos) and, when sequences differ in length, a left-padding mask."""
+        from mechscope.models.running import to_tokens
+
+        return to_tokens(self, inputs, add_bos)
+
+    def run(self, inputs: ModelInput, add_bos: bool | None = None) -> torch.Tensor:
+        """Logits for text, a list of texts (left-padded) or token ids."""
+        tokens, mask = self.to_tokens(inputs, add_bos)
+        return self(tokens, attention_mask=mask)
+
+    def run_with_hooks(
+        self, inputs: ModelInput, fwd: HookSpec = (), bwd: HookSpec = (), add_bos: bool | None = None
+    ) -> torch.Tensor:
+        """Logits of one forward with temporary hooks; backward hooks fire when you call backward."""
+        with self.hooks(fwd, bwd):
+            return self.run(inputs, add_bos)
+
+    def run_with_cache(
+        self, inputs: ModelInput, names: NameFilter = None, detach: bool = True, add_bos: bool | None = None
+    ) -> tuple[torch.Tensor, ActivationCache]:
+        """Logits and the activations of the selected hook points (all default points when None)."""
+        from mechscope.models.running import run_with_cache
+
+        return run_with_cache(self, inputs, names, detach, add_bos)
+
+    def generate(self, prompt: ModelInput, **kwargs: Any) -> Any:
+        """KV-cached sampling; see :func:`mechscope.models.generation.generate` for the options."""
+        from mechscope.models.generation import generate
+
+        return generate(self, prompt, **kwargs)
+
+
+def _attention_mask(
+    t: int, s: int, key_valid: torch.Tensor | None, window: int, device: torch.device
+) -> torch.Tensor | None:
+    """Bool (batch, 1, pos, kv_pos) mask for the last ``t`` of ``s`` positions; None when plain causal.
+
+    A padding query attends to itself only, so no softmax row is empty (no NaN in its gradient).
+    """
+    if key_valid is None and (window <= 0 or s <= window):
+        return None
+    q_idx = torch.arange(s - t, s, device=device)[:, None]
+    k_idx = torch.arange(s, device=device)[None, :]
+    allowed = k_idx <= q_idx  # (pos, kv_pos)
+    if window > 0:
+        allowed = allowed & (q_idx - k_idx < window)
+    if key_valid is None:
+        return allowed[None, None]
+    allowed = allowed[None] & key_valid[:, None, :]  # (batch, pos, kv_pos)
+    allowed = allowed | (k_idx == q_idx)[None]
+    return allowed[:, None]

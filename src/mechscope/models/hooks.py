@@ -1,0 +1,198 @@
+"""Hook points: named places in the forward pass where a tensor or its gradient can be read or replaced.
+
+A :class:`HookPoint` is an identity module; its dotted name is its module path
+(``blocks.3.mlp.post``), set once by the decoder. Forward and backward hooks share one
+signature, ``fn(tensor, hook) -> tensor | None``: return ``None`` to only read, or a tensor
+of the same shape to replace the activation (forward) or the gradient (backward).
+
+``HookPoint.__call__`` is overridden so that a hook point with nothing attached costs one
+attribute test, not a trip through ``nn.Module.__call__``: a forward without hooks is as
+fast as a model without hook machinery (see ``bench/forward.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from mechscope.errors import HookError
+
+
+class HookFn(Protocol):
+    def __call__(self, tensor: torch.Tensor, hook: HookPoint) -> torch.Tensor | None: ...
+
+
+class HookPoint(nn.Module):
+    """An identity on the forward pass that runs the hooks attached to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = ""
+        self.fwd_hooks: list[HookFn] = []
+        self.bwd_hooks: list[HookFn] = []
+        self.live = False  # any hook attached: the only thing the fast path reads
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not self.live:
+            return x
+        for fn in self.fwd_hooks:
+            out = fn(x, self)
+            if out is not None:
+                if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    raise HookError(
+                        f"forward hook on {self.name!r} returned {got}; expected None or a tensor of shape "
+                        f"{tuple(x.shape)}"
+                    )
+                x = out
+        if self.bwd_hooks and x.requires_grad:
+            x.register_hook(self._run_backward)
+        return x
+
+    def _run_backward(self, grad: torch.Tensor) -> torch.Tensor:
+        for fn in list(self.bwd_hooks):
+            out = fn(grad, self)
+            if out is not None:
+                if not isinstance(out, torch.Tensor) or out.shape != grad.shape:
+                    raise HookError(
+                        f"backward hook on {self.name!r} returned a bad value; expected None or a tensor of "
+                        f"shape {tuple(grad.shape)}"
+                    )
+                grad = out
+        return grad
+
+    def add(self, fn: HookFn, direction: str = "fwd") -> HookHandle:
+        hooks = self._hooks(direction)
+        hooks.append(fn)
+        self.live = True
+        return HookHandle(self, direction, fn)
+
+    def remove(self, direction: str, fn: HookFn) -> None:
+        hooks = self._hooks(direction)
+        for i, h in enumerate(hooks):
+            if h is fn:
+                del hooks[i]
+                break
+        self.live = bool(self.fwd_hooks or self.bwd_hooks)
+
+    def clear(self) -> None:
+        self.fwd_hooks.clear()
+        self.bwd_hooks.clear()
+        self.live = False
+
+    def _hooks(self, direction: str) -> list[HookFn]:
+        if direction == "fwd":
+            return self.fwd_hooks
+        if direction == "bwd":
+            return self.bwd_hooks
+        raise HookError(f"hook direction must be 'fwd' or 'bwd', got {direction!r}")
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, fwd={len(self.fwd_hooks)}, bwd={len(self.bwd_hooks)}"
+
+
+@dataclass
+class HookHandle:
+    """Returned by :meth:`HookPoint.add`; ``remove()`` detaches the hook (idempotent)."""
+
+    point: HookPoint
+    direction: str
+    fn: HookFn
+
+    def remove(self) -> None:
+        self.point.remove(self.direction, self.fn)
+
+
+# TransformerLens names -> mechscope names. Only the suffix after ``blocks.{i}.`` varies.
+_TL_BLOCK_ALIASES = {
+    "hook_resid_pre": "resid_pre",
+    "hook_resid_mid": "resid_mid",
+    "hook_resid_post": "resid_post",
+    "hook_attn_out": "attn_out",
+    "hook_mlp_out": "mlp_out",
+    "ln1.hook_scale": "ln1.scale",
+    "ln1.hook_normalized": "ln1.out",
+    "ln2.hook_scale": "ln2.scale",
+    "ln2.hook_normalized": "ln2.out",
+    # TransformerLens' hook_q/hook_k are before rotary and hook_rot_q/hook_rot_k after it;
+    # mechscope has one q/k point, after rotary (identical for GPT-2, which has no rotary).
+    "attn.hook_q": "attn.q",
+    "attn.hook_k": "attn.k",
+    "attn.hook_rot_q": "attn.q",
+    "attn.hook_rot_k": "attn.k",
+    "attn.hook_v": "attn.v",
+    "attn.hook_attn_scores": "attn.scores",
+    "attn.hook_pattern": "attn.pattern",
+    "attn.hook_z": "attn.z",
+    "attn.hook_result": "attn.result",
+    "mlp.hook_pre": "mlp.pre",
+    "mlp.hook_pre_linear": "mlp.linear",
+    "mlp.hook_post": "mlp.post",
+}
+_TL_GLOBAL_ALIASES = {
+    "hook_embed": "embed",
+    "hook_pos_embed": "pos_embed",
+    "ln_final.hook_scale": "ln_final.scale",
+    "ln_final.hook_normalized": "ln_final.out",
+    "unembed.hook_logits": "logits",
+}
+_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def canonical_name(name: str) -> str:
+    """Map a TransformerLens-style alias onto the mechscope name; other names pass through."""
+    if name in _TL_GLOBAL_ALIASES:
+        return _TL_GLOBAL_ALIASES[name]
+    m = _BLOCK_RE.match(name)
+    if m and m.group(2) in _TL_BLOCK_ALIASES:
+        return f"blocks.{m.group(1)}.{_TL_BLOCK_ALIASES[m.group(2)]}"
+    return name
+
+
+def tl_aliases() -> dict[str, str]:
+    """Alias suffixes (``blocks.{i}.`` omitted for per-block ones) -> mechscope suffixes, for docs."""
+    return {
+        **_TL_GLOBAL_ALIASES,
+        **{f"blocks.{{i}}.{k}": f"blocks.{{i}}.{v}" for k, v in _TL_BLOCK_ALIASES.items()},
+    }
+
+
+NameFilter = str | list[str] | tuple[str, ...] | Callable[[str], bool] | None
+"""Which hook points: an exact name or alias, a glob (``blocks.*.attn.pattern``), a list of
+either, or a predicate on the canonical name. ``None`` means every default point."""
+
+
+def compile_filter(names: NameFilter, known: list[str]) -> list[str]:
+    """Resolve a filter to the matching canonical names, in model order; unknown names raise."""
+    import fnmatch
+
+    if names is None:
+        return list(known)
+    if callable(names):
+        return [n for n in known if names(n)]
+    patterns = [names] if isinstance(names, str) else list(names)
+    selected: set[str] = set()
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            hits = [n for n in known if fnmatch.fnmatchcase(n, pattern)]
+            hits += [n for n in known if fnmatch.fnmatchcase(n, canonical_name(pattern))]
+        else:
+            canon = canonical_name(pattern)
+            hits = [canon] if canon in known else []
+        if not hits:
+            raise HookError(unknown_hook_message(pattern, known))
+        selected.update(hits)
+    return [n for n in known if n in selected]
+
+
+def unknown_hook_message(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(canonical_name(name), known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"no hook point named {name!r}{hint} (see docs/hooks.md or model.hook_names())"

@@ -1,0 +1,89 @@
+"""Turning user input into token tensors, and caching activations during a forward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from mechscope.errors import InputError
+from mechscope.models.activation_cache import ActivationCache
+from mechscope.models.hooks import HookPoint, NameFilter, compile_filter
+
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder, ModelInput
+
+
+def to_tokens(
+    model: HookedDecoder, inputs: ModelInput, add_bos: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Token ids (batch, pos) on the model's device and a left-padding mask (None if unpadded)."""
+    if isinstance(inputs, torch.Tensor):
+        tokens = inputs if inputs.dim() == 2 else inputs[None]
+        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
+            raise InputError(f"token tensor must be integer (batch, pos) or (pos), got {tuple(inputs.shape)}")
+        _check_ids(model, tokens)
+        return tokens.to(model.device, torch.long), None
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not isinstance(inputs, Sequence) or len(inputs) == 0:
+        raise InputError("input must be a string, a non-empty list of strings or token ids")
+    seqs: list[list[int]] = []
+    for item in inputs:
+        if isinstance(item, str):
+            if model.tokenizer is None:
+                raise InputError("this model has no tokenizer; pass token ids")
+            ids = model.tokenizer.encode(item, add_bos)
+        else:
+            ids = [int(i) for i in item]
+        if not ids:
+            raise InputError("an input is empty: it has no tokens")
+        seqs.append(ids)
+    return left_pad(model, seqs)
+
+
+def left_pad(model: HookedDecoder, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Left-pad sequences so that every last token sits at the last position."""
+    longest = max(len(s) for s in seqs)
+    pad = 0
+    if model.tokenizer is not None and model.tokenizer.pad_id is not None:
+        pad = model.tokenizer.pad_id
+    tokens = torch.full((len(seqs), longest), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tokens[i, longest - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, longest - len(s) :] = 1
+    _check_ids(model, tokens)
+    if bool(mask.all()):
+        return tokens.to(model.device), None
+    return tokens.to(model.device), mask.to(model.device)
+
+
+def _check_ids(model: HookedDecoder, tokens: torch.Tensor) -> None:
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= model.cfg.d_vocab):
+        raise InputError(
+            f"token ids must be in [0, {model.cfg.d_vocab}); got {int(tokens.min())}..{int(tokens.max())}"
+        )
+
+
+def run_with_cache(
+    model: HookedDecoder, inputs: ModelInput, names: NameFilter, detach: bool, add_bos: bool | None
+) -> tuple[torch.Tensor, ActivationCache]:
+    tokens, mask = to_tokens(model, inputs, add_bos)
+    known = model.hook_names(include_opt_in=names is not None)
+    selected = compile_filter(names, known)
+    store: dict[str, torch.Tensor] = {}
+
+    def save(x: torch.Tensor, hook: HookPoint) -> None:
+        store[hook.name] = x.detach() if detach else x
+
+    points = [model.hook_points[n] for n in selected]
+    handles = [p.add(save) for p in points]
+    try:
+        logits = model(tokens, attention_mask=mask)
+    finally:
+        for h in handles:
+            h.remove()
+    ordered = {n: store[n] for n in selected if n in store}
+    return logits, ActivationCache(ordered, tokens, mask)
