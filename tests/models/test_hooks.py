@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mechscope.errors import HookError
+from mechscope.models.decoder import HookedDecoder
+from mechscope.models.hooks import HookPoint
+from tests.conftest import tiny_model
+
+PROMPT = "When Mary and John went"
+
+
+def expected_shapes(model: HookedDecoder, b: int, t: int) -> dict[str, tuple[int, ...]]:
+    """The documented shape of every hook point (docs/hooks.md) for a (b, t) input."""
+    c = model.cfg
+    d, h, kv, dh, m = c.d_model, c.n_heads, c.n_kv_heads, c.d_head, c.d_mlp
+    per_suffix = {
+        "resid_pre": (b, t, d), "resid_mid": (b, t, d), "resid_post": (b, t, d), "attn_out": (b, t, d),
+        "mlp_out": (b, t, d), "attn.q": (b, t, h, dh), "attn.k": (b, t, kv, dh), "attn.v": (b, t, kv, dh),
+        "attn.scores": (b, h, t, t), "attn.pattern": (b, h, t, t), "attn.z": (b, t, h, dh),
+        "attn.result": (b, t, h, d), "mlp.pre": (b, t, m), "mlp.gate": (b, t, m), "mlp.linear": (b, t, m),
+        "mlp.post": (b, t, m), "attn.q_norm.scale": (b, t, h, 1), "attn.q_norm.out": (b, t, h, dh),
+        "attn.k_norm.scale": (b, t, kv, 1), "attn.k_norm.out": (b, t, kv, dh),
+    }
+    for ln in ("ln1", "ln2", "ln1_post", "ln2_post"):
+        per_suffix[f"{ln}.scale"], per_suffix[f"{ln}.out"] = (b, t, 1), (b, t, d)
+    out: dict[str, tuple[int, ...]] = {
+        "embed": (b, t, d), "pos_embed": (b, t, d), "ln_final.scale": (b, t, 1), "ln_final.out": (b, t, d),
+        "logits": (b, t, c.d_vocab),
+    }
+    for name in model.hook_names():
+        if name.startswith("blocks."):
+            out[name] = per_suffix[name.split(".", 2)[2]]
+    return out
+
+
+def test_cache_holds_every_documented_name_with_its_shape(model: HookedDecoder) -> None:
+    tokens = torch.randint(0, model.cfg.d_vocab, (2, 7))
+    _, cache = model.run_with_cache(tokens, names=lambda n: True)
+    shapes = expected_shapes(model, 2, 7)
+    assert set(cache) == set(model.hook_names())
+    for name, tensor in cache.items():
+        assert tuple(tensor.shape) == shapes[name], name
+
+
+def test_result_is_opt_in_and_sums_to_the_attention_output(model: HookedDecoder) -> None:
+    tokens = torch.randint(0, model.cfg.d_vocab, (1, 5))
+    _, default = model.run_with_cache(tokens)
+    assert not any(n.endswith("attn.result") for n in default)
+    _, cache = model.run_with_cache(tokens, names=["blocks.0.attn.result", "blocks.0.attn.z"])
+    o = model.blocks[0].attn.o_proj
+    summed = cache["blocks.0.attn.result"].sum(2) + (o.bias if o.bias is not None else 0)
+    torch.testing.assert_close(summed, o(cache["blocks.0.attn.z"].flatten(2)), atol=1e-5, rtol=1e-5)
+
+
+def test_hook_points_do_not_change_the_output(model: HookedDecoder) -> None:
+    # Caching everything forces the explicit attention path; it must agree with the fused one.
+    tokens = torch.randint(0, model.cfg.d_vocab, (2, 9))
+    plain = model(tokens)
+    cached, _ = model.run_with_cache(tokens, names=lambda n: True)
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_ablating_a_neuron_equals_zeroing_its_output_weights(model: HookedDecoder) -> None:
+    tokens = torch.randint(0, model.cfg.d_vocab, (1, 6))
+
+    def kill(x: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        x = x.clone()
+        x[..., 5] = 0
+        return x
+
+    hooked = model.run_with_hooks(tokens, fwd=[("blocks.1.mlp.post", kill)])
+    with torch.no_grad():
+        w = model.blocks[1].mlp.down_proj.weight
+        saved = w[:, 5].clone()
+        w[:, 5] = 0
+        edited = model(tokens)
+        w[:, 5] = saved
+    torch.testing.assert_close(hooked, edited, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(hooked, model(tokens))
+
+
+def test_zero_ablating_a_head_equals_zeroing_its_output_weights(model: HookedDecoder) -> None:
+    tokens = torch.randint(0, model.cfg.d_vocab, (1, 6))
+    dh = model.cfg.d_head
+
+    def kill(z: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        z = z.clone()
+        z[:, :, 2] = 0
+        return z
+
+    hooked = model.run_with_hooks(tokens, fwd=[("blocks.0.attn.z", kill)])
+    with torch.no_grad():
+        w = model.blocks[0].attn.o_proj.weight
+        saved = w.clone()
+        w[:, 2 * dh : 3 * dh] = 0
+        edited = model(tokens)
+        w.copy_(saved)
+    torch.testing.assert_close(hooked, edited, atol=1e-6, rtol=1e-6)
+
+
+def test_backward_hooks_see_autograd_gradients(model: HookedDecoder) -> None:
+    tokens = torch.randint(0, model.cfg.d_vocab, (1, 6))
+    names = ["embed", "blocks.0.attn.pattern", "blocks.1.mlp.post", "blocks.1.resid_post", "ln_final.scale"]
+    kept: dict[str, torch.Tensor] = {}
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(x: torch.Tensor, hook: HookPoint) -> None:
+        x.retain_grad()
+        kept[hook.name] = x
+
+    def record(g: torch.Tensor, hook: HookPoint) -> None:
+        seen[hook.name] = g.clone()
+
+    fwd = [(n, keep) for n in names]
+    bwd = [(n, record) for n in names]
+    with model.hooks(fwd=fwd, bwd=bwd):
+        logits = model(tokens)
+        (logits[0, -1, 3] - logits[0, -1, 4]).backward()
+    assert set(seen) == set(names)
+    for n in names:
+        assert kept[n].grad is not None
+        torch.testing.assert_close(seen[n], kept[n].grad, atol=0, rtol=0)
+
+
+def test_backward_hook_can_replace_the_gradient(llama: HookedDecoder) -> None:
+    tokens = torch.randint(0, llama.cfg.d_vocab, (1, 5))
+
+    def grads(scale: float) -> torch.Tensor:
+        out: dict[str, torch.Tensor] = {}
+
+        def double(g: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+            return g * scale
+
+        def record(g: torch.Tensor, hook: HookPoint) -> None:
+            out["g"] = g
+
+        with llama.hooks(bwd=[("blocks.1.resid_mid", double), ("embed", record)]):
+            llama(tokens)[0, -1, 7].backward()
+        return out["g"]
+
+    # resid_mid of the last block carries every path to the logits except through its own MLP's
+    # input... so scaling its gradient scales the embedding gradient along those paths only.
+    g1, g0 = grads(1.0), grads(0.0)
+    assert not torch.allclose(g1, g0)
+    assert torch.count_nonzero(g0) == 0  # every path from embed passes resid_mid of the last block
+
+
+def test_hooks_context_removes_hooks_even_on_error(llama: HookedDecoder) -> None:
+    def boom(x: torch.Tensor, hook: HookPoint) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError), llama.hooks(fwd=[("blocks.*.mlp.post", boom)]):
+        llama(torch.tensor([[1, 2, 3]]))
+    assert not any(hp.live for hp in llama.hook_points.values())
+    llama(torch.tensor([[1, 2, 3]]))
+
+
+def test_transformerlens_aliases(llama: HookedDecoder) -> None:
+    _, cache = llama.run_with_cache("ab", names=["blocks.0.hook_resid_pre", "blocks.1.attn.hook_pattern"])
+    assert "blocks.0.resid_pre" in cache
+    torch.testing.assert_close(cache["blocks.1.attn.hook_pattern"], cache["blocks.1.attn.pattern"])
+    assert llama.hook_point("blocks.1.mlp.hook_post") is llama.hook_points["blocks.1.mlp.post"]
+    assert llama.hook_point("hook_embed") is llama.hook_points["embed"]
+
+
+def test_unknown_hook_name_suggests_the_closest(llama: HookedDecoder) -> None:
+    with pytest.raises(HookError, match=r"blocks\.0\.mlp\.post"):
+        llama.run_with_cache("ab", names=["blocks.0.mlp.pots"])
+    with pytest.raises(HookError, match="no hook point"):
+        llama.add_hook("blocks.*.nothing", lambda x, h: None)
+
+
+def test_hook_returning_a_wrong_shape_is_a_clear_error(llama: HookedDecoder) -> None:
+    with pytest.raises(HookError, match=r"blocks\.0\.mlp\.post.*expected None or a tensor of shape"):
+        llama.run_with_hooks("abc", fwd=[("blocks.0.mlp.post", lambda x, h: x[..., :3])])
+
+
+def test_glob_and_predicate_filters(llama: HookedDecoder) -> None:
+    _, cache = llama.run_with_cache("abc", names="blocks.*.attn.pattern")
+    assert list(cache) == ["blocks.0.attn.pattern", "blocks.1.attn.pattern"]
+    assert cache.stack("attn.pattern").shape[:2] == (2, 1)
+    _, cache = llama.run_with_cache("abc", names=lambda n: n.endswith("scale"))
+    assert all(n.endswith("scale") for n in cache) and len(cache) == 5
+
+
+def test_hook_names_snapshot() -> None:
+    # Hook names are an API: this list changes only with a documented breaking change.
+    gemma = tiny_model("gemma3")
+    block0 = [n.removeprefix("blocks.0.") for n in gemma.hook_names() if n.startswith("blocks.0.")]
+    assert block0 == [
+        "resid_pre", "ln1.scale", "ln1.out", "attn.q_norm.scale", "attn.q_norm.out", "attn.k_norm.scale",
+        "attn.k_norm.out", "attn.q", "attn.k", "attn.v", "attn.scores", "attn.pattern", "attn.z", "attn.result",
+        "ln1_post.scale", "ln1_post.out", "attn_out", "resid_mid", "ln2.scale", "ln2.out", "mlp.pre", "mlp.gate",
+        "mlp.linear", "mlp.post", "ln2_post.scale", "ln2_post.out", "mlp_out", "resid_post",
+    ]
+    gpt2 = tiny_model("gpt2")
+    assert [n for n in gpt2.hook_names() if not n.startswith("blocks.")] == [
+        "embed", "pos_embed", "ln_final.scale", "ln_final.out", "logits",
+    ]
+    neox = tiny_model("neox")
+    assert not any(n.endswith("resid_mid") for n in neox.hook_names())  # parallel residual: no mid point
