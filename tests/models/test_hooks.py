@@ -5,6 +5,7 @@ import torch
 
 from mechscope.errors import HookError
 from mechscope.models.decoder import HookedDecoder
+from mechscope.models.hook_docs import HOOKS, doc_key
 from mechscope.models.hooks import HookPoint
 from tests.conftest import tiny_model
 
@@ -12,27 +13,11 @@ PROMPT = "When Mary and John went"
 
 
 def expected_shapes(model: HookedDecoder, b: int, t: int) -> dict[str, tuple[int, ...]]:
-    """The documented shape of every hook point (docs/hooks.md) for a (b, t) input."""
+    """The shape docs/hooks.md documents for every hook point of the model, for a (b, t) input."""
     c = model.cfg
-    d, h, kv, dh, m = c.d_model, c.n_heads, c.n_kv_heads, c.d_head, c.d_mlp
-    per_suffix = {
-        "resid_pre": (b, t, d), "resid_mid": (b, t, d), "resid_post": (b, t, d), "attn_out": (b, t, d),
-        "mlp_out": (b, t, d), "attn.q": (b, t, h, dh), "attn.k": (b, t, kv, dh), "attn.v": (b, t, kv, dh),
-        "attn.scores": (b, h, t, t), "attn.pattern": (b, h, t, t), "attn.z": (b, t, h, dh),
-        "attn.result": (b, t, h, d), "mlp.pre": (b, t, m), "mlp.gate": (b, t, m), "mlp.linear": (b, t, m),
-        "mlp.post": (b, t, m), "attn.q_norm.scale": (b, t, h, 1), "attn.q_norm.out": (b, t, h, dh),
-        "attn.k_norm.scale": (b, t, kv, 1), "attn.k_norm.out": (b, t, kv, dh),
-    }
-    for ln in ("ln1", "ln2", "ln1_post", "ln2_post"):
-        per_suffix[f"{ln}.scale"], per_suffix[f"{ln}.out"] = (b, t, 1), (b, t, d)
-    out: dict[str, tuple[int, ...]] = {
-        "embed": (b, t, d), "pos_embed": (b, t, d), "ln_final.scale": (b, t, 1), "ln_final.out": (b, t, d),
-        "logits": (b, t, c.d_vocab),
-    }
-    for name in model.hook_names():
-        if name.startswith("blocks."):
-            out[name] = per_suffix[name.split(".", 2)[2]]
-    return out
+    dims = {"batch": b, "pos": t, "kv_pos": t, "head": c.n_heads, "kv_head": c.n_kv_heads, "d_head": c.d_head,
+            "d_model": c.d_model, "d_mlp": c.d_mlp, "d_vocab": c.d_vocab, "1": 1}
+    return {n: tuple(dims[d] for d in HOOKS[doc_key(n)][0].split()) for n in model.hook_names()}
 
 
 def test_cache_holds_every_documented_name_with_its_shape(model: HookedDecoder) -> None:
