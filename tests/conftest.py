@@ -23,21 +23,49 @@ def char_tokenizer() -> Tokenizer:
     return Tokenizer(backend=backend, bos_id=1, eos_ids=(2,), pad_id=0, add_bos=True)
 
 
-BASE = dict(d_model=32, n_layers=2, n_heads=4, d_head=8, d_mlp=48, d_vocab=len(CHARS), n_ctx=64, eos_token_ids=(2,))
+BASE = dict(
+    d_model=32, n_layers=2, n_heads=4, d_head=8, d_mlp=48, d_vocab=len(CHARS), n_ctx=64, eos_token_ids=(2,)
+)
 CONFIGS = {
     "llama": ModelConfig(architecture="llama", n_kv_heads=2, tie_embeddings=True, **BASE),  # type: ignore[arg-type]
     "gpt2": ModelConfig(
-        architecture="gpt2", norm="layernorm", act="gelu_tanh", gated_mlp=False, positional="learned",
-        qkv_bias=True, attn_out_bias=True, mlp_bias=True, **BASE,  # type: ignore[arg-type]
+        architecture="gpt2",
+        norm="layernorm",
+        act="gelu_tanh",
+        gated_mlp=False,
+        positional="learned",
+        qkv_bias=True,
+        attn_out_bias=True,
+        mlp_bias=True,
+        **BASE,  # type: ignore[arg-type]
     ),
     "neox": ModelConfig(
-        architecture="neox", norm="layernorm", act="gelu", gated_mlp=False, rotary_dim=4, parallel_residual=True,
-        qkv_bias=True, attn_out_bias=True, mlp_bias=True, **BASE,  # type: ignore[arg-type]
+        architecture="neox",
+        norm="layernorm",
+        act="gelu",
+        gated_mlp=False,
+        rotary_dim=4,
+        parallel_residual=True,
+        qkv_bias=True,
+        attn_out_bias=True,
+        mlp_bias=True,
+        **BASE,  # type: ignore[arg-type]
     ),
     "gemma3": ModelConfig(
-        architecture="gemma3", n_kv_heads=1, norm_weight_offset=1.0, act="gelu_tanh", qk_norm=True,
-        sandwich_norms=True, embed_scale=32**0.5, sliding_window=3, layer_types=("sliding", "full"),
-        rope_theta_local=100.0, final_softcap=5.0, attn_softcap=4.0, tie_embeddings=True, **BASE,  # type: ignore[arg-type]
+        architecture="gemma3",
+        n_kv_heads=1,
+        norm_weight_offset=1.0,
+        act="gelu_tanh",
+        qk_norm=True,
+        sandwich_norms=True,
+        embed_scale=32**0.5,
+        sliding_window=3,
+        layer_types=("sliding", "full"),
+        rope_theta_local=100.0,
+        final_softcap=5.0,
+        attn_softcap=4.0,
+        tie_embeddings=True,
+        **BASE,  # type: ignore[arg-type]
     ),
 }
 
@@ -47,7 +75,9 @@ def tiny_model(family: str, seed: int = 0) -> HookedDecoder:
     model = HookedDecoder(CONFIGS[family], char_tokenizer())
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith(("ln1.weight", "ln2.weight", "ln1_post.weight", "ln2_post.weight", "norm.weight")):
+            if name.endswith(
+                ("ln1.weight", "ln2.weight", "ln1_post.weight", "ln2_post.weight", "norm.weight")
+            ):
                 p.add_(torch.randn_like(p) * 0.3)  # norms away from their neutral value
             elif name.endswith("bias"):
                 p.normal_(0, 0.1)

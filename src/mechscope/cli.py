@@ -82,9 +82,13 @@ def info(model: str | None, dtype: str, as_json: bool) -> None:
 @click.argument("prompt")
 @click.option("--model", "-m", default=None, help=MODEL_HELP)
 @click.option("--max-new-tokens", "-n", default=32, show_default=True, type=click.IntRange(0, 4096))
-@click.option("--temperature", "-t", default=0.0, show_default=True, type=click.FloatRange(0), help="0 is greedy.")
+@click.option(
+    "--temperature", "-t", default=0.0, show_default=True, type=click.FloatRange(0), help="0 is greedy."
+)
 @click.option("--top-k", default=None, type=click.IntRange(1), help="Sample among the k likeliest tokens.")
-@click.option("--top-p", default=None, type=click.FloatRange(0, 1, min_open=True), help="Nucleus sampling mass.")
+@click.option(
+    "--top-p", default=None, type=click.FloatRange(0, 1, min_open=True), help="Nucleus sampling mass."
+)
 @click.option("--seed", default=None, type=int, help="Random seed for sampling.")
 @click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
 @friendly_errors
@@ -103,8 +107,13 @@ def generate(
 
     m = load_model(model)
     out = m.generate(
-        prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-        seed=seed, stop_strings=stop,
+        prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        stop_strings=stop,
     )
     click.echo(prompt + click.style(out.text, bold=True))
 

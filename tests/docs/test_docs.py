@@ -14,7 +14,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_hooks_page_is_generated_from_the_code() -> None:
-    assert (DOCS / "hooks.md").read_text() == markdown(), "run: python -m mechscope.models.hook_docs > docs/hooks.md"
+    assert (DOCS / "hooks.md").read_text() == markdown(), (
+        "run: python -m mechscope.models.hook_docs > docs/hooks.md"
+    )
 
 
 def test_every_hook_point_of_every_family_is_documented() -> None:

@@ -15,8 +15,18 @@ PROMPT = "When Mary and John went"
 def expected_shapes(model: HookedDecoder, b: int, t: int) -> dict[str, tuple[int, ...]]:
     """The shape docs/hooks.md documents for every hook point of the model, for a (b, t) input."""
     c = model.cfg
-    dims = {"batch": b, "pos": t, "kv_pos": t, "head": c.n_heads, "kv_head": c.n_kv_heads, "d_head": c.d_head,
-            "d_model": c.d_model, "d_mlp": c.d_mlp, "d_vocab": c.d_vocab, "1": 1}
+    dims = {
+        "batch": b,
+        "pos": t,
+        "kv_pos": t,
+        "head": c.n_heads,
+        "kv_head": c.n_kv_heads,
+        "d_head": c.d_head,
+        "d_model": c.d_model,
+        "d_mlp": c.d_mlp,
+        "d_vocab": c.d_vocab,
+        "1": 1,
+    }
     return {n: tuple(dims[d] for d in HOOKS[doc_key(n)][0].split()) for n in model.hook_names()}
 
 
@@ -175,14 +185,42 @@ def test_hook_names_snapshot() -> None:
     gemma = tiny_model("gemma3")
     block0 = [n.removeprefix("blocks.0.") for n in gemma.hook_names() if n.startswith("blocks.0.")]
     assert block0 == [
-        "resid_pre", "ln1.scale", "ln1.out", "attn.q_norm.scale", "attn.q_norm.out", "attn.k_norm.scale",
-        "attn.k_norm.out", "attn.q", "attn.k", "attn.v", "attn.scores", "attn.pattern", "attn.z", "attn.result",
-        "ln1_post.scale", "ln1_post.out", "attn_out", "resid_mid", "ln2.scale", "ln2.out", "mlp.pre", "mlp.gate",
-        "mlp.linear", "mlp.post", "ln2_post.scale", "ln2_post.out", "mlp_out", "resid_post",
+        "resid_pre",
+        "ln1.scale",
+        "ln1.out",
+        "attn.q_norm.scale",
+        "attn.q_norm.out",
+        "attn.k_norm.scale",
+        "attn.k_norm.out",
+        "attn.q",
+        "attn.k",
+        "attn.v",
+        "attn.scores",
+        "attn.pattern",
+        "attn.z",
+        "attn.result",
+        "ln1_post.scale",
+        "ln1_post.out",
+        "attn_out",
+        "resid_mid",
+        "ln2.scale",
+        "ln2.out",
+        "mlp.pre",
+        "mlp.gate",
+        "mlp.linear",
+        "mlp.post",
+        "ln2_post.scale",
+        "ln2_post.out",
+        "mlp_out",
+        "resid_post",
     ]
     gpt2 = tiny_model("gpt2")
     assert [n for n in gpt2.hook_names() if not n.startswith("blocks.")] == [
-        "embed", "pos_embed", "ln_final.scale", "ln_final.out", "logits",
+        "embed",
+        "pos_embed",
+        "ln_final.scale",
+        "ln_final.out",
+        "logits",
     ]
     neox = tiny_model("neox")
     assert not any(n.endswith("resid_mid") for n in neox.hook_names())  # parallel residual: no mid point

@@ -20,11 +20,20 @@ HOOKS: dict[str, tuple[str, str]] = {
     "blocks.{i}.attn.k_norm.scale": ("batch pos kv_head 1", "key norm divisor (Gemma 3)"),
     "blocks.{i}.attn.k_norm.out": ("batch pos kv_head d_head", "normalised keys, before rotary (Gemma 3)"),
     "blocks.{i}.attn.q": ("batch pos head d_head", "queries, after rotary"),
-    "blocks.{i}.attn.k": ("batch pos kv_head d_head", "keys, after rotary (new positions only when KV-cached)"),
+    "blocks.{i}.attn.k": (
+        "batch pos kv_head d_head",
+        "keys, after rotary (new positions only when KV-cached)",
+    ),
     "blocks.{i}.attn.v": ("batch pos kv_head d_head", "values"),
-    "blocks.{i}.attn.scores": ("batch head pos kv_pos", "scaled, soft-capped and masked (-inf) scores, pre-softmax"),
+    "blocks.{i}.attn.scores": (
+        "batch head pos kv_pos",
+        "scaled, soft-capped and masked (-inf) scores, pre-softmax",
+    ),
     "blocks.{i}.attn.pattern": ("batch head pos kv_pos", "attention probabilities"),
-    "blocks.{i}.attn.z": ("batch pos head d_head", "per-head weighted values (input of the output projection)"),
+    "blocks.{i}.attn.z": (
+        "batch pos head d_head",
+        "per-head weighted values (input of the output projection)",
+    ),
     "blocks.{i}.attn.result": (
         "batch pos head d_model",
         "per-head output written to the residual, bias excluded; opt-in: not cached by default",

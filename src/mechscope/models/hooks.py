@@ -15,16 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import nn
 
 from mechscope.errors import HookError
 
-
-class HookFn(Protocol):
-    def __call__(self, tensor: torch.Tensor, hook: HookPoint) -> torch.Tensor | None: ...
+HookFn = Callable[[torch.Tensor, "HookPoint"], torch.Tensor | None]
+"""``fn(tensor, hook) -> tensor | None``: the one signature of forward and backward hooks."""
 
 
 class HookPoint(nn.Module):
@@ -37,7 +35,7 @@ class HookPoint(nn.Module):
         self.bwd_hooks: list[HookFn] = []
         self.live = False  # any hook attached: the only thing the fast path reads
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.live:
             return x
         for fn in self.fwd_hooks:

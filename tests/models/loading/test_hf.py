@@ -13,20 +13,32 @@ import mechscope as ms
 from mechscope.errors import ModelLoadError, UnsupportedArchitectureError
 
 HF_LLAMA = {
-    "model_type": "llama", "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 1,
-    "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 11, "max_position_embeddings": 32,
-    "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+    "model_type": "llama",
+    "hidden_size": 16,
+    "intermediate_size": 24,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "vocab_size": 11,
+    "max_position_embeddings": 32,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
 }
 
 
 def hf_weights(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     shapes = {
-        "model.embed_tokens.weight": (11, 16), "model.norm.weight": (16,),
-        "model.layers.0.input_layernorm.weight": (16,), "model.layers.0.post_attention_layernorm.weight": (16,),
-        "model.layers.0.self_attn.q_proj.weight": (16, 16), "model.layers.0.self_attn.k_proj.weight": (8, 16),
-        "model.layers.0.self_attn.v_proj.weight": (8, 16), "model.layers.0.self_attn.o_proj.weight": (16, 16),
-        "model.layers.0.mlp.gate_proj.weight": (24, 16), "model.layers.0.mlp.up_proj.weight": (24, 16),
+        "model.embed_tokens.weight": (11, 16),
+        "model.norm.weight": (16,),
+        "model.layers.0.input_layernorm.weight": (16,),
+        "model.layers.0.post_attention_layernorm.weight": (16,),
+        "model.layers.0.self_attn.q_proj.weight": (16, 16),
+        "model.layers.0.self_attn.k_proj.weight": (8, 16),
+        "model.layers.0.self_attn.v_proj.weight": (8, 16),
+        "model.layers.0.self_attn.o_proj.weight": (16, 16),
+        "model.layers.0.mlp.gate_proj.weight": (24, 16),
+        "model.layers.0.mlp.up_proj.weight": (24, 16),
         "model.layers.0.mlp.down_proj.weight": (16, 24),
     }
     return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
@@ -42,7 +54,9 @@ def write_folder(path: Path, config: dict | None = None, weights: dict | None = 
 def test_round_trip_keeps_every_weight(tmp_path: Path) -> None:
     model = ms.load_model(write_folder(tmp_path / "m"))
     w = hf_weights()
-    torch.testing.assert_close(model.blocks[0].attn.k_proj.weight, w["model.layers.0.self_attn.k_proj.weight"])
+    torch.testing.assert_close(
+        model.blocks[0].attn.k_proj.weight, w["model.layers.0.self_attn.k_proj.weight"]
+    )
     assert model.W_U is model.embed_tokens.weight
     assert model.tokenizer is None and model.cfg.n_kv_heads == 1
 
@@ -56,7 +70,9 @@ def test_sharded_safetensors_and_bfloat16(tmp_path: Path) -> None:
     half = len(names) // 2
     save_file({k: w[k] for k in names[:half]}, str(folder / "a.safetensors"))
     save_file({k: w[k] for k in names[half:]}, str(folder / "b.safetensors"))
-    index = {"weight_map": {k: ("a.safetensors" if i < half else "b.safetensors") for i, k in enumerate(names)}}
+    index = {
+        "weight_map": {k: ("a.safetensors" if i < half else "b.safetensors") for i, k in enumerate(names)}
+    }
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     model = ms.load_model(folder, dtype="bfloat16")
     assert model.dtype == torch.bfloat16
@@ -83,17 +99,21 @@ def test_errors_name_the_file_the_tensor_and_the_expectation(tmp_path: Path) -> 
     with pytest.raises(ModelLoadError, match="no such file or folder"):
         ms.load_model(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         ms.load_model(tmp_path / "empty")
     with pytest.raises(UnsupportedArchitectureError, match="model_type 'bert' is not supported; supported:"):
         ms.load_model(write_folder(tmp_path / "bert", {**HF_LLAMA, "model_type": "bert"}))
     w = hf_weights()
     del w["model.layers.0.mlp.up_proj.weight"]
-    with pytest.raises(ModelLoadError, match=r"missing tensor\(s\) for llama: blocks\.0\.mlp\.up_proj\.weight"):
+    with pytest.raises(
+        ModelLoadError, match=r"missing tensor\(s\) for llama: blocks\.0\.mlp\.up_proj\.weight"
+    ):
         ms.load_model(write_folder(tmp_path / "missing", weights=w))
     w = hf_weights()
     w["model.layers.0.mlp.up_proj.weight"] = torch.zeros(25, 16)
-    with pytest.raises(ModelLoadError, match=r"blocks\.0\.mlp\.up_proj\.weight has shape \(25, 16\); expected \(24, 16\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"blocks\.0\.mlp\.up_proj\.weight has shape \(25, 16\); expected \(24, 16\)"
+    ):
         ms.load_model(write_folder(tmp_path / "shape", weights=w))
     w = hf_weights()
     w["model.layers.0.extra.weight"] = torch.zeros(2)
@@ -104,7 +124,7 @@ def test_errors_name_the_file_the_tensor_and_the_expectation(tmp_path: Path) -> 
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError, match="corrupted or truncated"):
         ms.load_model(folder)
-    with pytest.raises(ModelLoadError, match="dtype 'int8' is not supported"):
+    with pytest.raises(ModelLoadError, match=r"dtype .int8. is not supported"):
         ms.load_model(write_folder(tmp_path / "ok"), dtype="int8")
 
 
@@ -112,7 +132,9 @@ def test_shard_index_cannot_point_outside_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "escape"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(HF_LLAMA))
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"x": "../../etc/passwd"}}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"x": "../../etc/passwd"}})
+    )
     with pytest.raises(ModelLoadError, match="outside the checkpoint folder"):
         ms.load_model(folder)
 

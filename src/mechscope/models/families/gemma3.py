@@ -35,7 +35,7 @@ def config(hf: HFConfig) -> ModelConfig:
         act="gelu_tanh" if act in ("gelu_pytorch_tanh", "gelu_new") else "gelu",
         gated_mlp=True,
         rope_theta=float(full.get("rope_theta", 1_000_000.0)),
-        rope_theta_local=float(local.get("rope_theta", hf.get("rope_local_base_freq", 10_000.0))),
+        rope_theta_local=float(local.get("rope_theta") or hf.get("rope_local_base_freq") or 10_000.0),
         rope_scaling=scaling_only(full),
         qkv_bias=bool(hf.get("attention_bias")),
         attn_out_bias=bool(hf.get("attention_bias")),
@@ -46,7 +46,7 @@ def config(hf: HFConfig) -> ModelConfig:
         final_softcap=float(hf.get("final_logit_softcapping") or 0.0),
         embed_scale=d_model**0.5,
         sliding_window=hf.get("sliding_window") or 4096,
-        layer_types=tuple("sliding" if t == "sliding_attention" else "full" for t in types),  # type: ignore[arg-type]
+        layer_types=tuple("sliding" if t == "sliding_attention" else "full" for t in types),
         tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
         eos_token_ids=tuple(eos if isinstance(eos, list) else [eos] if eos is not None else []),
         name=hf.get("_name_or_path", "") or "gemma3",

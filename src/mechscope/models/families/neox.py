@@ -19,7 +19,7 @@ def config(hf: HFConfig) -> ModelConfig:
     d_head = d // heads
     rp = rope_params(hf)
     pct = rp.get("partial_rotary_factor", hf.get("rotary_pct", 1.0))
-    theta = rp.get("rope_theta", hf.get("rotary_emb_base", 10000.0))
+    theta = rp.get("rope_theta") or hf.get("rotary_emb_base") or 10000.0
     eos = hf.get("eos_token_id")
     return ModelConfig(
         architecture="neox",

