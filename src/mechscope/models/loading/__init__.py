@@ -16,8 +16,9 @@ from mechscope.models.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-# Bump when a change to conversion would make old converted-weights cache entries wrong.
-CONVERTER_VERSION = "1"
+# Bump when a change to conversion (weights or config) would make old cache entries wrong.
+# v2: Gemma 3 sliding layers take their own rotary base.
+CONVERTER_VERSION = "2"
 
 NAMED_MODELS = {
     "smollm2": "SmolLM2-135M-Instruct (GGUF Q4_1, the embedded default)",
