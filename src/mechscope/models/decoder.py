@@ -98,10 +98,10 @@ class HookedDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tokenizer = tokenizer
-        self.embed_tokens = nn.Embedding(cfg.d_vocab, cfg.d_model)
+        self.embed_tokens = _embedding(cfg.d_vocab, cfg.d_model)
         self.embed = HookPoint()  # (batch, pos, d_model): token embeddings (scaled)
         if cfg.positional == "learned":
-            self.embed_positions = nn.Embedding(cfg.n_ctx, cfg.d_model)
+            self.embed_positions = _embedding(cfg.n_ctx, cfg.d_model)
             self.pos_embed = HookPoint()  # (batch, pos, d_model)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.ln_final = Norm(cfg.d_model, cfg)
@@ -115,10 +115,13 @@ class HookedDecoder(nn.Module):
                 self.hook_points[name] = mod
         self._inv_freq: dict[str, torch.Tensor] = {}
         if cfg.positional == "rotary":
-            self._inv_freq["full"] = rope_inv_freq(cfg, cfg.rope_theta, scaled=True)
-            local = cfg.rope_theta_local or cfg.rope_theta
-            # Gemma 3's sliding layers use their own base and no scaling.
-            self._inv_freq["sliding"] = rope_inv_freq(cfg, local, scaled=not cfg.rope_theta_local)
+            kinds = set(cfg.layer_types)
+            if "full" in kinds:
+                self._inv_freq["full"] = rope_inv_freq(cfg, cfg.rope_theta, scaled=True)
+            if "sliding" in kinds:
+                local = cfg.rope_theta_local or cfg.rope_theta
+                # Gemma 3's sliding layers use their own base and no scaling.
+                self._inv_freq["sliding"] = rope_inv_freq(cfg, local, scaled=not cfg.rope_theta_local)
 
     # ----- model maths, as sub-steps ---------------------------------------------------------
     @property
@@ -289,6 +292,18 @@ class HookedDecoder(nn.Module):
         from mechscope.models.generation import generate
 
         return generate(self, prompt, **kwargs)
+
+
+def _embedding(n: int, d: int) -> nn.Embedding:
+    """An embedding table, randomly initialised unless built on the meta device for loading.
+
+    Passing ``_weight`` skips nn.Embedding's own init, which on the meta device imports
+    torch._dynamo and costs ~2 s of every model load.
+    """
+    weight = torch.empty(n, d)
+    if not weight.is_meta:
+        nn.init.normal_(weight)
+    return nn.Embedding(n, d, _weight=weight)
 
 
 def _attention_mask(

@@ -15,7 +15,15 @@ def config(hf: HFConfig) -> ModelConfig:
     if not types:
         pattern = hf.get("sliding_window_pattern") or hf.get("_sliding_window_pattern") or 6
         types = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(n_layers)]
-    full, local = rope_params(hf, "full_attention"), rope_params(hf, "sliding_attention")
+    full = rope_params(hf, "full_attention")
+    # Local layers have their own base: nested in rope_parameters (transformers 5) or the flat
+    # rope_local_base_freq of older configs, never the global rope_theta.
+    nested = hf.get("rope_parameters")
+    local_theta = (
+        nested["sliding_attention"].get("rope_theta")
+        if isinstance(nested, dict) and isinstance(nested.get("sliding_attention"), dict)
+        else None
+    ) or hf.get("rope_local_base_freq", 10_000.0)
     act = hf.get("hidden_activation") or hf.get("hidden_act") or "gelu_pytorch_tanh"
     eos = hf.get("eos_token_id")
     d_model = hf["hidden_size"]
@@ -35,7 +43,7 @@ def config(hf: HFConfig) -> ModelConfig:
         act="gelu_tanh" if act in ("gelu_pytorch_tanh", "gelu_new") else "gelu",
         gated_mlp=True,
         rope_theta=float(full.get("rope_theta", 1_000_000.0)),
-        rope_theta_local=float(local.get("rope_theta") or hf.get("rope_local_base_freq") or 10_000.0),
+        rope_theta_local=float(local_theta),
         rope_scaling=scaling_only(full),
         qkv_bias=bool(hf.get("attention_bias")),
         attn_out_bias=bool(hf.get("attention_bias")),
