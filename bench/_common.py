@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from mechscope.models.config import ModelConfig
 from mechscope.models.decoder import HookedDecoder
+from mechscope.models.memory import keep_freed_memory_by_default
 
 
 # ----- the model under test -------------------------------------------------------------------
@@ -65,13 +66,11 @@ def random_model(cfg: ModelConfig, seed: int = 0) -> HookedDecoder:
 def load_model_under_test(random_weights: bool) -> tuple[HookedDecoder, str]:
     """The embedded SmolLM2 (or a random model of its shape) and a line saying which it is."""
     if not random_weights:
-        try:
-            import mechscope as ms
+        import mechscope as ms
 
-            model = ms.load_model()
-            return model, f"{model.cfg.name or 'embedded default'} ({model.cfg.note or 'checkpoint'})"
-        except ImportError as e:  # the GGUF loader is not in this checkout yet
-            print(f"note: ms.load_model() unavailable ({e}); using random weights of SmolLM2's shape")
+        model = ms.load_model()
+        return model, f"{model.cfg.name or 'embedded default'} ({model.cfg.note or 'checkpoint'})"
+    keep_freed_memory_by_default()  # as load_model() does
     return random_model(smollm2_config()), "random weights, SmolLM2-135M shape"
 
 
@@ -316,29 +315,6 @@ def busy_warning(probe: dict[str, float]) -> str | None:
             "the numbers below measure the neighbour more than the code. Rerun when the machine is idle."
         )
     return None
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory instead of handing it back to the OS (``mallopt``).
-
-    By default every tensor over the (dynamic) mmap threshold is a fresh ``mmap`` whose pages
-    fault in, zeroed, on first touch, and is unmapped again when freed; a forward that keeps
-    many large activations (``run_with_cache`` at 512 tokens) pays that on every call. Same as
-    ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=268435456``.
-    Returns False where there is no glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or platform.system() != "Linux":
-        return False
-    libc = ctypes.CDLL(name)
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # from glibc's malloc.h
-    ok = libc.mallopt(m_mmap_threshold, 32 << 20)  # 32 MiB: glibc's largest allowed value
-    ok &= libc.mallopt(m_trim_threshold, 16 << 30)
-    ok &= libc.mallopt(m_top_pad, 256 << 20)
-    return bool(ok)
 
 
 # ----- reporting ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ A probe before each length detects that and the run ends with a warning; rerun w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +31,6 @@ from _common import (
     contention_probe,
     forward_flops,
     hf_llama,
-    keep_freed_memory,
     load_model_under_test,
     machine,
     table,
@@ -39,6 +39,7 @@ from _common import (
 
 from mechscope.models.decoder import HookedDecoder
 from mechscope.models.hooks import HookPoint
+from mechscope.models.memory import is_keeping_freed_memory
 
 # Name of each implementation, as printed; the keys of the timing dicts.
 HF_EAGER = "transformers eager"
@@ -69,9 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's own default)")
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops, ours vs bare")
     p.add_argument(
-        "--keep-freed-memory",
+        "--system-malloc",
         action="store_true",
-        help="mallopt: glibc keeps freed memory instead of unmapping it (see bench/README.md)",
+        help="leave glibc's malloc at its defaults instead of mechscope's (see bench/README.md)",
     )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
@@ -309,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.keep_freed_memory and not keep_freed_memory():
-        raise SystemExit("bench: --keep-freed-memory needs glibc (Linux)")
+    if args.system_malloc:
+        os.environ["MECHSCOPE_KEEP_FREED_MEMORY"] = "0"
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -323,14 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "weights": source,
         "quick": args.quick,
-        "keep_freed_memory": args.keep_freed_memory,
+        "keep_freed_memory": is_keeping_freed_memory(),
     }
     m = info["machine"]
     print(f"mechscope forward benchmark: {source}")
     print(
         f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
         f"transformers {m['transformers']}"
-        + (", glibc keeps freed memory (--keep-freed-memory)" if args.keep_freed_memory else "")
+        + (", glibc keeps freed memory" if is_keeping_freed_memory() else ", glibc malloc defaults")
     )
     probe = contention_probe()
     info["contention_probe_start"] = probe

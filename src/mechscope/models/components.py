@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +116,25 @@ class AttentionContext:
     rotary: dict[str, Rotary]  # by layer type ("full" / "sliding"); empty for learned positions
     masks: dict[str, torch.Tensor | None]  # bool (batch, 1, pos, kv_pos), True = may attend; None = causal
     cache: KVCache | None = None
+    _additive: dict[tuple[str, int, torch.dtype], torch.Tensor] = field(default_factory=dict)
+
+    def additive_mask(
+        self, kind: str, t: int, s: int, kv_heads: int, group: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """The mask of layer type ``kind`` as 0 / -inf to add to grouped scores.
+
+        Shape (1 or batch * kv_head, group * pos, kv_pos), the layout of the explicit attention
+        path's batched matmul; built once per forward and shared by every layer of that type.
+        """
+        key = (kind, group, dtype)
+        if key not in self._additive:
+            mask = self.masks[kind]
+            allowed = _causal(t, s, device)[None, None] if mask is None else mask  # (b|1, 1, t, s)
+            add = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
+            b = add.shape[0]
+            add = add[:, :, None].expand(b, kv_heads if b > 1 else 1, group, t, s)
+            self._additive[key] = add.reshape(-1, group * t, s)
+        return self._additive[key]
 
 
 class KVCache:
@@ -176,11 +195,10 @@ class Attention(nn.Module):
         q, k, v = self.q(q), self.k(k), self.v(v)
         if ctx.cache is not None:
             k, v = ctx.cache.append(self.layer, k, v)
-        mask = ctx.masks[self.layer_type]
         if self.scores.live or self.pattern.live or cfg.attn_softcap:
-            z = self._explicit(q, k, v, mask)
+            z = self._explicit(q, k, v, ctx)
         else:
-            z = self._fused(q, k, v, mask)
+            z = self._fused(q, k, v, ctx.masks[self.layer_type])
         z = self.z(z)  # (batch, pos, head, d_head)
         if self.result.live:
             w_o = self.o_proj.weight.view(cfg.d_model, cfg.n_heads, cfg.d_head)
@@ -211,27 +229,31 @@ class Attention(nn.Module):
         return z.transpose(1, 2)
 
     def _explicit(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext
     ) -> torch.Tensor:
+        """Attention with the scores and pattern materialised, for hooks and soft-capping.
+
+        Query heads are grouped under their shared key head ((batch * kv_head, group * pos, ...)
+        batched matmuls) instead of copying keys and values; scaling and masking are fused into
+        the scores' matmul (baddbmm) so the largest tensors of the layer are written once each.
+        """
         cfg = self.cfg
         b, t, h, dh = q.shape
         s, kvh = k.shape[1], cfg.n_kv_heads
         g = h // kvh
-        # Group query heads under their shared key head instead of copying k and v.
-        qg = q.view(b, t, kvh, g, dh).permute(0, 2, 3, 1, 4)  # (batch, kv_head, group, pos, d_head)
-        kt = k.permute(0, 2, 3, 1)[:, :, None]  # (batch, kv_head, 1, d_head, kv_pos)
-        scores = (qg @ kt).reshape(b, h, t, s) * cfg.scale  # (batch, head, pos, kv_pos)
+        qg = q.view(b, t, kvh, g, dh).permute(0, 2, 3, 1, 4).reshape(b * kvh, g * t, dh)
+        kt = k.permute(0, 2, 3, 1).reshape(b * kvh, dh, s)
+        mask = ctx.additive_mask(self.layer_type, t, s, kvh, g, q.dtype, q.device)
         if cfg.attn_softcap:
-            scores = torch.tanh(scores / cfg.attn_softcap) * cfg.attn_softcap
-        if mask is None and t > 1:
-            mask = _causal(t, s, q.device)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        scores = self.scores(scores)
-        pattern = self.pattern(torch.softmax(scores.float(), dim=-1).to(q.dtype))
-        vg = v.permute(0, 2, 1, 3)[:, :, None]  # (batch, kv_head, 1, kv_pos, d_head)
-        z = pattern.view(b, kvh, g, t, s) @ vg  # (batch, kv_head, group, pos, d_head)
-        return z.reshape(b, h, t, dh).transpose(1, 2)
+            # Out of place: tanh's backward needs its output.
+            scores = torch.tanh(torch.bmm(qg, kt) * (cfg.scale / cfg.attn_softcap)) * cfg.attn_softcap + mask
+        else:
+            scores = torch.baddbmm(mask, qg, kt, alpha=cfg.scale)
+        scores = self.scores(scores.view(b, h, t, s))  # (batch, head, pos, kv_pos)
+        pattern = self.pattern(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
+        vg = v.permute(0, 2, 1, 3).reshape(b * kvh, s, dh)
+        z = torch.bmm(pattern.reshape(b * kvh, g * t, s), vg)  # (batch * kv_head, group * pos, d_head)
+        return z.view(b, kvh, g, t, dh).permute(0, 3, 1, 2, 4).reshape(b, t, h, dh)
 
 
 def _causal(t: int, s: int, device: torch.device) -> torch.Tensor:
