@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -131,6 +131,10 @@ class HookedDecoder(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.embed_tokens.weight.dtype
+
+    def block(self, layer: int) -> Block:
+        """Block ``layer``, typed (``self.blocks[i]`` is an ``nn.Module`` to type checkers)."""
+        return cast(Block, self.blocks[layer])
 
     @property
     def W_U(self) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""The debugger engine: directions of interest, node metrics, interventions, patching, tracing, lens."""

@@ -1,0 +1,277 @@
+"""Interventions: composable, serialisable edits of activations during a forward.
+
+An :class:`Intervention` is a *target* (MLP neurons, an attention head's output at query tokens, one
+query-key pair of a head, residual-stream positions) and an *op* (zero, mean, resample, set, scale,
+add). Both are pydantic models, so a list of interventions is the JSON the server accepts.
+:func:`intervention_hooks` compiles them into forward hooks for :meth:`HookedDecoder.hooks`.
+
+Explicit ``positions`` refer to the prompt (negative values count from its end) and are applied on
+a call that covers the whole prompt; ``positions=None`` means every position, also while generating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from mechscope.errors import InputError
+from mechscope.models.hooks import HookFn, HookPoint
+
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NeuronTarget(_Spec):
+    kind: Literal["mlp_neuron"] = "mlp_neuron"
+    layer: int = Field(ge=0)
+    index: int | list[int] = Field(description="neuron index or indices")
+    positions: list[int] | None = Field(default=None, description="prompt positions; None = all")
+
+
+class HeadTarget(_Spec):
+    """A head's whole output at its query positions, or with ``key`` one query-key pair of its pattern."""
+
+    kind: Literal["attn_head"] = "attn_head"
+    layer: int = Field(ge=0)
+    head: int = Field(ge=0)
+    positions: list[int] | None = Field(default=None, description="query positions; None = all")
+    key: int | None = Field(
+        default=None, description="key position: edit the attention probability of that pair"
+    )
+    renormalize: bool = Field(default=False, description="with key: rescale the row to sum to 1 again")
+
+
+class ResidualTarget(_Spec):
+    kind: Literal["residual"] = "residual"
+    layer: int = Field(ge=0)
+    point: Literal["resid_pre", "resid_mid", "resid_post"] = "resid_pre"
+    positions: list[int] | None = None
+
+
+Target = Annotated[NeuronTarget | HeadTarget | ResidualTarget, Field(discriminator="kind")]
+
+
+class Zero(_Spec):
+    kind: Literal["zero"] = "zero"
+
+
+class Mean(_Spec):
+    """The target's mean over every token of a reference batch of prompts."""
+
+    kind: Literal["mean"] = "mean"
+    reference: list[str] = Field(min_length=1)
+
+
+class Resample(_Spec):
+    """The target's activation on another prompt, aligned on the last tokens of both."""
+
+    kind: Literal["resample"] = "resample"
+    prompt: str = Field(min_length=1)
+
+
+class Set(_Spec):
+    kind: Literal["set"] = "set"
+    value: float | list[float]
+
+
+class Scale(_Spec):
+    kind: Literal["scale"] = "scale"
+    factor: float
+
+
+class Add(_Spec):
+    """Add a value (a neuron) or a vector (a head's d_head output, a d_model residual: steering)."""
+
+    kind: Literal["add"] = "add"
+    value: float | list[float]
+
+
+Op = Annotated[Zero | Mean | Resample | Set | Scale | Add, Field(discriminator="kind")]
+
+
+class Intervention(_Spec):
+    target: Target
+    op: Op
+
+
+@dataclass
+class _Site:
+    """Where a target lives: a hook point and how to index the unit at given positions."""
+
+    point: str
+    pos_dim: int  # dimension of positions in the hook's tensor, batch excluded
+    unit: tuple[int | list[int] | slice, ...]  # index after positions (neurons, head, ...)
+    width: int  # size of one unit's value (1 for scalars)
+
+
+def _site(model: HookedDecoder, t: NeuronTarget | HeadTarget | ResidualTarget) -> _Site:
+    cfg = model.cfg
+    if t.layer >= cfg.n_layers:
+        raise InputError(f"target.layer {t.layer} out of range 0..{cfg.n_layers - 1}")
+    b = f"blocks.{t.layer}"
+    if isinstance(t, NeuronTarget):
+        idx = [t.index] if isinstance(t.index, int) else list(t.index)
+        if not idx or any(not 0 <= i < cfg.d_mlp for i in idx):
+            raise InputError(f"target.index {t.index} out of range 0..{cfg.d_mlp - 1}")
+        return _Site(f"{b}.mlp.post", 0, (idx,), 1)
+    if isinstance(t, HeadTarget):
+        if t.head >= cfg.n_heads:
+            raise InputError(f"target.head {t.head} out of range 0..{cfg.n_heads - 1}")
+        if t.key is not None:
+            return _Site(f"{b}.attn.pattern", 1, (t.key,), 1)  # (head, pos, kv_pos): see _edit
+        return _Site(f"{b}.attn.z", 0, (t.head, slice(None)), cfg.d_head)
+    if t.point == "resid_mid" and cfg.parallel_residual:
+        raise InputError("target.point 'resid_mid' does not exist with parallel residual")
+    return _Site(f"{b}.{t.point}", 0, (slice(None),), cfg.d_model)
+
+
+def _positions(positions: list[int] | None, n: int) -> list[int] | None:
+    if positions is None:
+        return None
+    out = []
+    for p in positions:
+        q = p + n if p < 0 else p
+        if not 0 <= q < n:
+            raise InputError(f"target.positions: {p} out of range for a prompt of {n} tokens")
+        out.append(q)
+    return out
+
+
+def intervention_hooks(
+    model: HookedDecoder,
+    interventions: Sequence[Intervention],
+    prompt_len: int,
+    rows: Sequence[int] | None = None,
+) -> list[tuple[str, HookFn]]:
+    """Forward hooks applying ``interventions`` to a prompt of ``prompt_len`` tokens.
+
+    ``rows`` restricts them to those batch rows (batched single-node ablations); None = every row.
+    Values that need extra forwards (mean, resample) are computed here, once.
+    """
+    hooks = []
+    for i, iv in enumerate(interventions):
+        try:
+            hooks.append(_compile(model, iv, prompt_len, rows))
+        except InputError as e:
+            raise InputError(f"interventions[{i}]: {e}") from None
+    return hooks
+
+
+def _compile(
+    model: HookedDecoder, iv: Intervention, n: int, rows: Sequence[int] | None
+) -> tuple[str, HookFn]:
+    t, op = iv.target, iv.op
+    site = _site(model, t)
+    positions = _positions(t.positions, n)
+    pair = isinstance(t, HeadTarget) and t.key is not None
+    if pair:
+        assert isinstance(t, HeadTarget) and t.key is not None
+        if not isinstance(op, Zero | Set | Scale):
+            raise InputError(f"op '{op.kind}' is not defined for a query-key pair; use zero, set or scale")
+        if t.key >= n or (positions is not None and any(p < t.key for p in positions)):
+            raise InputError(f"target.key {t.key} must be < {n} and <= every query position (causal)")
+    value = _op_value(model, t, op, site, n)
+    row_idx = None if rows is None else torch.tensor(list(rows), device=model.device)
+    renorm = isinstance(t, HeadTarget) and t.renormalize and pair
+    head = t.head if isinstance(t, HeadTarget) else None
+    idx: tuple[Any, ...] = (slice(None), slice(None) if positions is None else positions, *site.unit)
+    if positions is not None and isinstance(site.unit[0], list):
+        # Positions x neurons as a grid, not as pairs (advanced indexing pairs up lists).
+        idx = (slice(None), torch.tensor(positions)[:, None], torch.tensor(site.unit[0])[None, :])
+
+    def hook(x: torch.Tensor, _hp: HookPoint) -> torch.Tensor:
+        if positions is not None and x.shape[1 + site.pos_dim] != n:
+            return x  # a generation step after the prompt: explicit positions are the prompt's
+        x = x.clone()
+        view = x if row_idx is None else x[row_idx]
+        if pair:
+            sel = view[:, head]  # (batch, pos, kv_pos)
+            pos = slice(None) if positions is None else positions
+            before = sel[:, pos]
+            before[..., site.unit[0]] = _apply(op, before[..., site.unit[0]], value)
+            if renorm:
+                before = before / before.sum(-1, keepdim=True).clamp_min(1e-12)
+            sel[:, pos] = before
+            view[:, head] = sel
+        else:
+            view[idx] = _apply(op, view[idx], value)
+        if row_idx is not None:
+            x[row_idx] = view
+        return x
+
+    return site.point, hook
+
+
+def _op_value(
+    model: HookedDecoder,
+    t: NeuronTarget | HeadTarget | ResidualTarget,
+    op: Zero | Mean | Resample | Set | Scale | Add,
+    site: _Site,
+    n: int,
+) -> torch.Tensor | None:
+    """The tensor an op needs (set/add values, means, resampled activations), shaped to broadcast."""
+    if isinstance(op, Zero | Scale):
+        return None
+    if isinstance(op, Set | Add):
+        vals = [op.value] if isinstance(op.value, float | int) else list(op.value)
+        n_units = len(site.unit[0]) if isinstance(site.unit[0], list) else 1
+        if len(vals) not in (1, site.width * (n_units if site.width == 1 else 1)):
+            raise InputError(
+                f"op.value has {len(vals)} entries; expected 1 or {site.width} (the target's width)"
+            )
+        return torch.tensor(vals, dtype=model.dtype, device=model.device)
+    with torch.no_grad():
+        if isinstance(op, Mean):
+            tokens, mask = model.to_tokens(op.reference)
+            acts = _capture(model, site.point, tokens, mask)
+            keep = torch.ones(tokens.shape, dtype=torch.bool) if mask is None else mask.bool().cpu()
+            flat = acts[keep.to(acts.device)]  # (tokens, ...)
+            return flat[(slice(None), *site.unit)].mean(0)
+        tokens, _ = model.to_tokens(op.prompt)
+        acts = _capture(model, site.point, tokens, None)[0]  # (pos, ...)
+        m = tokens.shape[1]
+        positions = _positions(t.positions, n)
+        src = list(range(n)) if positions is None else positions
+        other = [p - n + m for p in src]  # aligned on the last tokens
+        if any(not 0 <= p < m for p in other):
+            raise InputError(
+                f"op.prompt has {m} tokens; aligned on the last token it does not cover positions {src}"
+            )
+        if positions is None and m != n:
+            raise InputError(f"resampling every position needs prompts of equal length ({n} vs {m} tokens)")
+        return acts[other][(slice(None), *site.unit)]
+
+
+def _capture(
+    model: HookedDecoder, point: str, tokens: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """One hook point's activation on ``tokens`` (batch, pos, ...)."""
+    got: dict[str, torch.Tensor] = {}
+
+    def keep(x: torch.Tensor, _hp: HookPoint) -> None:
+        got["x"] = x.detach()
+
+    with model.hooks(fwd=[(point, keep)]):
+        model(tokens, attention_mask=mask)
+    return got["x"]
+
+
+def _apply(
+    op: Zero | Mean | Resample | Set | Scale | Add, x: torch.Tensor, value: torch.Tensor | None
+) -> torch.Tensor:
+    if isinstance(op, Zero):
+        return torch.zeros_like(x)
+    if isinstance(op, Scale):
+        return x * op.factor
+    assert value is not None
+    if isinstance(op, Add):
+        return x + value
+    return value.expand_as(x)

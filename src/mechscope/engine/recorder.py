@@ -1,0 +1,119 @@
+"""One forward and one backward pass that keep exactly what the node metrics need.
+
+Activations are kept for row 0 and the prompt's positions; gradients are summed over rows (see
+:mod:`mechscope.engine.directions` for why). Hooks slice as they record, so nothing larger than
+the kept tensors outlives its layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from mechscope.engine.directions import Objective
+from mechscope.models.hooks import HookFn, HookPoint
+
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the objective has what it needs; nothing later can change it."""
+
+
+@dataclass
+class Recording:
+    acts: dict[str, torch.Tensor] = field(default_factory=dict)  # row 0, prompt positions
+    grads: dict[str, torch.Tensor] = field(default_factory=dict)  # summed over rows, prompt positions
+    value: float = 0.0
+    logits: torch.Tensor | None = None  # (row, pos, d_vocab) when the forward reached the logits
+
+
+def _prompt_slice(name: str, x: torch.Tensor, n: int) -> torch.Tensor:
+    """x (..., pos, ...) restricted to the first ``n`` positions; the pattern has two position dims."""
+    if name.endswith(("attn.pattern", "attn.scores")):
+        return x[..., :n, :n]
+    return x[:, :n]
+
+
+def record(
+    model: HookedDecoder,
+    objective: Objective,
+    act_names: Iterable[str],
+    grad_names: Iterable[str],
+    extra_hooks: Sequence[tuple[str, HookFn]] = (),
+) -> Recording:
+    """Run ``objective`` forward and backward, keeping ``act_names`` and the gradients of ``grad_names``.
+
+    ``extra_hooks`` (interventions) run before the recording hooks, so what is recorded is what the
+    edited model computed.
+    """
+    rec = Recording()
+    n = objective.prompt_len
+    read: dict[str, torch.Tensor] = {}
+    grad_set = set(grad_names) | {objective.start}
+    act_set = set(act_names)
+
+    def keep(x: torch.Tensor, hp: HookPoint) -> None:
+        if hp.name in objective.read:
+            read[hp.name] = x
+        if hp.name in act_set:
+            rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[:1], n)[0]
+        if hp.name == objective.stop:
+            if hp.name in grad_set and x.requires_grad:
+                # Stopping here skips the point's own backward registration: do it ourselves.
+                x.register_hook(lambda g: keep_grad(g, hp))
+            raise _StopForward
+
+    def keep_grad(g: torch.Tensor, hp: HookPoint) -> None:
+        g = _prompt_slice(hp.name, g.detach(), n).sum(0)
+        prev = rec.grads.get(hp.name)
+        rec.grads[hp.name] = g if prev is None else prev + g
+
+    fwd = [*objective.fwd_hooks, *extra_hooks]
+    fwd += [(name, keep) for name in sorted(act_set | set(objective.read))]
+    bwd = [(name, keep_grad) for name in sorted(grad_set)]
+    with torch.enable_grad(), model.hooks(fwd=fwd, bwd=bwd):
+        try:
+            logits = model(objective.rows)
+            read.setdefault("logits", logits)
+        except _StopForward:
+            pass
+        missing = [name for name in objective.read if name not in read]
+        if missing:
+            raise RuntimeError(f"the forward never reached {missing}")
+        value = objective.value(read)
+        value.backward()
+    rec.value = float(value.detach())
+    if "logits" in read:
+        rec.logits = read["logits"].detach()
+    return rec
+
+
+def evaluate(
+    model: HookedDecoder, objective: Objective, variants: int, hooks: Sequence[tuple[str, HookFn]] = ()
+) -> torch.Tensor:
+    """The objective's value on ``variants`` copies of its rows, batched in one forward: (variants,).
+
+    Variant v owns batch rows ``v * R .. v * R + R - 1`` (R = the objective's rows); ``hooks``
+    (ablations, patches) edit variants through those rows.
+    """
+    r = objective.rows.shape[0]
+    read: dict[str, torch.Tensor] = {}
+
+    def keep(x: torch.Tensor, hp: HookPoint) -> None:
+        read[hp.name] = x.view(variants, r, *x.shape[1:])
+        if hp.name == objective.stop:
+            raise _StopForward
+
+    fwd = [*objective.fwd_hooks, *hooks, *((name, keep) for name in objective.read if name != "logits")]
+    with torch.no_grad(), model.hooks(fwd=fwd):
+        try:
+            logits = model(objective.rows.repeat(variants, 1))
+            read["logits"] = logits.view(variants, r, *logits.shape[1:])
+        except _StopForward:
+            pass
+        return objective.value(read).float()
