@@ -133,19 +133,25 @@ class Attribution:
         rows: dict[tuple[str, tuple[int, ...]], NodeRow] = {}
         for kind in kinds or self.metrics:
             metrics = self.metrics[kind]
+            picks: list[torch.Tensor] = []
             for metric in by:
                 t = getattr(metrics, metric)
                 if t is None:
                     continue
                 flat = t.flatten()
                 kk = min(k, flat.numel())
-                picks = flat.topk(kk).indices.tolist()
+                picks.append(flat.topk(kk).indices)
                 if metric in SIGNED:
-                    picks += (-flat).topk(kk).indices.tolist()
-                for i in picks:
-                    coords = tuple(int(c) for c in torch.unravel_index(torch.tensor(i), t.shape))
-                    if self._is_real(kind, coords):
-                        rows.setdefault((kind, coords), self._row(kind, coords))
+                    picks.append((-flat).topk(kk).indices)
+            if not picks:
+                continue
+            shape = metrics.write_norm.shape
+            # One unravel for all picks: per-index calls cost more than the top-k itself.
+            coords = torch.stack(torch.unravel_index(torch.cat(picks).unique(), shape), -1).tolist()
+            for c in coords:
+                key = (kind, tuple(c))
+                if key not in rows and self._is_real(kind, key[1]):
+                    rows[key] = self._row(kind, key[1])
         return sorted(rows.values(), key=lambda r: -abs(r.total_effect))
 
     def node_metrics(self, node: Node) -> NodeRow:

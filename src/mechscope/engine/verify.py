@@ -79,11 +79,20 @@ def ablation_effects(attr: Attribution, nodes: Sequence[Node], together: bool = 
     return attr.value - evaluate(model, obj, variants, hooks)
 
 
-def verify(attr: Attribution, top_n: int = 20, kinds: Sequence[str] | None = None) -> Verification:
-    """Ablate the ``top_n`` nodes with the largest |estimated total effect| one at a time."""
+FINE_GRAINED = ("mlp_neuron", "attn_head", "attn_head_pair")
+
+
+def verify(attr: Attribution, top_n: int = 20, kinds: Sequence[str] = FINE_GRAINED) -> Verification:
+    """Ablate the ``top_n`` nodes with the largest |estimated total effect| one at a time.
+
+    By default the nodes are neurons, heads and head pairs: zero-ablating a whole embedding or layer
+    output moves the residual stream far off its distribution, where no linear estimate holds.
+    """
     if top_n < 1:
         raise InputError(f"top_n must be >= 1, got {top_n}")
-    rows = attr.top_nodes(k=top_n, kinds=kinds, by=("total_effect",))[:top_n]
+    rows = attr.top_nodes(k=top_n, kinds=[k for k in kinds if k in attr.metrics], by=("total_effect",))[
+        :top_n
+    ]
     nodes = [r.node for r in rows]
     actual = ablation_effects(attr, nodes).tolist()
     est = [r.total_effect for r in rows]
