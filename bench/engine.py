@@ -57,15 +57,15 @@ def main() -> None:
     for t in args.lengths:
         tokens = torch.tensor([ids[:t]])
 
-        def bare() -> float:
+        def bare(tokens: torch.Tensor = tokens) -> float:
             with torch.enable_grad():
                 emb = model.embed_tokens.weight  # a leaf that needs no grad; the hook-free path
                 logits = _forward_with_grad(model, tokens, emb)
                 value = logits[0, -1, mary] - logits[0, -1, john]
                 value.backward()
-            return float(value)
+            return float(value.detach())
 
-        def debugger() -> float:
+        def debugger(tokens: torch.Tensor = tokens) -> float:
             attr = attribute(model, tokens, direction)
             attr.summary(k=10)
             return attr.value
