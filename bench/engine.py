@@ -116,7 +116,9 @@ def _forward_with_grad(model: torch.nn.Module, tokens: torch.Tensor, emb: torch.
     for i in range(model.cfg.n_layers):
         x = model.block(i)(x, ctx)
     del emb
-    return model.unembed(model.final_norm(x))
+    # Only the scored position is unembedded, as the debugger does: the baseline is the cheapest
+    # plain pass that computes the same value, not one that wastes a (pos, d_vocab) product.
+    return model.unembed(model.final_norm(x[:, -1:]))
 
 
 if __name__ == "__main__":

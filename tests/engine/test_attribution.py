@@ -176,3 +176,36 @@ def test_verify_correlates_estimates_with_ablations() -> None:
     assert v.pearson is not None and v.pearson > 0.5
     single = ablation_effects(attr, [v.nodes[0].node])
     assert float(single[0]) == pytest.approx(v.nodes[0].actual, abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_write_norms_match_writes_formed_explicitly(family: str) -> None:
+    model = tiny_model(family)
+    attr = attribute(model, PROMPT, TARGETS)
+    m = attr.metrics
+    cfg = model.cfg
+    _, cache = model.run_with_cache(
+        PROMPT, names=["blocks.*.attn.result", "blocks.*.attn.v", "blocks.*.mlp.post"]
+    )
+    for i, block in enumerate(model.blocks):
+        result = cache[f"blocks.{i}.attn.result"][0]  # (pos, head, d_model): each head's write
+        torch.testing.assert_close(m["attn_head"].write_norm[i], result.norm(dim=-1).T, atol=1e-5, rtol=1e-4)
+        w_o = block.attn.o_proj.weight.view(cfg.d_model, cfg.n_heads, cfg.d_head)
+        v = cache[f"blocks.{i}.attn.v"][0].repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=1)
+        pair_writes = torch.einsum("khe,dhe->hkd", v, w_o).norm(dim=-1)  # (head, kv_pos)
+        p = m["attn_head_pair"].activation[i]  # type: ignore[index]
+        torch.testing.assert_close(
+            m["attn_head_pair"].write_norm[i], p * pair_writes[:, None, :], atol=1e-5, rtol=1e-4
+        )
+        a = cache[f"blocks.{i}.mlp.post"][0]
+        neuron_writes = a.abs() * block.mlp.down_proj.weight.norm(dim=0)
+        torch.testing.assert_close(m["mlp_neuron"].write_norm[i], neuron_writes, atol=1e-5, rtol=1e-4)
+
+
+def test_editing_weights_in_place_refreshes_the_cached_weight_statistics() -> None:
+    model = tiny_model("llama")
+    before = attribute(model, PROMPT, TARGETS).metrics["mlp_neuron"].write_norm[1].clone()
+    with torch.no_grad():
+        model.blocks[1].mlp.down_proj.weight.mul_(2)
+    after = attribute(model, PROMPT, TARGETS).metrics["mlp_neuron"].write_norm[1]
+    torch.testing.assert_close(after, 2 * before)

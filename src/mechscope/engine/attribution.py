@@ -19,6 +19,7 @@ from mechscope.engine.directions import Direction, Objective, compile_direction
 from mechscope.engine.interventions import Intervention, intervention_hooks
 from mechscope.engine.metrics import KIND_METRICS, Context, Metrics, attn_pairs_and_heads, required_points
 from mechscope.engine.nodes import NODE_KINDS, Node, NodeKind
+from mechscope.engine.ranking import top_indices
 from mechscope.engine.recorder import record
 from mechscope.errors import InputError
 
@@ -85,21 +86,25 @@ class Attribution:
     objective: Objective
     value: float
     metrics: dict[str, Metrics]  # kind -> metrics; "attn_head_pair" holds (query, key) pairs
-    logits: torch.Tensor | None  # (pos, d_vocab) of the prompt row, when the forward reached them
+    logits: torch.Tensor | None  # (d_vocab,) at the scored position, when the forward reached them
     interventions: list[Intervention] = field(default_factory=list)
 
     # ----- views -----------------------------------------------------------------------------
     def candidates(self, k: int = 10) -> list[TokenScore]:
         if self.logits is None:
             return []
-        row = self.logits[self.objective.position].float()
+        row = self.logits
         probs = row.softmax(-1)
-        order = row.argsort(descending=True)
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(len(order))
-        ids = list(dict.fromkeys([*order[:k].tolist(), *self.objective.pinned]))
+        top = row.topk(min(k, len(row))).indices.tolist()
+        ids = list(dict.fromkeys([*top, *self.objective.pinned]))
         return [
-            TokenScore(id=i, token=self._tok(i), logit=float(row[i]), prob=float(probs[i]), rank=int(rank[i]))
+            TokenScore(
+                id=i,
+                token=self._tok(i),
+                logit=float(row[i]),
+                prob=float(probs[i]),
+                rank=int((row > row[i]).sum()),  # 0 = the most likely token
+            )
             for i in ids
         ]
 
@@ -138,11 +143,9 @@ class Attribution:
                 t = getattr(metrics, metric)
                 if t is None:
                     continue
-                flat = t.flatten()
-                kk = min(k, flat.numel())
-                picks.append(flat.topk(kk).indices)
+                picks.append(top_indices(t, k))
                 if metric in SIGNED:
-                    picks.append((-flat).topk(kk).indices)
+                    picks.append(top_indices(t, k, largest=False))
             if not picks:
                 continue
             shape = metrics.write_norm.shape
@@ -263,5 +266,4 @@ def attribute(
             metrics["attn_head_pair"], metrics["attn_head"] = attn_pairs_and_heads(ctx)
         else:
             metrics[kind] = KIND_METRICS[kind](ctx)
-    logits = rec.logits[0, : len(ids)] if rec.logits is not None else None
-    return Attribution(model, ids, objective, rec.value, metrics, logits, list(interventions))
+    return Attribution(model, ids, objective, rec.value, metrics, rec.logits, list(interventions))

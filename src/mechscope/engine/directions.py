@@ -105,7 +105,7 @@ class Objective:
     value: Callable[
         [dict[str, torch.Tensor]], torch.Tensor
     ]  # activations (..., row, pos, ...) by name -> (...)
-    read: tuple[str, ...] = ("logits",)  # hook points whose activations the value is computed from
+    read: tuple[str, ...]  # hook points whose activations the value is computed from
     stop: str | None = None  # the forward may stop after this point: nothing later matters
     fwd_hooks: list[tuple[str, HookFn]] = field(default_factory=list)  # freezes and detaches
     pinned: list[int] = field(default_factory=list)  # token ids shown first in a logits table
@@ -202,25 +202,39 @@ def _logit_objective(
     pad = model.tokenizer.pad_id if model.tokenizer is not None and model.tokenizer.pad_id is not None else 0
     # Right padding: causal attention keeps it out of every real position.
     tokens = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=model.device)
-    r_idx, p_idx, t_idx = (torch.tensor([e[i] for e in entries], device=model.device) for i in range(3))
+    t_idx = torch.tensor([e[2] for e in entries], device=model.device)
     weights = torch.tensor([e[3] for e in entries], device=model.device)
     as_prob = isinstance(d, Prob)
 
+    last = f"blocks.{model.cfg.n_layers - 1}.resid_post"
+
+    # Only the scored positions go through the final norm and the unembedding (at 256 tokens the
+    # full logits and their backward cost a fifth of the pass), and a logit difference only
+    # needs the unembedding rows of its tokens.
+    sites = sorted({(e[0], e[1]) for e in entries})
+    s_row, s_pos = (torch.tensor([x[i] for x in sites], device=model.device) for i in range(2))
+    site_of = torch.tensor([sites.index((e[0], e[1])) for e in entries], device=model.device)
+    e_idx = torch.arange(len(entries), device=model.device)
+
     def value(acts: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = acts["logits"][..., r_idx, p_idx, :].float()  # (..., entry, d_vocab)
+        x = model.final_norm(acts[last][..., s_row, s_pos, :])  # (..., site, d_model)
         if use_logprob:
-            x = x.log_softmax(-1)
-        v = (x.gather(-1, t_idx.expand(*x.shape[:-2], -1)[..., None])[..., 0] * weights).sum(-1)
+            lp = model.unembed(x).float().log_softmax(-1)  # (..., site, d_vocab)
+            v = lp[..., site_of, t_idx]
+        else:
+            v = model.unembed(x, t_idx).float()[..., site_of, e_idx]
+        v = (v * weights).sum(-1)
         return v.exp() if as_prob else v
 
-    last = model.cfg.n_layers - 1
     hooks: list[tuple[str, HookFn]] = [("ln_final.scale", detach_hook)] if freeze else []
     return Objective(
         rows=tokens,
         prompt_len=n,
         position=pos,
-        start=f"blocks.{last}.resid_post",
+        start=last,
         value=value,
+        read=(last,),
+        stop=last,
         fwd_hooks=hooks,
         pinned=list(dict.fromkeys(ids[0] for ids, _ in conts)),
         linear=freeze and not use_logprob and not model.cfg.final_softcap,

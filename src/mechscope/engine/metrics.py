@@ -10,13 +10,16 @@ tensors are indexed like the nodes (see the shapes there). Definitions (docs/att
   pass starts (only nodes upstream of that point have one).
 - *estimated total effect*: activation x gradient (for a head at a token: the sum over its pairs).
 
-Per-pair write vectors are never materialised: per (key, head) value vectors are projected once.
+Per-pair write vectors are never materialised (see :func:`attn_pairs_and_heads`), and direct
+effects are only computed at the positions the gradient reaches (:attr:`Context.reached`).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import torch
@@ -51,6 +54,15 @@ class Context:
     def g_start(self) -> torch.Tensor:  # (pos, d_model)
         return self.rec.grads[self.start]
 
+    @cached_property
+    def reached(self) -> torch.Tensor:
+        """Positions whose start gradient is non-zero: the only ones with direct effects.
+
+        A logit objective's gradient enters the residual stream at the scored position alone, so
+        direct effects cost one position's worth of products instead of the whole prompt's.
+        """
+        return (self.g_start != 0).any(-1).nonzero()[:, 0]
+
     def upstream(self, rank: int) -> bool:
         return rank <= self.start_rank
 
@@ -58,12 +70,58 @@ class Context:
         return name in self.rec.acts
 
 
-def _post_norm(ctx: Context, layer: int, which: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Gain (d_model,) and frozen scale (pos, 1) of a Gemma post-norm, or (None, None)."""
+@dataclass
+class _LayerWeights:
+    """Weight-only quantities of one layer, with a Gemma post-norm's gain folded in."""
+
+    down: torch.Tensor  # (d_model, d_mlp)
+    down_norm: torch.Tensor  # (d_mlp,): norm of each neuron's write per unit of activation
+    w_o: torch.Tensor  # (d_model, head, d_head)
+    gram: torch.Tensor  # (head, d_head, d_head): W_O,h^T W_O,h, so |W_O,h x| = sqrt(x^T G_h x)
+
+
+_WEIGHTS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[_LayerWeights]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _layer_weights(model: HookedDecoder) -> list[_LayerWeights]:
+    """Per-layer weight statistics, cached per model until a weight is replaced or edited in place.
+
+    Column norms of a (d_model, d_mlp) matrix are a strided reduction that costs more than the
+    metrics of a short prompt; they only change when the weights do.
+    """
+    cfg = model.cfg
+    params: list[torch.Tensor] = []
+    for i in range(cfg.n_layers):
+        b = model.block(i)
+        params += [b.mlp.down_proj.weight, b.attn.o_proj.weight]
+        if cfg.sandwich_norms:
+            params += [b.ln1_post.weight, b.ln2_post.weight]
+    key = tuple(v for p in params for v in (p.data_ptr(), p._version))
+    hit = _WEIGHTS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    out = []
+    with torch.no_grad():
+        for i in range(cfg.n_layers):
+            b = model.block(i)
+            down = b.mlp.down_proj.weight.float()
+            w_o = b.attn.o_proj.weight.float().view(cfg.d_model, cfg.n_heads, cfg.d_head)
+            if cfg.sandwich_norms:
+                down = down * b.ln2_post.gain().float()[:, None]
+                w_o = w_o * b.ln1_post.gain().float()[:, None, None]
+            gram = torch.einsum("dhe,dhf->hef", w_o, w_o)
+            out.append(_LayerWeights(down, down.norm(dim=0), w_o, gram))
+    _WEIGHTS[model] = (key, out)
+    return out
+
+
+def _post_scale(ctx: Context, layer: int, which: str) -> torch.Tensor | None:
+    """The frozen scale (pos, 1) of a Gemma post-norm (its gain is folded into the weights), or None."""
     if not ctx.model.cfg.sandwich_norms:
-        return None, None
-    norm = getattr(ctx.model.block(layer), which)
-    return norm.gain().float(), ctx.rec.acts[f"blocks.{layer}.{which}.scale"].float()
+        return None
+    return ctx.rec.acts[f"blocks.{layer}.{which}.scale"].float()
 
 
 def required_points(model: HookedDecoder, kinds: set[str]) -> tuple[list[str], list[str]]:
@@ -94,77 +152,81 @@ def required_points(model: HookedDecoder, kinds: set[str]) -> tuple[list[str], l
     return acts, grads
 
 
+def _empty(*shape: int) -> torch.Tensor:
+    return torch.empty(shape)
+
+
 def mlp_neuron(ctx: Context) -> Metrics:
     """Shapes (layer, pos, d_mlp)."""
-    cfg, n = ctx.model.cfg, ctx.n
-    out = {k: torch.zeros(cfg.n_layers, n, cfg.d_mlp) for k in ("act", "write", "de", "te")}
+    cfg, n, reached = ctx.model.cfg, ctx.n, ctx.reached
+    act, write, te = (_empty(cfg.n_layers, n, cfg.d_mlp) for _ in range(3))
+    de = torch.zeros(cfg.n_layers, n, cfg.d_mlp)
+    weights = _layer_weights(ctx.model)
+    g = ctx.g_start.float()[reached]
     for i in range(cfg.n_layers):
-        block = ctx.model.block(i)
         name = f"blocks.{i}.mlp.post"
         if not ctx.ran(name) or not ctx.upstream(2 * i + 2):
+            for t in (act, write, te):
+                t[i] = 0
             continue
+        lw = weights[i]
         a = ctx.rec.acts[name].float()  # (pos, d_mlp)
-        w = block.mlp.down_proj.weight.float()  # (d_model, d_mlp)
-        gain, scale = _post_norm(ctx, i, "ln2_post")
-        g = ctx.g_start.float()
-        if gain is not None and scale is not None:
-            g = g * gain / scale
-            col = (w * gain[:, None]).norm(dim=0)[None] / scale  # (pos, d_mlp)
-        else:
-            col = w.norm(dim=0)[None]
-        out["act"][i] = a
-        out["write"][i] = a.abs() * col
-        out["de"][i] = a * (g @ w)
-        out["te"][i] = a * ctx.rec.grads[name].float()
-    return Metrics(out["act"], out["write"], out["de"], out["te"])
-
-
-def _head_vectors(
-    ctx: Context, i: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Per (key, head) value writes (pos, head, d_model), the output weights, post-norm gain and scale."""
-    cfg = ctx.model.cfg
-    w_o = ctx.model.block(i).attn.o_proj.weight.float().view(cfg.d_model, cfg.n_heads, cfg.d_head)
-    v = ctx.rec.acts[f"blocks.{i}.attn.v"].float()  # (pos, kv_head, d_head)
-    v = v.repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=1)  # (pos, head, d_head)
-    u = torch.einsum("khe,dhe->khd", v, w_o)  # (kv_pos, head, d_model)
-    gain, scale = _post_norm(ctx, i, "ln1_post")
-    return u, w_o, gain, scale
+        scale = _post_scale(ctx, i, "ln2_post")
+        act[i] = a
+        torch.mul(a.abs(), lw.down_norm, out=write[i])
+        de[i, reached] = a[reached] * (g @ lw.down)
+        if scale is not None:
+            write[i] /= scale
+            de[i, reached] /= scale[reached]
+        torch.mul(a, ctx.rec.grads[name].float(), out=te[i])
+    return Metrics(act, write, de, te)
 
 
 def attn_pairs_and_heads(ctx: Context) -> tuple[Metrics, Metrics]:
-    """Pairs (layer, head, pos, kv_pos) and heads summed over keys (layer, head, pos)."""
-    cfg, n = ctx.model.cfg, ctx.n
-    shape = (cfg.n_layers, cfg.n_heads, n, n)
-    pair = {k: torch.zeros(shape) for k in ("act", "write", "de", "te")}
-    head = {k: torch.zeros(shape[:3]) for k in ("act", "write", "de", "te")}
-    for i in range(cfg.n_layers):
+    """Pairs (layer, head, pos, kv_pos) and heads summed over keys (layer, head, pos).
+
+    Per-pair writes ``p[q, k] * W_O,h v[k]`` are never formed: their norms come from each
+    head's Gram matrix and their direct effects from the gradient projected into head space.
+    """
+    cfg, n, reached = ctx.model.cfg, ctx.n, ctx.reached
+    layers, heads, group = cfg.n_layers, cfg.n_heads, cfg.n_heads // cfg.n_kv_heads
+    p_act, p_write, p_te = (_empty(layers, heads, n, n) for _ in range(3))
+    p_de = torch.zeros(layers, heads, n, n)
+    h_act, h_write, h_te = (_empty(layers, heads, n) for _ in range(3))
+    h_de = torch.zeros(layers, heads, n)
+    weights = _layer_weights(ctx.model)
+    g = ctx.g_start.float()[reached]
+    for i in range(layers):
         name = f"blocks.{i}.attn.pattern"
         if not ctx.ran(name) or not ctx.upstream(2 * i + 1):
+            for t in (p_act, p_write, p_te, h_act, h_write, h_te):
+                t[i] = 0
             continue
+        lw = weights[i]
         p = ctx.rec.acts[name].float()  # (head, pos, kv_pos)
-        u, w_o, gain, scale = _head_vectors(ctx, i)
-        g = ctx.g_start.float()  # (pos, d_model)
+        v = (
+            ctx.rec.acts[f"blocks.{i}.attn.v"].float().repeat_interleave(group, dim=1)
+        )  # (kv_pos, head, d_head)
         z = ctx.rec.acts[f"blocks.{i}.attn.z"].float()  # (pos, head, d_head)
-        w = torch.einsum("qhe,dhe->hqd", z, w_o)  # (head, pos, d_model): each head's write
-        if gain is not None and scale is not None:
-            g = g * gain / scale
-            u_norm = (u * gain).norm(dim=-1).T[:, None, :] / scale[None]  # (head, pos, kv_pos)
-            w = w * gain / scale[None]
-        else:
-            u_norm = u.norm(dim=-1).T[:, None, :]  # (head, 1, kv_pos)
-        pair["act"][i] = p
-        pair["write"][i] = p * u_norm
-        pair["de"][i] = p * torch.einsum("qd,khd->hqk", g, u)
-        pair["te"][i] = p * ctx.rec.grads[name].float()
-        head["act"][i] = z.norm(dim=-1).T
-        head["write"][i] = w.norm(dim=-1)
-        head["de"][i] = pair["de"][i].sum(-1)
-        head["te"][i] = pair["te"][i].sum(-1)
-    return (
-        Metrics(pair["act"], pair["write"], pair["de"], pair["te"]),
-        Metrics(head["act"], head["write"], head["de"], head["te"]),
-    )
+        scale = _post_scale(ctx, i, "ln1_post")
+        v_norm = torch.einsum("khe,hef,khf->hk", v, lw.gram, v).clamp_(min=0).sqrt_()  # (head, kv_pos)
+        z_norm = torch.einsum("qhe,hef,qhf->hq", z, lw.gram, z).clamp_(min=0).sqrt_()  # (head, pos)
+        g_head = torch.einsum("qd,dhe->qhe", g, lw.w_o)  # (reached, head, d_head)
+        de_reached = p[:, reached] * torch.einsum("qhe,khe->hqk", g_head, v)  # (head, reached, kv_pos)
+        if scale is not None:
+            de_reached /= scale[reached][None]
+            z_norm /= scale[:, 0][None]
+        p_act[i] = p
+        torch.mul(p, v_norm[:, None, :], out=p_write[i])
+        if scale is not None:
+            p_write[i] /= scale[None]
+        p_de[i][:, reached] = de_reached
+        torch.mul(p, ctx.rec.grads[name].float(), out=p_te[i])
+        h_act[i] = z.norm(dim=-1).T
+        h_write[i] = z_norm
+        h_de[i][:, reached] = de_reached.sum(-1)
+        torch.sum(p_te[i], -1, out=h_te[i])
+    return Metrics(p_act, p_write, p_de, p_te), Metrics(h_act, h_write, h_de, h_te)
 
 
 def embedding(ctx: Context) -> Metrics:

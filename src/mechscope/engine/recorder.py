@@ -7,6 +7,7 @@ the kept tensors outlives its layer.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ class Recording:
     acts: dict[str, torch.Tensor] = field(default_factory=dict)  # row 0, prompt positions
     grads: dict[str, torch.Tensor] = field(default_factory=dict)  # summed over rows, prompt positions
     value: float = 0.0
-    logits: torch.Tensor | None = None  # (row, pos, d_vocab) when the forward reached the logits
+    logits: torch.Tensor | None = None  # (d_vocab,): row 0 at the scored position, when the forward got there
 
 
 def _prompt_slice(name: str, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -68,6 +69,9 @@ def record(
                 x.register_hook(lambda g: keep_grad(g, hp))
             raise _StopForward
 
+    def keep_last(x: torch.Tensor, hp: HookPoint) -> None:
+        read[hp.name] = x  # the next-token candidates are read from here when the forward gets here
+
     def keep_grad(g: torch.Tensor, hp: HookPoint) -> None:
         g = _prompt_slice(hp.name, g.detach(), n).sum(0)
         prev = rec.grads.get(hp.name)
@@ -76,20 +80,21 @@ def record(
     fwd = [*objective.fwd_hooks, *extra_hooks]
     fwd += [(name, keep) for name in sorted(act_set | set(objective.read))]
     bwd = [(name, keep_grad) for name in sorted(grad_set)]
+    last = f"blocks.{model.cfg.n_layers - 1}.resid_post"
+    if last not in objective.read and objective.stop is None:
+        fwd.append((last, keep_last))
     with torch.enable_grad(), model.hooks(fwd=fwd, bwd=bwd):
-        try:
-            logits = model(objective.rows)
-            read.setdefault("logits", logits)
-        except _StopForward:
-            pass
+        with contextlib.suppress(_StopForward):
+            model(objective.rows)
         missing = [name for name in objective.read if name not in read]
         if missing:
             raise RuntimeError(f"the forward never reached {missing}")
         value = objective.value(read)
         value.backward()
+        if last in read:
+            with torch.no_grad():
+                rec.logits = model.unembed(model.final_norm(read[last][0, objective.position])).float()
     rec.value = float(value.detach())
-    if "logits" in read:
-        rec.logits = read["logits"].detach()
     return rec
 
 
@@ -109,11 +114,8 @@ def evaluate(
         if hp.name == objective.stop:
             raise _StopForward
 
-    fwd = [*objective.fwd_hooks, *hooks, *((name, keep) for name in objective.read if name != "logits")]
+    fwd = [*objective.fwd_hooks, *hooks, *((name, keep) for name in objective.read)]
     with torch.no_grad(), model.hooks(fwd=fwd):
-        try:
-            logits = model(objective.rows.repeat(variants, 1))
-            read["logits"] = logits.view(variants, r, *logits.shape[1:])
-        except _StopForward:
-            pass
+        with contextlib.suppress(_StopForward):
+            model(objective.rows.repeat(variants, 1))
         return objective.value(read).float()

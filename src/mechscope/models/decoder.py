@@ -161,12 +161,17 @@ class HookedDecoder(nn.Module):
     def final_norm(self, resid: torch.Tensor) -> torch.Tensor:
         return self.ln_final(resid)
 
-    def unembed(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised residual (..., d_model) -> logits (..., d_vocab), soft-capped where the model does."""
-        logits = x @ self.W_U.T
+    def unembed(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised residual (..., d_model) -> logits (..., d_vocab), soft-capped where the model does.
+
+        With ``ids`` only those vocabulary entries are computed, (..., len(ids)): a logit
+        difference needs two rows of the unembedding, not all of them. Partial logits do not pass
+        through the ``logits`` hook point.
+        """
+        logits = x @ (self.W_U if ids is None else self.W_U[ids]).T
         if self.cfg.final_softcap:
             logits = torch.tanh(logits / self.cfg.final_softcap) * self.cfg.final_softcap
-        return self.logits(logits)
+        return self.logits(logits) if ids is None else logits
 
     def attention_context(
         self, positions: torch.Tensor, key_valid: torch.Tensor | None, cache: KVCache | None = None
@@ -242,6 +247,10 @@ class HookedDecoder(nn.Module):
 
     def add_hook(self, name: NameFilter, fn: HookFn, direction: str = "fwd") -> list[HookHandle]:
         """Attach ``fn`` to every point that ``name`` selects; keep the handles to remove it."""
+        if isinstance(name, str) and name in self.hook_points:
+            # Exact names are the common case (the engine attaches hundreds per request): skip
+            # resolving a filter against every point's name.
+            return [self.hook_points[name].add(fn, direction)]
         return [self.hook_points[n].add(fn, direction) for n in compile_filter(name, self.hook_names())]
 
     def reset_hooks(self) -> None:
