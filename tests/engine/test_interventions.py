@@ -156,3 +156,26 @@ def test_specs_round_trip_as_json_and_errors_name_the_field() -> None:
             intervention_hooks(model, [Intervention.model_validate({"target": target, "op": op})], 12)
         del i
     assert Node.parse("L1.attn_head.2@5<-3") == Node(kind="attn_head", layer=1, index=2, token=5, key=3)
+
+
+@pytest.mark.parametrize(
+    ("node", "point", "index"),
+    [
+        ("L1.mlp_neuron.7@4", "blocks.1.mlp.post", (0, 4, 7)),
+        ("L0.attn_head.2@5", "blocks.0.attn.z", (0, 5, 2)),
+        ("L1.attn_head.3@6<-2", "blocks.1.attn.pattern", (0, 3, 6, 2)),
+        ("L0.attn_out@3", "blocks.0.attn_out", (0, 3)),
+        ("L1.mlp_out@9", "blocks.1.mlp_out", (0, 9)),
+        ("embedding@1", "embed", (0, 1)),
+    ],
+)
+def test_on_node_zeroes_exactly_that_node(node: str, point: str, index: tuple[int, ...]) -> None:
+    model = tiny_model("llama")
+    iv = Intervention.on_node(Node.parse(node))
+    assert Intervention.model_validate_json(iv.model_dump_json()) == iv  # travels as JSON
+    _, clean = run(model, [], point)
+    _, edited = run(model, [iv.model_dump()], point)
+    assert edited[index].abs().sum() == 0
+    expected = clean.clone()
+    expected[index] = 0
+    torch.testing.assert_close(edited, expected)

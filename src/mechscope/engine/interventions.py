@@ -1,7 +1,8 @@
 """Interventions: composable, serialisable edits of activations during a forward.
 
 An :class:`Intervention` is a *target* (MLP neurons, an attention head's output at query tokens, one
-query-key pair of a head, residual-stream positions) and an *op* (zero, mean, resample, set, scale,
+query-key pair of a head, residual-stream positions, a layer's output, the token embedding; every
+node kind has one, see :meth:`Intervention.on_node`) and an *op* (zero, mean, resample, set, scale,
 add). Both are pydantic models, so a list of interventions is the JSON the server accepts.
 :func:`intervention_hooks` compiles them into forward hooks for :meth:`HookedDecoder.hooks`.
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from mechscope.engine.nodes import Node
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn, HookPoint
 
@@ -56,7 +58,23 @@ class ResidualTarget(_Spec):
     positions: list[int] | None = None
 
 
-Target = Annotated[NeuronTarget | HeadTarget | ResidualTarget, Field(discriminator="kind")]
+class LayerOutputTarget(_Spec):
+    """A whole attention or MLP layer's output (its write to the residual stream, biases included)."""
+
+    kind: Literal["attn_out", "mlp_out"]
+    layer: int = Field(ge=0)
+    positions: list[int] | None = None
+
+
+class EmbeddingTarget(_Spec):
+    """The token embedding (learned position embeddings are left alone)."""
+
+    kind: Literal["embedding"] = "embedding"
+    positions: list[int] | None = None
+
+
+AnyTarget = NeuronTarget | HeadTarget | ResidualTarget | LayerOutputTarget | EmbeddingTarget
+Target = Annotated[AnyTarget, Field(discriminator="kind")]
 
 
 class Zero(_Spec):
@@ -101,6 +119,27 @@ class Intervention(_Spec):
     target: Target
     op: Op
 
+    @classmethod
+    def on_node(
+        cls, node: Node, op: Zero | Mean | Resample | Set | Scale | Add | None = None
+    ) -> Intervention:
+        """The intervention that edits exactly ``node`` (zero-ablates it by default): the Debugger's
+        "ablate" action. A head pair is edited without renormalising its row."""
+        target: AnyTarget
+        pos = [node.token]
+        if node.kind == "mlp_neuron":
+            assert node.layer is not None and node.index is not None
+            target = NeuronTarget(layer=node.layer, index=node.index, positions=pos)
+        elif node.kind == "attn_head":
+            assert node.layer is not None and node.index is not None
+            target = HeadTarget(layer=node.layer, head=node.index, positions=pos, key=node.key)
+        elif node.kind == "embedding":
+            target = EmbeddingTarget(positions=pos)
+        else:
+            assert node.layer is not None
+            target = LayerOutputTarget(kind=node.kind, layer=node.layer, positions=pos)
+        return cls(target=target, op=op or Zero())
+
 
 @dataclass
 class _Site:
@@ -112,8 +151,10 @@ class _Site:
     width: int  # size of one unit's value (1 for scalars)
 
 
-def _site(model: HookedDecoder, t: NeuronTarget | HeadTarget | ResidualTarget) -> _Site:
+def _site(model: HookedDecoder, t: AnyTarget) -> _Site:
     cfg = model.cfg
+    if isinstance(t, EmbeddingTarget):
+        return _Site("embed", 0, (slice(None),), cfg.d_model)
     if t.layer >= cfg.n_layers:
         raise InputError(f"target.layer {t.layer} out of range 0..{cfg.n_layers - 1}")
     b = f"blocks.{t.layer}"
@@ -128,6 +169,8 @@ def _site(model: HookedDecoder, t: NeuronTarget | HeadTarget | ResidualTarget) -
         if t.key is not None:
             return _Site(f"{b}.attn.pattern", 1, (t.key,), 1)  # (head, pos, kv_pos): see _edit
         return _Site(f"{b}.attn.z", 0, (t.head, slice(None)), cfg.d_head)
+    if isinstance(t, LayerOutputTarget):
+        return _Site(f"{b}.{t.kind}", 0, (slice(None),), cfg.d_model)
     if t.point == "resid_mid" and cfg.parallel_residual:
         raise InputError("target.point 'resid_mid' does not exist with parallel residual")
     return _Site(f"{b}.{t.point}", 0, (slice(None),), cfg.d_model)
@@ -212,7 +255,7 @@ def _compile(
 
 def _op_value(
     model: HookedDecoder,
-    t: NeuronTarget | HeadTarget | ResidualTarget,
+    t: AnyTarget,
     op: Zero | Mean | Resample | Set | Scale | Add,
     site: _Site,
     n: int,

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from mechscope.engine.attribution import prompt_ids
 from mechscope.engine.directions import Direction, Objective, compile_direction
-from mechscope.engine.recorder import evaluate, record
+from mechscope.engine.recorder import Recording, capture, evaluate, record
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookPoint
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PatchSite = Literal["resid_pre", "attn_out", "mlp_out", "heads", "heads_by_pos"]
 PATCH_SITES: tuple[PatchSite, ...] = ("resid_pre", "attn_out", "mlp_out", "heads", "heads_by_pos")
-MAX_TOKENS_PER_FORWARD = 2048  # bounds a batched forward's memory (its logits above all)
+MAX_TOKENS_PER_FORWARD = 2048  # bounds a batched forward's memory
 
 
 class PatchingResult(BaseModel):
@@ -69,17 +69,6 @@ def _objectives(
     return a, compile_direction(model, a, direction), compile_direction(model, b, direction)
 
 
-def _clean_acts(model: HookedDecoder, obj: Objective, points: list[str]) -> dict[str, torch.Tensor]:
-    got: dict[str, torch.Tensor] = {}
-
-    def keep(x: torch.Tensor, hp: HookPoint) -> None:
-        got[hp.name] = x.detach()
-
-    with torch.no_grad(), model.hooks(fwd=[(p, keep) for p in points]):
-        model(obj.rows)
-    return got  # (row, pos, ...) each
-
-
 def patch(
     model: HookedDecoder,
     clean: ModelInput,
@@ -96,14 +85,17 @@ def patch(
     ids, clean_obj, corr_obj = _objectives(model, clean, corrupted, direction)
     n, cfg = len(ids), model.cfg
     points = [_point(site, i) for i in range(cfg.n_layers)]
-    clean_acts = _clean_acts(model, clean_obj, points)
-    clean_value = float(evaluate(model, clean_obj, 1)[0])
-    corr_value = float(evaluate(model, corr_obj, 1)[0])
+    clean_acts, clean_value = capture(model, clean_obj, points)
+    if method == "attribution":
+        rec = record(model, corr_obj, points, points)
+        corr_value = rec.value
+    else:
+        corr_value = float(evaluate(model, corr_obj, 1)[0])
     denom = clean_value - corr_value
     if abs(denom) < 1e-9:
         raise InputError("the clean and corrupted prompts give the same value: nothing to restore")
     if method == "attribution":
-        grid = _attribution_grid(model, corr_obj, clean_acts, points, site, n)
+        grid = _attribution_grid(rec, clean_acts, points, site, n)
     else:
         grid = _activation_grid(model, corr_obj, clean_acts, points, site, n)
     tok = model.tokenizer
@@ -165,15 +157,9 @@ def _activation_grid(
 
 
 def _attribution_grid(
-    model: HookedDecoder,
-    obj: Objective,
-    clean: dict[str, torch.Tensor],
-    points: list[str],
-    site: PatchSite,
-    n: int,
+    rec: Recording, clean: dict[str, torch.Tensor], points: list[str], site: PatchSite, n: int
 ) -> torch.Tensor:
     """(clean - corrupted) . gradient of the corrupted run, per cell."""
-    rec = record(model, obj, points, points)
     rows = []
     for point in points:
         diff = clean[point][0, :n].float() - rec.acts[point].float()  # (pos, ...)

@@ -119,3 +119,23 @@ def evaluate(
         with contextlib.suppress(_StopForward):
             model(objective.rows.repeat(variants, 1))
         return objective.value(read).float()
+
+
+def capture(
+    model: HookedDecoder, objective: Objective, points: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], float]:
+    """One no-grad forward of the objective's rows: the activations at ``points`` (row, pos, ...)
+    and the objective's value, stopping as soon as both are known."""
+    got: dict[str, torch.Tensor] = {}
+    wanted = set(points) | set(objective.read)
+
+    def keep(x: torch.Tensor, hp: HookPoint) -> None:
+        got[hp.name] = x.detach()
+        if hp.name == objective.stop and wanted <= got.keys():
+            raise _StopForward
+
+    with torch.no_grad(), model.hooks(fwd=[*objective.fwd_hooks, *((p, keep) for p in sorted(wanted))]):
+        with contextlib.suppress(_StopForward):
+            model(objective.rows)
+        value = float(objective.value(got))
+    return {p: got[p] for p in points}, value

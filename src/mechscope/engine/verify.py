@@ -14,13 +14,13 @@ import torch
 from pydantic import BaseModel
 
 from mechscope.engine.attribution import Attribution
+from mechscope.engine.interventions import Intervention, intervention_hooks
 from mechscope.engine.nodes import Node
 from mechscope.engine.recorder import evaluate
 from mechscope.errors import InputError
-from mechscope.models.hooks import HookFn, HookPoint
 
 if TYPE_CHECKING:
-    from mechscope.models.decoder import HookedDecoder
+    pass
 
 
 class VerifiedNode(BaseModel):
@@ -37,37 +37,9 @@ class Verification(BaseModel):
     spearman: float | None
 
 
-def zero_node_hook(model: HookedDecoder, node: Node, rows: Sequence[int]) -> tuple[str, HookFn]:
-    """A forward hook that zeroes ``node`` in batch ``rows``: a neuron, a head at a query token
-    (its whole output), one query-key pair (no renormalisation), an embedding or a layer output."""
-    b = f"blocks.{node.layer}"
-    idx = torch.tensor(list(rows))
-    t = node.token
-    sel: tuple[torch.Tensor | int | None, ...]
-    if node.kind == "mlp_neuron":
-        point, sel = f"{b}.mlp.post", (idx, t, node.index)
-    elif node.kind == "attn_head" and node.key is not None:
-        point, sel = f"{b}.attn.pattern", (idx, node.index, t, node.key)
-    elif node.kind == "attn_head":
-        point, sel = f"{b}.attn.z", (idx, t, node.index)
-    elif node.kind == "embedding":
-        point, sel = "embed", (idx, t)
-    else:
-        point, sel = f"{b}.{node.kind}", (idx, t)
-
-    def hook(x: torch.Tensor, _hp: HookPoint) -> torch.Tensor:
-        x = x.clone()
-        x[sel] = 0
-        return x
-
-    return point, hook
-
-
 def ablation_effects(attr: Attribution, nodes: Sequence[Node], together: bool = False) -> torch.Tensor:
     """value - value with each node zero-ablated (shape (len(nodes),)), or with all of them at once
     (shape (1,)) when ``together``; interventions of the attribution stay applied."""
-    from mechscope.engine.interventions import intervention_hooks
-
     model, obj = attr.model, attr.objective
     r = obj.rows.shape[0]
     variants = 1 if together else len(nodes)
@@ -75,7 +47,7 @@ def ablation_effects(attr: Attribution, nodes: Sequence[Node], together: bool = 
     for v, node in enumerate(nodes):
         node.check(model.cfg, obj.prompt_len)
         rows = range((0 if together else v) * r, (0 if together else v) * r + r)
-        hooks.append(zero_node_hook(model, node, rows))
+        hooks += intervention_hooks(model, [Intervention.on_node(node)], obj.prompt_len, rows)
     return attr.value - evaluate(model, obj, variants, hooks)
 
 
