@@ -34,3 +34,55 @@ def test_hooks_lists_names(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["hooks", str(write_folder(tmp_path / "m")), "--aliases"])
     assert result.exit_code == 0
     assert "blocks.0.mlp.post" in result.output and "hook_embed -> embed" in result.output
+
+
+def _folder_with_tokenizer(path: Path) -> Path:
+    from tokenizers import Regex, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers.models import WordLevel
+
+    folder = write_folder(path)
+    vocab = ["<pad>", "<bos>", "<eos>", "a", "b", "c", "d", "e", " ", "M", "J"]  # the config's 11
+    backend = HFTokenizer(WordLevel({c: i for i, c in enumerate(vocab)}, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_attribute_prints_candidates_and_nodes_and_json(tmp_path: Path) -> None:
+    folder = str(_folder_with_tokenizer(tmp_path / "m"))
+    result = CliRunner().invoke(
+        main, ["attribute", "ab cab", "-m", folder, "--target", "a", "--distractor", "b"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "logit diff: 'a' vs 'b'" in result.output and "top nodes" in result.output
+    assert "L0.attn_head" in result.output
+    args = ["attribute", "ab cab", "-m", folder, "--target", "a", "--ablate", "L0.attn_head.0@5", "--json"]
+    out = json.loads(CliRunner().invoke(main, args).output)
+    assert out["interventions"][0]["target"] == {
+        "kind": "attn_head",
+        "layer": 0,
+        "head": 0,
+        "positions": [5],
+        "key": None,
+        "renormalize": False,
+    }
+    assert out["result"]["nodes"] and "baseline_value" in out
+    traced = CliRunner().invoke(
+        main, ["attribute", "ab cab", "-m", folder, "--trace", "L0.mlp_neuron.3@5", "--verify", "5"]
+    )
+    assert traced.exit_code == 0, traced.output
+    assert "pearson" in traced.output
+
+
+def test_attribute_bad_input_is_one_line(tmp_path: Path) -> None:
+    folder = str(_folder_with_tokenizer(tmp_path / "m"))
+    for args, message in [
+        ([], "--target"),
+        (["--target", "a", "--kinds", "neurons"], "--kinds"),
+        (["--target", "a", "--ablate", "L9.mlp_neuron.1@1"], "layer 9 out of range"),
+        (["--target", "a", "--trace", "L0.mlp_neuron.1@1"], "not both"),
+    ]:
+        result = CliRunner().invoke(main, ["attribute", "ab", "-m", folder, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip().count("\n") == 0 and message in result.output, (args, result.output)

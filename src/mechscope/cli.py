@@ -119,6 +119,87 @@ def generate(
 
 
 @main.command()
+@click.argument("prompt")
+@click.option("--model", "-m", default=None, help=MODEL_HELP)
+@click.option(
+    "--target", "targets", multiple=True, help="Token (or text) whose score is explained (repeatable)."
+)
+@click.option(
+    "--distractor", "distractors", multiple=True, help="Token subtracted from the targets (repeatable)."
+)
+@click.option("--position", default=-1, show_default=True, help="Prompt position whose next token is scored.")
+@click.option(
+    "--trace", default=None, help="Explain a node instead, e.g. L5.attn_head.2@10<-3 or L3.mlp_neuron.7@4."
+)
+@click.option(
+    "--through",
+    type=click.Choice(["pre", "post", "query", "key", "query_key", "value"]),
+    default=None,
+    help="With --trace: what of the node is traced (see docs/attribution.md).",
+)
+@click.option(
+    "--ablate", multiple=True, help="Zero-ablate this node first (repeatable); shows baseline vs ablated."
+)
+@click.option(
+    "-k",
+    "k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Top nodes per kind and metric.",
+)
+@click.option("--rows", default=25, show_default=True, type=click.IntRange(1), help="Node rows printed.")
+@click.option(
+    "--kinds",
+    default=",".join(["mlp_neuron", "attn_head", "embedding", "attn_out", "mlp_out"]),
+    show_default=True,
+    help="Comma-separated node kinds to score.",
+)
+@click.option("--keep-norm-scale", is_flag=True, help="Let the gradient flow through the final norm's scale.")
+@click.option(
+    "--verify", "verify_n", default=0, type=click.IntRange(0, 200), help="Ablate the top N nodes and compare."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@friendly_errors
+def attribute(
+    prompt: str,
+    model: str | None,
+    targets: tuple[str, ...],
+    distractors: tuple[str, ...],
+    position: int,
+    trace: str | None,
+    through: str | None,
+    ablate: tuple[str, ...],
+    k: int,
+    rows: int,
+    kinds: str,
+    keep_norm_scale: bool,
+    verify_n: int,
+    as_json: bool,
+) -> None:
+    """Why does the model give PROMPT's next token? Scores every node for a logit difference
+    (--target/--distractor) or for a traced node (--trace), in one forward and backward pass."""
+    from mechscope.cli_attribute import run_attribute
+
+    run_attribute(
+        prompt=prompt,
+        model_ref=model,
+        targets=list(targets),
+        distractors=list(distractors),
+        position=position,
+        trace=trace,
+        through=through,
+        ablate=list(ablate),
+        k=k,
+        rows=rows,
+        kinds=[x.strip() for x in kinds.split(",") if x.strip()],
+        freeze_norm_scale=not keep_norm_scale,
+        verify_n=verify_n,
+        as_json=as_json,
+    )
+
+
+@main.command()
 @click.argument("model", required=False)
 @click.option("--aliases", is_flag=True, help="Also list the TransformerLens-style aliases.")
 @friendly_errors
