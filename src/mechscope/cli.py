@@ -200,6 +200,38 @@ def attribute(
 
 
 @main.command()
+@click.option("--model", "-m", default=None, help=MODEL_HELP)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; 0.0.0.0 exposes the server to the network.",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--cors-origin", "cors", multiple=True, help="Also allow API calls from this origin (repeatable)."
+)
+@friendly_errors
+def serve(model: str | None, host: str, port: int, cors: tuple[str, ...]) -> None:
+    """Serve the JSON API (/api, schema at /openapi.json) and the web app for a model."""
+    from mechscope.server.run import serve_model
+
+    serve_model(model, host, port, list(cors), "", open_browser=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--no-browser", is_flag=True, help="Do not open a browser; only print the address.")
+@friendly_errors
+def demo(host: str, port: int, no_browser: bool) -> None:
+    """Serve the embedded SmolLM2 and open the Debugger on the IOI prompt (" Mary" vs " John")."""
+    from mechscope.server.run import IOI_QUERY, serve_model
+
+    serve_model(None, host, port, [], IOI_QUERY, open_browser=not no_browser)
+
+
+@main.command()
 @click.argument("model", required=False)
 @click.option("--aliases", is_flag=True, help="Also list the TransformerLens-style aliases.")
 @friendly_errors

@@ -42,6 +42,45 @@ class NodeTokens(BaseModel):
     drivers: list[TokenValue] | None  # input tokens whose embedding drives it most (neurons only)
 
 
+class NodeActivations(BaseModel):
+    """A node's activation at every token of a prompt (its kind at each position)."""
+
+    node: Node
+    tokens: list[str]
+    values: list[float]  # per position: neuron activation, head output norm, layer write norm
+    pattern: list[float] | None = None  # heads: the attention of the node's query token over keys
+
+
+def node_activations(model: HookedDecoder, prompt: ModelInput, node: Node) -> NodeActivations:
+    """What ``node``'s unit does at each token of ``prompt`` (the node's own token picks the
+    pattern row shown for heads)."""
+    ids = prompt_ids(model, prompt)
+    node.check(model.cfg, len(ids))
+    b = f"blocks.{node.layer}"
+    point = {
+        "mlp_neuron": f"{b}.mlp.post",
+        "attn_head": f"{b}.attn.z",
+        "attn_out": f"{b}.attn_out",
+        "mlp_out": f"{b}.mlp_out",
+        "embedding": "embed",
+    }[node.kind]
+    names = [point] + ([f"{b}.attn.pattern"] if node.kind == "attn_head" else [])
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor([ids]), names=names)
+    x = cache[point][0].float()
+    pattern = None
+    if node.kind == "mlp_neuron":
+        values = x[:, node.index]
+    elif node.kind == "attn_head":
+        values = x[:, node.index].norm(dim=-1)
+        pattern = [float(v) for v in cache[f"{b}.attn.pattern"][0, node.index, node.token, : node.token + 1]]
+    else:
+        values = x.norm(dim=-1)
+    return NodeActivations(
+        node=node, tokens=[_tok(model, i) for i in ids], values=[float(v) for v in values], pattern=pattern
+    )
+
+
 def _tok(model: HookedDecoder, i: int) -> str:
     return model.tokenizer.token_str(i) if model.tokenizer is not None else str(i)
 

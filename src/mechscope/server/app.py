@@ -1,0 +1,83 @@
+"""``create_app``: the JSON API under /api and the built web app on the same origin."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from mechscope import __version__
+from mechscope.server import errors
+from mechscope.server.deps import ServerState
+from mechscope.server.routes import debugger, generate, patching, views
+from mechscope.server.routes import model as model_routes
+from mechscope.server.schemas import ErrorBody
+from mechscope.server.settings import Settings
+from mechscope.server.worker import ModelWorker
+
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder
+
+STATIC = Path(__file__).parent / "static"  # `npm run build` in web/ writes here
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "bad input: the message names the field and what is allowed"},
+    503: {"model": ErrorBody, "description": "the model's queue is full; retry after Retry-After seconds"},
+}
+ROUTERS = (model_routes.router, debugger.router, views.router, patching.router, generate.router)
+
+_NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>mechscope</title>
+<p>mechscope's API is running (<a href="/docs">/docs</a>), but the web app is not built in this
+install. Build it with <code>bash scripts/build_web.sh</code> (needs Node.js and npm), then restart.</p>"""
+
+
+def create_app(
+    model: HookedDecoder, settings: Settings | None = None, static_dir: Path | None = None
+) -> FastAPI:
+    """The server for ``model``; ``static_dir`` (default: the package's built web app) is served at /."""
+    settings = settings or Settings()
+    worker = ModelWorker(settings.queue_size, settings.cache_size)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        worker.close()
+
+    app = FastAPI(title="mechscope", version=__version__, lifespan=lifespan)
+    app.state.mechscope = ServerState(model=model, worker=worker, settings=settings)
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    _mount_web(app, static_dir or STATIC)
+    return app
+
+
+def _mount_web(app: FastAPI, root: Path) -> None:
+    """Files of the built app by exact path; any other non-API path gets index.html, so that a
+    shared link such as /debugger?prompt=... or /node/... opens the page it names."""
+    root = root.resolve()
+    index = root / "index.html"
+
+    @app.get("/{path:path}", include_in_schema=False)
+    def web(path: str) -> Response:
+        if path == "api" or path.startswith("api/"):
+            return errors.json_error(f"no API route /{path}", None, 404)
+        if not index.is_file():
+            return HTMLResponse(_NOT_BUILT)
+        candidate = (root / path).resolve()
+        # Only files inside the built folder: a request path never walks out of it.
+        if path and candidate.is_file() and candidate.is_relative_to(root):
+            return FileResponse(candidate)
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,67 @@
+"""Errors as JSON bodies (``ErrorBody``): 422 for bad input, 503 when busy, 500 without a trace."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mechscope.errors import MechscopeError
+from mechscope.server.worker import QueueFull
+
+log = logging.getLogger("mechscope.server")
+
+# Engine messages lead with the field they are about: "targets[0]: ...", "interventions[1]: ...".
+_FIELD = re.compile(r"^([A-Za-z_][\w.]*(?:\[\d+\])*(?:\.[\w]+)*): ")
+
+
+class LimitError(MechscopeError):
+    """A request asks for more than the server's limits allow."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def json_error(
+    error: str, field: str | None, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "field": field}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        field = ".".join(loc) or None
+        msg = first.get("msg", "invalid request")
+        return json_error(f"{field}: {msg}" if field else msg, field, 422)
+
+    @app.exception_handler(LimitError)
+    async def over_limit(_request: Request, exc: LimitError) -> JSONResponse:
+        return json_error(str(exc), exc.field, 422)
+
+    @app.exception_handler(MechscopeError)
+    async def bad_input(_request: Request, exc: MechscopeError) -> JSONResponse:
+        msg = str(exc)
+        m = _FIELD.match(msg)
+        return json_error(msg, m.group(1) if m else None, 422)
+
+    @app.exception_handler(QueueFull)
+    async def busy(_request: Request, exc: QueueFull) -> JSONResponse:
+        return json_error(str(exc), None, 503, {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return json_error(str(exc.detail), None, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return json_error("internal error; the server log has the details", None, 500)

@@ -1,0 +1,40 @@
+"""Checks of a request against the server's :class:`Limits`, before any model work is queued."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mechscope.engine.interventions import Intervention, Mean
+from mechscope.server.errors import LimitError
+from mechscope.server.settings import Limits
+
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder
+
+
+def prompt_tokens(model: HookedDecoder, text: str, field: str, limits: Limits) -> int:
+    """Token count of ``text`` (BOS included), refused past ``max_prompt_tokens``."""
+    n = len(model.to_tokens(text)[0][0])
+    if n > limits.max_prompt_tokens:
+        raise LimitError(
+            field, f"{field} has {n} tokens; the limit is {limits.max_prompt_tokens} (max_prompt_tokens)"
+        )
+    return n
+
+
+def at_most(value: int, limit: int, field: str, name: str) -> None:
+    if value > limit:
+        raise LimitError(field, f"{field} is {value}; the limit is {limit} ({name})")
+
+
+def interventions(model: HookedDecoder, ivs: Sequence[Intervention], field: str, limits: Limits) -> None:
+    at_most(len(ivs), limits.max_batch, field, "max_batch")
+    for i, iv in enumerate(ivs):
+        if isinstance(iv.op, Mean):
+            f = f"{field}[{i}].op.reference"
+            at_most(len(iv.op.reference), limits.max_batch, f, "max_batch")
+            for j, text in enumerate(iv.op.reference):
+                prompt_tokens(model, text, f"{f}[{j}]", limits)
+        elif iv.op.kind == "resample":
+            prompt_tokens(model, iv.op.prompt, f"{field}[{i}].op.prompt", limits)

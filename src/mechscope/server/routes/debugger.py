@@ -1,0 +1,119 @@
+"""The Debugger's request: attribution of one run, or two runs side by side; and verify."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+
+from mechscope.engine.compare import Run
+from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
+from mechscope.engine.verify import Verification
+from mechscope.server import limits
+from mechscope.server.deps import State
+from mechscope.server.schemas import DebugRequest, DebugResponse, Token, VerifyRequest
+
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder
+
+router = APIRouter(tags=["debugger"])
+
+
+def _continuation(t: Token) -> str | list[int]:
+    return [t] if isinstance(t, int) else t
+
+
+def direction(req: DebugRequest) -> Direction:
+    from mechscope.errors import InputError
+
+    if req.trace is not None:
+        if req.targets or req.distractors:
+            raise InputError("trace: give either a trace or targets/distractors, not both")
+        return NodeDirection(node=req.trace.node, through=req.trace.through, downstream=req.trace.downstream)
+    if not req.targets:
+        raise InputError("targets: give at least one target token (or a trace)")
+    return LogitDiff(
+        targets=[_continuation(t) for t in req.targets],
+        distractors=[_continuation(t) for t in req.distractors],
+        position=req.position,
+    )
+
+
+def check(state: State, req: DebugRequest) -> None:
+    lim = state.settings.limits
+    limits.at_most(req.k, lim.max_k, "k", "max_k")
+    limits.at_most(len(req.targets) + len(req.distractors), lim.max_batch, "targets", "max_batch")
+    limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
+    if req.prompt2 is not None:
+        limits.prompt_tokens(state.model, req.prompt2, "prompt2", lim)
+    limits.interventions(state.model, req.interventions, "interventions", lim)
+
+
+def _runs(req: DebugRequest) -> tuple[Run, Run]:
+    left = Run(prompt=req.prompt)
+    right = Run(prompt=req.prompt2 or req.prompt, interventions=req.interventions)
+    return left, right
+
+
+def debug_result(model: HookedDecoder, req: DebugRequest) -> DebugResponse:
+    from mechscope.engine.attribution import attribute
+    from mechscope.engine.compare import compare
+
+    start = time.perf_counter()
+    d = direction(req)
+    if not req.interventions and req.prompt2 is None:
+        attr = attribute(model, req.prompt, d, kinds=req.kinds, freeze_norm_scale=req.freeze_norm_scale)
+        return DebugResponse(left=attr.summary(req.k), elapsed_ms=(time.perf_counter() - start) * 1000)
+    left, right = _runs(req)
+    cmp = compare(
+        model, left, right, d, align=req.align, kinds=req.kinds, freeze_norm_scale=req.freeze_norm_scale
+    )
+    s = cmp.summary(req.k)
+    return DebugResponse(
+        left=s.left,
+        right=s.right,
+        value_diff=s.value_diff,
+        alignment=s.alignment,
+        candidates=s.candidates,
+        nodes=s.nodes,
+        elapsed_ms=(time.perf_counter() - start) * 1000,
+    )
+
+
+def verify_result(model: HookedDecoder, req: VerifyRequest) -> Verification:
+    from mechscope.engine.attribution import attribute
+    from mechscope.engine.compare import compare
+    from mechscope.engine.verify import verify
+
+    d = direction(req)
+    if not req.interventions and req.prompt2 is None:
+        attr = attribute(model, req.prompt, d, kinds=req.kinds, freeze_norm_scale=req.freeze_norm_scale)
+    else:
+        left, right = _runs(req)
+        attr = compare(
+            model, left, right, d, align=req.align, kinds=req.kinds, freeze_norm_scale=req.freeze_norm_scale
+        ).right
+    return verify(attr, top_n=req.top_n)
+
+
+@router.post("/debug")
+async def debug(req: DebugRequest, state: State) -> DebugResponse:
+    """Attribute the direction of interest on the prompt (and on the edited or second prompt):
+    next-token candidates, token effects and the node table; paired nodes when there are two runs."""
+    check(state, req)
+    result, cached = await state.worker.run(
+        "debug:" + req.model_dump_json(), lambda: debug_result(state.model, req)
+    )
+    return result.model_copy(update={"cached": cached})
+
+
+@router.post("/verify")
+async def verify_nodes(req: VerifyRequest, state: State) -> Verification:
+    """Zero-ablate the top nodes one at a time; correlation of the true effects with the estimates."""
+    check(state, req)
+    limits.at_most(req.top_n, state.settings.limits.max_verify, "top_n", "max_verify")
+    result, _ = await state.worker.run(
+        "verify:" + req.model_dump_json(), lambda: verify_result(state.model, req)
+    )
+    return result

@@ -1,0 +1,34 @@
+"""Activation and attribution patching sweeps, ready for heatmaps."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mechscope.engine.patching import PatchingResult
+from mechscope.server import limits
+from mechscope.server.deps import State
+from mechscope.server.schemas import PatchRequest
+
+router = APIRouter(tags=["patching"])
+
+
+@router.post("/patch")
+async def patch_sweep(req: PatchRequest, state: State) -> PatchingResult:
+    """Patch each site from the clean prompt into the corrupted one (activation patching), or
+    estimate it linearly from one forward-backward pair (attribution patching, the default)."""
+    from mechscope.engine.directions import LogitDiff
+    from mechscope.engine.patching import patch
+
+    lim = state.settings.limits
+    limits.prompt_tokens(state.model, req.clean, "clean", lim)
+    limits.prompt_tokens(state.model, req.corrupted, "corrupted", lim)
+    limits.at_most(len(req.targets) + len(req.distractors), lim.max_batch, "targets", "max_batch")
+    direction = LogitDiff(
+        targets=[[t] if isinstance(t, int) else t for t in req.targets],
+        distractors=[[t] if isinstance(t, int) else t for t in req.distractors],
+    )
+    result, _ = await state.worker.run(
+        "patch:" + req.model_dump_json(),
+        lambda: patch(state.model, req.clean, req.corrupted, direction, site=req.site, method=req.method),
+    )
+    return result

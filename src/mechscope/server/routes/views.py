@@ -1,0 +1,49 @@
+"""Token views: a node on a prompt (activations, promoted and suppressed tokens) and the logit lens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mechscope.engine.lens import LensResult
+from mechscope.server import limits
+from mechscope.server.deps import State
+from mechscope.server.schemas import LensRequest, NodeDetail, NodeRequest
+
+router = APIRouter(tags=["views"])
+
+
+@router.post("/node")
+async def node_detail(req: NodeRequest, state: State) -> NodeDetail:
+    """A node's activation at every token of the prompt, and the tokens it promotes, suppresses
+    and (neurons) is driven by."""
+    from mechscope.engine.lens import node_activations, node_tokens
+
+    lim = state.settings.limits
+    limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
+    limits.at_most(req.k, lim.max_k, "k", "max_k")
+
+    def work() -> NodeDetail:
+        acts = node_activations(state.model, req.prompt, req.node)
+        tokens = (
+            node_tokens(state.model, req.node, req.prompt, req.k)
+            if req.node.kind in ("mlp_neuron", "attn_head")
+            else None
+        )
+        return NodeDetail(label=str(req.node), activations=acts, tokens=tokens)
+
+    result, _ = await state.worker.run("node:" + req.model_dump_json(), work)
+    return result
+
+
+@router.post("/lens")
+async def lens(req: LensRequest, state: State) -> LensResult:
+    """Logit lens: every layer's residual stream through the final norm and unembedding, top-k per position."""
+    from mechscope.engine.lens import logit_lens
+
+    lim = state.settings.limits
+    limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
+    limits.at_most(req.k, lim.max_k, "k", "max_k")
+    result, _ = await state.worker.run(
+        "lens:" + req.model_dump_json(), lambda: logit_lens(state.model, req.prompt, req.k)
+    )
+    return result

@@ -1,0 +1,152 @@
+"""Request and response bodies of the HTTP API (its OpenAPI schema is generated from these).
+
+Responses reuse the engine's own pydantic models (``AttributionSummary``, ``ComparisonSummary``,
+``PatchingResult``, ...), so the library, the API and the generated TypeScript client share one
+vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mechscope.engine.attribution import AttributionSummary
+from mechscope.engine.compare import CandidatePair, NodePair
+from mechscope.engine.interventions import Intervention
+from mechscope.engine.lens import NodeActivations, NodeTokens
+from mechscope.engine.nodes import NODE_KINDS, Node, NodeKind
+from mechscope.engine.patching import PatchSite
+from mechscope.server.settings import Limits
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Token = str | int
+"""A continuation as text (tokenised without BOS) or as one token id."""
+
+
+class ModelInfo(BaseModel):
+    name: str
+    architecture: str
+    weights: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    d_mlp: int
+    d_vocab: int
+    n_ctx: int
+    node_kinds: list[str]
+    limits: Limits
+
+
+class TokenizeRequest(_Request):
+    text: str = Field(max_length=20_000)
+    add_bos: bool = True
+
+
+class TokenInfo(BaseModel):
+    id: int
+    token: str
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[TokenInfo]
+
+
+class Trace(_Request):
+    """Explain a node's activation instead of the logit difference (the trace banner)."""
+
+    node: Node
+    through: Literal["pre", "post", "query", "key", "query_key", "value"] | None = None
+    downstream: Node | None = None
+
+
+class DebugRequest(_Request):
+    """Everything the Debugger page asks: one prompt explained, or two runs side by side.
+
+    The left pane is always ``prompt`` unedited. A right pane appears when ``interventions`` or
+    ``prompt2`` is given: ``prompt2`` (or ``prompt`` again) with the interventions applied, whose
+    positions therefore refer to the right prompt.
+    """
+
+    prompt: str = Field(min_length=1, max_length=20_000)
+    prompt2: str | None = Field(default=None, min_length=1, max_length=20_000)
+    targets: list[Token] = Field(default_factory=list, description="empty only when tracing")
+    distractors: list[Token] = Field(default_factory=list)
+    position: int = Field(default=-1, description="prompt position whose next token is scored")
+    trace: Trace | None = None
+    interventions: list[Intervention] = Field(default_factory=list)
+    kinds: list[NodeKind] = Field(default_factory=lambda: list(NODE_KINDS), min_length=1)
+    k: int = Field(default=10, ge=1, description="top nodes per kind and metric")
+    freeze_norm_scale: bool = True
+    align: Literal["last"] | list[tuple[int, int]] = "last"
+
+
+class DebugResponse(BaseModel):
+    left: AttributionSummary
+    right: AttributionSummary | None = None
+    value_diff: float | None = None  # right - left
+    alignment: list[tuple[int, int]] | None = None
+    candidates: list[CandidatePair] | None = None  # both sides' candidates, scored on both
+    nodes: list[NodePair] | None = None  # both sides' top nodes, paired through the alignment
+    elapsed_ms: float
+    cached: bool = False
+
+
+class VerifyRequest(DebugRequest):
+    """Ablate the top nodes of the run the node table shows (the right pane when there is one)."""
+
+    top_n: int = Field(default=20, ge=1)
+
+
+class NodeRequest(_Request):
+    prompt: str = Field(min_length=1, max_length=20_000)
+    node: Node
+    k: int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
+
+
+class NodeDetail(BaseModel):
+    label: str
+    activations: NodeActivations
+    tokens: NodeTokens | None  # None for kinds with no per-unit output direction
+
+
+class LensRequest(_Request):
+    prompt: str = Field(min_length=1, max_length=20_000)
+    k: int = Field(default=5, ge=1)
+
+
+class PatchRequest(_Request):
+    clean: str = Field(min_length=1, max_length=20_000)
+    corrupted: str = Field(min_length=1, max_length=20_000)
+    targets: list[Token] = Field(min_length=1)
+    distractors: list[Token] = Field(default_factory=list)
+    site: PatchSite = "resid_pre"
+    method: Literal["activation", "attribution"] = "attribution"
+
+
+class GenerateRequest(_Request):
+    prompt: str = Field(min_length=1, max_length=20_000)
+    max_new_tokens: int = Field(default=32, ge=0)
+    temperature: float = Field(default=0.0, ge=0)
+    top_k: int | None = Field(default=None, ge=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    interventions: list[Intervention] = Field(default_factory=list)
+
+
+class GenerateResponse(BaseModel):
+    text: str
+    tokens: list[TokenInfo]
+    elapsed_ms: float
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: what was wrong and, where known, which field."""
+
+    error: str
+    field: str | None = None
