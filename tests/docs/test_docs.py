@@ -40,3 +40,14 @@ def test_glossary_defines_every_dimension_name() -> None:
     dims = {d for shape, _ in HOOKS.values() for d in shape.split() if d != "1"}
     for d in dims:
         assert f"`{d}`" in text, d
+
+
+def test_every_api_route_is_in_api_md() -> None:
+    from mechscope.server.app import ROUTERS
+
+    text = (DOCS / "api.md").read_text()
+    for router in ROUTERS:
+        for route in router.routes:
+            methods = sorted(getattr(route, "methods", set()))
+            path = "/api" + getattr(route, "path", "")
+            assert f"`{methods[0]} {path}`" in text, f"docs/api.md does not document {methods[0]} {path}"

@@ -69,10 +69,13 @@ def _mount_web(app: FastAPI, root: Path) -> None:
     shared link such as /debugger?prompt=... or /node/... opens the page it names."""
     root = root.resolve()
     index = root / "index.html"
+    api_paths = {"/api" + getattr(r, "path", "") for router in ROUTERS for r in router.routes}
 
     @app.get("/{path:path}", include_in_schema=False)
     def web(path: str) -> Response:
         if path == "api" or path.startswith("api/"):
+            if f"/{path}" in api_paths:
+                return errors.json_error(f"/{path} takes POST with a JSON body", None, 405)
             return errors.json_error(f"no API route /{path}", None, 404)
         if not index.is_file():
             return HTMLResponse(_NOT_BUILT)

@@ -19,8 +19,8 @@ log = logging.getLogger("mechscope.server")
 _FIELD = re.compile(r"^([A-Za-z_][\w.]*(?:\[\d+\])*(?:\.[\w]+)*): ")
 
 
-class LimitError(MechscopeError):
-    """A request asks for more than the server's limits allow."""
+class FieldError(MechscopeError):
+    """A request field the server refuses (over a limit, or invalid for this model), named."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -43,8 +43,8 @@ def install(app: FastAPI) -> None:
         msg = first.get("msg", "invalid request")
         return json_error(f"{field}: {msg}" if field else msg, field, 422)
 
-    @app.exception_handler(LimitError)
-    async def over_limit(_request: Request, exc: LimitError) -> JSONResponse:
+    @app.exception_handler(FieldError)
+    async def bad_field(_request: Request, exc: FieldError) -> JSONResponse:
         return json_error(str(exc), exc.field, 422)
 
     @app.exception_handler(MechscopeError)

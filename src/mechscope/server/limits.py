@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mechscope.engine.interventions import Intervention, Mean
-from mechscope.server.errors import LimitError
+from mechscope.server.errors import FieldError
 from mechscope.server.settings import Limits
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ def prompt_tokens(model: HookedDecoder, text: str, field: str, limits: Limits) -
     """Token count of ``text`` (BOS included), refused past ``max_prompt_tokens``."""
     n = len(model.to_tokens(text)[0][0])
     if n > limits.max_prompt_tokens:
-        raise LimitError(
+        raise FieldError(
             field, f"{field} has {n} tokens; the limit is {limits.max_prompt_tokens} (max_prompt_tokens)"
         )
     return n
@@ -25,7 +25,7 @@ def prompt_tokens(model: HookedDecoder, text: str, field: str, limits: Limits) -
 
 def at_most(value: int, limit: int, field: str, name: str) -> None:
     if value > limit:
-        raise LimitError(field, f"{field} is {value}; the limit is {limit} ({name})")
+        raise FieldError(field, f"{field} is {value}; the limit is {limit} ({name})")
 
 
 def interventions(model: HookedDecoder, ivs: Sequence[Intervention], field: str, limits: Limits) -> None:

@@ -12,6 +12,7 @@ from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
 from mechscope.engine.verify import Verification
 from mechscope.server import limits
 from mechscope.server.deps import State
+from mechscope.server.errors import FieldError
 from mechscope.server.schemas import DebugRequest, DebugResponse, Token, VerifyRequest
 
 if TYPE_CHECKING:
@@ -44,10 +45,19 @@ def check(state: State, req: DebugRequest) -> None:
     lim = state.settings.limits
     limits.at_most(req.k, lim.max_k, "k", "max_k")
     limits.at_most(len(req.targets) + len(req.distractors), lim.max_batch, "targets", "max_batch")
-    limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
+    n = limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
     if req.prompt2 is not None:
         limits.prompt_tokens(state.model, req.prompt2, "prompt2", lim)
     limits.interventions(state.model, req.interventions, "interventions", lim)
+    if req.trace is not None:
+        from mechscope.errors import InputError
+
+        for name, node in (("trace.node", req.trace.node), ("trace.downstream", req.trace.downstream)):
+            try:
+                if node is not None:
+                    node.check(state.model.cfg, n)
+            except InputError as e:
+                raise FieldError(name, f"{name}: {e}") from None
 
 
 def _runs(req: DebugRequest) -> tuple[Run, Run]:
