@@ -45,7 +45,9 @@ class ModelInfo(BaseModel):
 
 class TokenizeRequest(_Request):
     text: str = Field(max_length=20_000)
-    add_bos: bool = True
+    add_bos: bool | None = Field(
+        default=None, description="None: as the model tokenises a prompt (what /api/debug runs)"
+    )
 
 
 class TokenInfo(BaseModel):
