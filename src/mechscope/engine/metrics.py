@@ -71,7 +71,7 @@ class Context:
 
 
 @dataclass
-class _LayerWeights:
+class LayerWeights:
     """Weight-only quantities of one layer, with a Gemma post-norm's gain folded in."""
 
     down: torch.Tensor  # (d_model, d_mlp)
@@ -80,12 +80,12 @@ class _LayerWeights:
     gram: torch.Tensor  # (head, d_head, d_head): W_O,h^T W_O,h, so |W_O,h x| = sqrt(x^T G_h x)
 
 
-_WEIGHTS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[_LayerWeights]]] = (
+_WEIGHTS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[LayerWeights]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _layer_weights(model: HookedDecoder) -> list[_LayerWeights]:
+def layer_weights(model: HookedDecoder) -> list[LayerWeights]:
     """Per-layer weight statistics, cached per model until a weight is replaced or edited in place.
 
     Column norms of a (d_model, d_mlp) matrix are a strided reduction that costs more than the
@@ -112,7 +112,7 @@ def _layer_weights(model: HookedDecoder) -> list[_LayerWeights]:
                 down = down * b.ln2_post.gain().float()[:, None]
                 w_o = w_o * b.ln1_post.gain().float()[:, None, None]
             gram = torch.einsum("dhe,dhf->hef", w_o, w_o)
-            out.append(_LayerWeights(down, down.norm(dim=0), w_o, gram))
+            out.append(LayerWeights(down, down.norm(dim=0), w_o, gram))
     _WEIGHTS[model] = (key, out)
     return out
 
@@ -161,7 +161,7 @@ def mlp_neuron(ctx: Context) -> Metrics:
     cfg, n, reached = ctx.model.cfg, ctx.n, ctx.reached
     act, write, te = (_empty(cfg.n_layers, n, cfg.d_mlp) for _ in range(3))
     de = torch.zeros(cfg.n_layers, n, cfg.d_mlp)
-    weights = _layer_weights(ctx.model)
+    weights = layer_weights(ctx.model)
     g = ctx.g_start.float()[reached]
     for i in range(cfg.n_layers):
         name = f"blocks.{i}.mlp.post"
@@ -194,7 +194,7 @@ def attn_pairs_and_heads(ctx: Context) -> tuple[Metrics, Metrics]:
     p_de = torch.zeros(layers, heads, n, n)
     h_act, h_write, h_te = (_empty(layers, heads, n) for _ in range(3))
     h_de = torch.zeros(layers, heads, n)
-    weights = _layer_weights(ctx.model)
+    weights = layer_weights(ctx.model)
     g = ctx.g_start.float()[reached]
     for i in range(layers):
         name = f"blocks.{i}.attn.pattern"

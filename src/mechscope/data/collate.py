@@ -1,0 +1,416 @@
+"""One streaming pass over a corpus: what makes every MLP neuron and attention head fire.
+
+Activations (docs/datasets.md):
+
+- an MLP neuron's at a token is ``blocks.{i}.mlp.post`` there;
+- an attention head's at a query token is ``|z|``, the norm of its weighted values there (as in
+  :mod:`mechscope.engine.metrics`); each top example of a head also records its strongest key,
+  the key with the largest pair write ``p[q, k] · |W_O,h v_k|`` at the example's peak query.
+
+Per unit (layer x neuron or layer x head) the pass keeps, in bounded memory and with vectorised
+per-batch bookkeeping (no Python loop over units):
+
+- the top-k windows by peak activation, with every token's activation (float16), merged from a
+  running (units, k) buffer and each batch's per-window maxima; per-token values are gathered
+  only for the windows that enter the buffer;
+- a uniform random sample of windows (the ``s`` smallest hash priorities), and one random window
+  per activation bin of the window peaks, from which samples by quantile are taken at the end;
+- moments (Pébay merges of per-batch centred moments), a fixed-bin histogram
+  (:mod:`mechscope.data.stats`) and the density: the fraction of tokens with activation > 0 for
+  neurons, and for heads the fraction of query tokens that put less than half their attention on
+  the start token (a head "at rest" parks its attention there; ``|z|`` itself is never 0).
+
+Statistics cover the stream tokens only: position 0 (the start token) has the same activation in
+every window and would crowd every top-k list.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+import torch
+
+from mechscope.data import stats
+from mechscope.data.stats import Moments
+from mechscope.errors import InputError
+
+if TYPE_CHECKING:
+    from mechscope.data.corpora import Windows
+    from mechscope.data.store import Workspace
+    from mechscope.models.decoder import HookedDecoder
+
+log = logging.getLogger(__name__)
+
+KINDS = ("mlp_neuron", "attn_head")
+
+
+@dataclass(frozen=True)
+class CollateConfig:
+    """Options of a collation; all but ``batch`` and ``shard`` are part of the result."""
+
+    window: int = 64
+    """Tokens per example window, the start token included."""
+    top_k: int = 20
+    """Top-activating windows kept per unit."""
+    random_samples: int = 8
+    """Uniformly random windows kept per unit."""
+    batch: int = 16
+    """Windows per forward pass."""
+    shard: int = 256
+    """Windows per durable checkpoint (rounded up to whole batches)."""
+    seed: int = 0
+    """Seed of the sampling priorities."""
+
+    def identity(self) -> dict[str, int]:
+        """What must match for a run to resume another (batches change moment rounding)."""
+        return {"window": self.window, "top_k": self.top_k, "random_samples": self.random_samples,
+                "batch": self.batch, "seed": self.seed}  # fmt: skip
+
+
+def merge_slots(buf: torch.Tensor, cand: torch.Tensor, largest: bool) -> tuple[torch.Tensor, ...]:
+    """Keep the best ``k`` keys per row of ``buf`` (rows, k) among itself and ``cand`` (rows, n).
+
+    Updates ``buf`` in place, slot by slot (slots are not kept sorted), and returns
+    ``(row, slot, column of cand)`` for every candidate that entered, so that the caller copies
+    only their payload. Keys are unique, so the result is exact whatever the batch order.
+    """
+    k = buf.shape[1]
+    sel = torch.cat([buf, cand], 1).topk(k, dim=1, largest=largest, sorted=False).indices
+    is_new = sel >= k
+    if not bool(is_new.any()):
+        empty = torch.empty(0, dtype=torch.long)
+        return empty, empty, empty
+    kept = torch.zeros(buf.shape[0], k + 1, dtype=torch.bool)
+    kept.scatter_(1, torch.where(is_new, k, sel), True)
+    row, slot = (~kept[:, :k]).nonzero(as_tuple=True)  # evicted slots, grouped by row
+    new_row, new_col = is_new.nonzero(as_tuple=True)  # entering candidates, same rows, same counts
+    col = sel[new_row, new_col] - k
+    buf[row, slot] = cand[row, col]
+    return row, slot, col
+
+
+class KindState:
+    """Everything kept for the units of one node kind: (layer, unit) arrays."""
+
+    def __init__(self, kind: str, layers: int, units: int, cfg: CollateConfig) -> None:
+        k, s, t, nb = cfg.top_k, cfg.random_samples, cfg.window, stats.N_BINS
+        self.kind, self.layers, self.units, self.seed = kind, layers, units, cfg.seed
+        self.a: dict[str, torch.Tensor] = {
+            "top_key": torch.full((layers, units, k), stats.EMPTY_TOP),
+            "top_pos": torch.zeros(layers, units, k, dtype=torch.int16),
+            "top_key_pos": torch.full((layers, units, k), -1, dtype=torch.int16),
+            "top_acts": torch.zeros(layers, units, k, t, dtype=torch.float16),
+            "rand_key": torch.full((layers, units, s), stats.EMPTY_SAMPLE),
+            "rand_val": torch.zeros(layers, units, s),
+            "rand_pos": torch.zeros(layers, units, s, dtype=torch.int16),
+            "rand_acts": torch.zeros(layers, units, s, t, dtype=torch.float16),
+            "bin_key": torch.full((layers, nb, units), stats.EMPTY_SAMPLE),
+            "bin_val": torch.zeros(layers, nb, units),
+            "bin_pos": torch.zeros(layers, nb, units, dtype=torch.int16),
+            "bin_count": torch.zeros(layers, nb, units, dtype=torch.int64),
+            "hist": torch.zeros(layers, nb, units, dtype=torch.int64),
+            "active": torch.zeros(layers, units, dtype=torch.int64),
+        }
+        self.moments = [Moments.zeros(units) for _ in range(layers)]
+        # Token histogram by raw float code, folded into "hist" at each checkpoint: scattering into
+        # 1024 codes skips a lookup per value. float32 counts are exact below 2^24 per shard.
+        self.scratch = torch.zeros(layers, stats.N_CODES, units)
+        self._ones = torch.ones(1, 1)
+        self._unit_ids = torch.arange(layers * units).view(layers, 1, units)
+
+    # ----- per batch ---------------------------------------------------------------------------
+    def update(self, layer: int, x: torch.Tensor, w0: int, key_pos: torch.Tensor | None = None) -> None:
+        """Add a batch: ``x`` (batch, pos, unit) float32 activations of windows ``w0, w0+1, ...``.
+
+        ``key_pos`` (batch, pos, unit): a head's strongest key at each query (heads only).
+        """
+        a = self.a
+        b, t, u = x.shape
+        y = x[:, 1:].reshape(-1, u)  # (batch * (pos - 1), unit): stream tokens only, one copy
+        self.moments[layer].merge_(Moments.of(y))
+        codes = stats.codes(y)
+        self.scratch[layer].scatter_add_(0, codes, self._ones.expand(codes.shape))
+        peak, peak_pos = y.view(b, t - 1, u).max(1)  # (batch, unit)
+        peak_pos += 1
+        windows = torch.arange(w0, w0 + b)
+
+        row, slot, col = merge_slots(a["top_key"][layer], stats.top_keys(peak.T, windows[None]), largest=True)
+        if row.numel():
+            pos = peak_pos[col, row]
+            a["top_pos"][layer, row, slot] = pos.to(torch.int16)
+            a["top_acts"][layer, row, slot] = x[col, :, row].half()
+            if key_pos is not None:
+                a["top_key_pos"][layer, row, slot] = key_pos[col, pos, row].to(torch.int16)
+
+        prio = stats.sample_keys(windows[:, None], self._unit_ids[layer], self.seed)  # (batch, unit)
+        row, slot, col = merge_slots(a["rand_key"][layer], prio.T, largest=False)
+        if row.numel():
+            a["rand_val"][layer, row, slot] = peak[col, row]
+            a["rand_pos"][layer, row, slot] = peak_pos[col, row].to(torch.int16)
+            a["rand_acts"][layer, row, slot] = x[col, :, row].half()
+
+        peak_bin = stats.bins_of(peak)  # (batch, unit)
+        a["bin_count"][layer].scatter_add_(0, peak_bin, torch.ones_like(peak_bin))
+        before = a["bin_key"][layer]
+        after = before.scatter_reduce(0, peak_bin, prio, "amin")
+        changed_bin, changed_unit = (after != before).nonzero(as_tuple=True)
+        if changed_bin.numel():
+            col = (after[changed_bin, changed_unit] & ((1 << stats.WINDOW_BITS) - 1)) - w0
+            a["bin_val"][layer, changed_bin, changed_unit] = peak[col, changed_unit]
+            a["bin_pos"][layer, changed_bin, changed_unit] = peak_pos[col, changed_unit].to(torch.int16)
+            before.copy_(after)
+
+    def fold(self) -> None:
+        """Move the scratch histogram into ``hist`` (and, for neurons, the > 0 counts)."""
+        for layer in range(self.layers):
+            counts = self.scratch[layer].round().long()  # (code, unit)
+            self.a["hist"][layer].index_add_(0, stats.CODE_TO_BIN, counts)
+            if self.kind == "mlp_neuron":  # codes of x >= 2^-126: positive, not zero or subnormal
+                self.a["active"][layer] += counts[512 + 2 :].sum(0)
+        self.scratch.zero_()
+
+    # ----- checkpoints and merges ------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state as named arrays (call :meth:`fold` first)."""
+        out = {f"{self.kind}.{k}": v.numpy() for k, v in self.a.items()}
+        for name in ("mean", "m2", "m3", "m4"):
+            out[f"{self.kind}.{name}"] = torch.stack([getattr(m, name) for m in self.moments]).numpy()
+        out[f"{self.kind}.n"] = np.asarray([m.n for m in self.moments])
+        return out
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        for k in self.a:
+            self.a[k] = torch.from_numpy(np.array(arrays[f"{self.kind}.{k}"]))
+        n = arrays[f"{self.kind}.n"]
+        parts = [torch.from_numpy(np.array(arrays[f"{self.kind}.{k}"])) for k in ("mean", "m2", "m3", "m4")]
+        self.moments = [Moments(float(n[i]), *(p[i] for p in parts)) for i in range(self.layers)]
+
+    def merge_(self, other: KindState) -> None:
+        """Add the state of a disjoint set of windows (e.g. another worker's): exact for top-k,
+        samples, counts and histograms; moments to float64 rounding."""
+        a, b = self.a, other.a
+        for layer in range(self.layers):
+            row, slot, col = merge_slots(a["top_key"][layer], b["top_key"][layer], largest=True)
+            for name in ("top_pos", "top_key_pos", "top_acts"):
+                a[name][layer, row, slot] = b[name][layer, row, col]
+            row, slot, col = merge_slots(a["rand_key"][layer], b["rand_key"][layer], largest=False)
+            for name in ("rand_val", "rand_pos", "rand_acts"):
+                a[name][layer, row, slot] = b[name][layer, row, col]
+            take = b["bin_key"][layer] < a["bin_key"][layer]
+            for name in ("bin_key", "bin_val", "bin_pos"):
+                a[name][layer] = torch.where(take, b[name][layer], a[name][layer])
+            self.moments[layer].merge_(other.moments[layer])
+        for name in ("bin_count", "hist", "active"):
+            a[name] += b[name]
+
+
+class CollationState:
+    """The state of a whole collation: one :class:`KindState` per node kind, and windows done."""
+
+    def __init__(self, model: HookedDecoder, cfg: CollateConfig) -> None:
+        c = model.cfg
+        self.kinds = {
+            "mlp_neuron": KindState("mlp_neuron", c.n_layers, c.d_mlp, cfg),
+            "attn_head": KindState("attn_head", c.n_layers, c.n_heads, cfg),
+        }
+        self.done = 0  # windows collated, from the start of the range
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"done": np.asarray(self.done)}
+        for ks in self.kinds.values():
+            ks.fold()
+            out.update(ks.arrays())
+        return out
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        self.done = int(arrays["done"])
+        for ks in self.kinds.values():
+            ks.load(arrays)
+
+    def merge_(self, other: CollationState) -> None:
+        for kind, ks in self.kinds.items():
+            ks.fold()
+            other.kinds[kind].fold()
+            ks.merge_(other.kinds[kind])
+        self.done += other.done
+
+
+# ----- the pass ---------------------------------------------------------------------------------
+def _hooks(model: HookedDecoder, state: CollationState, w0: list[int]) -> list[tuple[str, Any]]:
+    """Forward hooks that feed one batch's activations into ``state`` (``w0[0]``: first window)."""
+    from mechscope.engine.metrics import layer_weights
+
+    cfg = model.cfg
+    group = cfg.n_heads // cfg.n_kv_heads
+    grams = [lw.gram for lw in layer_weights(model)]  # (head, d_head, d_head): |W_O,h v|^2 = v^T G v
+    neurons, heads = state.kinds["mlp_neuron"], state.kinds["attn_head"]
+    stash: dict[str, torch.Tensor] = {}
+
+    def on_mlp(x: torch.Tensor, hook: Any) -> None:
+        neurons.update(int(hook.name.split(".")[1]), x.float(), w0[0])
+
+    def keep(x: torch.Tensor, hook: Any) -> None:
+        stash[hook.name.rsplit(".", 1)[1]] = x
+
+    def on_z(z: torch.Tensor, hook: Any) -> None:
+        layer = int(hook.name.split(".")[1])
+        p = stash.pop("pattern").float()  # (batch, head, pos, kv_pos)
+        v = stash.pop("v").float().repeat_interleave(group, dim=2)  # (batch, kv_pos, head, d_head)
+        v_write = torch.einsum("bkhe,hef,bkhf->bhk", v, grams[layer], v).clamp_(min=0).sqrt_()
+        strongest = (p * v_write[:, :, None, :]).argmax(-1).transpose(1, 2)  # (batch, pos, head)
+        heads.a["active"][layer] += (p[:, :, 1:, 0] < 0.5).sum((0, 2))
+        heads.update(layer, z.float().norm(dim=-1), w0[0], key_pos=strongest)
+
+    hooks: list[tuple[str, Any]] = []
+    for i in range(cfg.n_layers):
+        hooks += [
+            (f"blocks.{i}.attn.v", keep),
+            (f"blocks.{i}.attn.pattern", keep),
+            (f"blocks.{i}.attn.z", on_z),
+        ]
+        hooks.append((f"blocks.{i}.mlp.post", on_mlp))
+    return hooks
+
+
+def _run_blocks(model: HookedDecoder, tokens: torch.Tensor) -> None:
+    """The forward up to the last block's output: collation needs no final norm or logits
+    (the unembedding is ~20% of a small model's forward)."""
+    b, t = tokens.shape
+    positions = torch.arange(t).expand(b, t)
+    ctx = model.attention_context(positions, None)
+    x = model.embed_step(tokens, positions)
+    for i in range(model.cfg.n_layers):
+        x = model.block(i)(x, ctx)
+
+
+def collate_range(
+    model: HookedDecoder,
+    windows: Windows,
+    cfg: CollateConfig,
+    start: int = 0,
+    stop: int | None = None,
+    state: CollationState | None = None,
+    checkpoint: Callable[[CollationState], None] | None = None,
+    progress: ProgressBar | None = None,
+) -> CollationState:
+    """Collate windows ``[start, stop)`` into ``state`` (resumed at ``start + state.done``),
+    calling ``checkpoint`` every ``cfg.shard`` windows and at the end."""
+    stop = windows.n if stop is None else stop
+    state = state or CollationState(model, cfg)
+    shard = max(1, -(-cfg.shard // cfg.batch)) * cfg.batch
+    w0 = [start + state.done]
+    first = w0[0]
+    with torch.inference_mode(), model.hooks(fwd=_hooks(model, state, w0)):
+        while w0[0] < stop:
+            end = min(w0[0] + cfg.batch, stop)
+            _run_blocks(model, windows.tokens[w0[0] : end].to(model.device))
+            state.done += end - w0[0]
+            w0[0] = end
+            if progress is not None:
+                progress.update(end - first)
+            if checkpoint is not None and (state.done % shard == 0 or end == stop):
+                checkpoint(state)
+    return state
+
+
+def collate(
+    model: HookedDecoder,
+    windows: Windows,
+    workspace: Workspace,
+    cfg: CollateConfig | None = None,
+    corpus_name: str = "",
+    attribution: str | None = None,
+    progress: ProgressBar | None = None,
+) -> Path:
+    """Collate every window into ``workspace`` (resuming a run killed midway) and write the
+    dataset (DuckDB + Parquet). Returns the dataset's folder."""
+    from mechscope.data.schema import build_tables
+
+    cfg = cfg or CollateConfig()
+    if windows.length != cfg.window:
+        raise InputError(f"windows have {windows.length} tokens but the config says window={cfg.window}")
+    identity = {
+        "model": model.cfg.name or "model",
+        "model_shape": [model.cfg.n_layers, model.cfg.d_mlp, model.cfg.n_heads],
+        "weights": _weights_fingerprint(model),
+        "windows": windows.fingerprint(),
+        "n_windows": windows.n,
+        **cfg.identity(),
+    }
+    if workspace.begin(identity):
+        return workspace.root  # already complete
+    state = CollationState(model, cfg)
+    saved = workspace.load_state()
+    if saved is not None:
+        state.load(saved)
+        log.info("resuming at window %d of %d", state.done, windows.n)
+    if progress is not None:
+        progress.start(windows.n, state.done)
+    state = collate_range(
+        model, windows, cfg, state=state, checkpoint=lambda s: workspace.save_state(s.arrays(), s.done),
+        progress=progress,
+    )  # fmt: skip
+    if progress is not None:
+        progress.finish()
+    meta = {
+        **identity,
+        "corpus": corpus_name,
+        "attribution": attribution or "",
+        "tokens": windows.n * (cfg.window - 1),
+    }
+    workspace.write_dataset(build_tables(state, windows, model, meta))
+    return workspace.root
+
+
+def _weights_fingerprint(model: HookedDecoder) -> str:
+    """A cheap identity of the weights: a few sums, enough to refuse resuming with another model."""
+    with torch.no_grad():
+        sums = [float(p.double().sum()) for p in list(model.parameters())[:4]]
+    return ",".join(f"{s:.9e}" for s in sums)
+
+
+# ----- progress ---------------------------------------------------------------------------------
+class ProgressBar:
+    """A one-line progress bar with tokens/s and ETA, redrawn at most every ``every`` seconds."""
+
+    def __init__(self, tokens_per_window: int, stream: TextIO | None = None, every: float = 0.5) -> None:
+        self.per, self.stream, self.every = tokens_per_window, stream or sys.stderr, every
+        self.total = self.base = 0
+        self.t0 = self.last = 0.0
+
+    def start(self, total_windows: int, done: int) -> None:
+        self.total, self.base = total_windows, done
+        self.t0 = self.last = time.perf_counter()
+        self._draw(0, force=True)
+
+    def update(self, new_windows: int) -> None:
+        self._draw(new_windows)
+
+    def finish(self) -> None:
+        self._draw(self.total - self.base, force=True)
+        self.stream.write("\n")
+        self.stream.flush()
+
+    def _draw(self, new: int, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        done = self.base + new
+        rate = new * self.per / max(now - self.t0, 1e-9)
+        left = (self.total - done) * self.per / rate if rate > 0 else float("nan")
+        frac = done / max(self.total, 1)
+        bar = "#" * int(30 * frac)
+        eta = "?" if left != left else f"{int(left) // 60}m{int(left) % 60:02d}s"
+        self.stream.write(
+            f"\rcollate [{bar:<30}] {frac:6.1%}  {done * self.per:,}/{self.total * self.per:,} tokens"
+            f"  {rate:,.0f} tok/s  ETA {eta}   "
+        )
+        self.stream.flush()

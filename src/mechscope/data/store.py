@@ -1,0 +1,381 @@
+"""Where a collated dataset lives on disk, and every SQL statement that touches it.
+
+A workspace folder (default ``$MECHSCOPE_HOME/datasets/<model>/<corpus>/``) holds:
+
+- ``manifest.json``: what is being collated (model, token windows, options), how far it got, and
+  the one durable checkpoint to resume from;
+- ``state/state-<windows done>.npz``: that checkpoint (the running top-k buffers, samples,
+  histograms and moments), deleted once the dataset is written;
+- ``parquet/<table>.parquet`` and ``dataset.duckdb``: the finished dataset (docs/datasets.md).
+
+Every file is written under a temporary name, fsynced, renamed into place and its folder fsynced;
+the manifest only ever points to a checkpoint that is already durable. A process killed at any
+moment (kill -9) therefore leaves either the previous checkpoint or the new one, and re-running
+the same command resumes from it with nothing lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mechscope.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MANIFEST = "manifest.json"
+DATABASE = "dataset.duckdb"
+KINDS = ("mlp_neuron", "attn_head")
+# Sort orders make DuckDB's zone maps skip everything but the rows a query asks for.
+_ORDER = {
+    "nodes": "kind, layer, unit",
+    "examples": "kind, layer, unit, rank",
+    "samples": "kind, layer, unit, sample, rank",
+    "windows": "window_id",
+    "documents": "doc",
+    "bins": "bin",
+    "meta": "key",
+}
+
+
+def default_workspace(model_name: str, corpus_name: str) -> Path:
+    from mechscope.models.loading.assets import mechscope_home
+
+    return mechscope_home() / "datasets" / _slug(model_name) / _slug(corpus_name)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "unnamed"
+
+
+# ----- durable files ------------------------------------------------------------------------------
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path next to ``target``; renamed onto it (durably) when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Workspace:
+    """The folder of one collation: manifest, checkpoint and finished dataset."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def manifest(self) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.manifest_path.read_text()))
+        except FileNotFoundError:
+            return None
+
+    def _write_manifest(self, m: dict[str, Any]) -> None:
+        with atomic_path(self.manifest_path) as tmp:
+            tmp.write_text(json.dumps(m, indent=1))
+
+    def begin(self, identity: dict[str, Any]) -> bool:
+        """Start or resume the collation described by ``identity``; True if it is already done."""
+        identity = json.loads(json.dumps(identity))  # as it reads back from the manifest
+        m = self.manifest()
+        if m is not None and m.get("identity") != identity:
+            differ = sorted(
+                k for k in {*identity, *m.get("identity", {})} if identity.get(k) != m["identity"].get(k)
+            )
+            raise InputError(
+                f"{self.root} holds another collation (it differs in: {', '.join(differ)}); "
+                "pass another --out folder or delete this one"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stray in self.root.rglob(".*.tmp"):  # left by a process killed mid-write
+            stray.unlink(missing_ok=True)
+        if m is None:
+            m = {"identity": identity, "status": "running", "windows_done": 0, "state": None}
+            self._write_manifest(m)
+        if m["status"] == "done" and (self.root / DATABASE).is_file():
+            return True
+        self._remove_states(keep=m.get("state"))
+        return False
+
+    def load_state(self) -> dict[str, np.ndarray] | None:
+        m = self.manifest()
+        if not m or not m.get("state"):
+            return None
+        with np.load(self.root / m["state"]) as f:
+            return {k: f[k] for k in f.files}
+
+    def save_state(self, arrays: dict[str, np.ndarray], windows_done: int) -> None:
+        """Make a checkpoint durable, then point the manifest at it, then drop the older one."""
+        name = f"state/state-{windows_done:09d}.npz"
+        with atomic_path(self.root / name) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        m = self.manifest() or {}
+        m.update(windows_done=windows_done, state=name)
+        self._write_manifest(m)
+        self._remove_states(keep=name)
+
+    def _remove_states(self, keep: str | None) -> None:
+        for p in (self.root / "state").glob("state-*.npz"):
+            if p.relative_to(self.root).as_posix() != keep:
+                p.unlink(missing_ok=True)
+
+    def write_dataset(self, tables: dict[str, pa.Table]) -> None:
+        """Write the Parquet files and the DuckDB database, then mark the manifest done."""
+        import pyarrow.parquet as pq
+
+        for name, table in tables.items():
+            with atomic_path(self.root / "parquet" / f"{name}.parquet") as tmp:
+                pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
+        with atomic_path(self.root / DATABASE) as tmp:
+            tmp.unlink()  # DuckDB creates its own file
+            _build_database(tmp, self.root / "parquet", list(tables))
+        m = self.manifest() or {}
+        m.update(status="done", state=None)
+        self._write_manifest(m)
+        self._remove_states(keep=None)
+
+
+def _build_database(path: Path, parquet: Path, names: list[str]) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    try:
+        for name in names:
+            src = (parquet / f"{name}.parquet").as_posix().replace("'", "''")
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{src}') ORDER BY {_ORDER[name]}")
+        # Which nodes peak on which token: the top examples grouped by their peak token.
+        con.execute(
+            """
+            CREATE TABLE token_peaks AS
+            SELECT e.token_id, w.tokens[e.position + 1] AS token,
+                   lower(trim(w.tokens[e.position + 1])) AS token_norm,
+                   e.kind, e.layer, e.unit, count(*) AS n_examples, max(e.activation) AS max_activation
+            FROM examples e JOIN windows w USING (window_id)
+            GROUP BY ALL ORDER BY token_id, n_examples DESC, max_activation DESC
+            """
+        )
+        con.execute("CREATE INDEX token_peaks_norm ON token_peaks (token_norm)")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+# ----- reading --------------------------------------------------------------------------------------
+class Dataset:
+    """Read API over a collated dataset, for the server and notebooks.
+
+    Methods are safe to call from several threads (each uses its own cursor). Node addresses are
+    ``(kind, layer, index)`` with ``kind`` in ``mlp_neuron`` / ``attn_head``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.workspace = Workspace(root)
+        self.root = self.workspace.root
+        self._con: Any = None
+        self._meta: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def progress(self) -> dict[str, Any]:
+        """How far the collation got: status (missing, running, done), windows and tokens."""
+        m = self.workspace.manifest()
+        if m is None:
+            return {"status": "missing", "windows_done": 0, "windows_total": 0, "fraction": 0.0}
+        ident = m["identity"]
+        total = int(ident["n_windows"])
+        done = total if m["status"] == "done" else int(m["windows_done"])
+        per = int(ident["window"]) - 1
+        return {
+            "status": m["status"], "windows_done": done, "windows_total": total,
+            "tokens_done": done * per, "tokens_total": total * per, "fraction": done / max(total, 1),
+        }  # fmt: skip
+
+    def _cursor(self) -> Any:
+        if self._con is None:
+            import duckdb
+
+            path = self.root / DATABASE
+            if not path.is_file():
+                raise InputError(f"{self.root}: no finished dataset yet ({self.progress()['status']})")
+            self._con = duckdb.connect(str(path), read_only=True)
+        return self._con.cursor()
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self._cursor()
+        try:
+            cur.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def meta(self) -> dict[str, Any]:
+        if self._meta is None:
+            self._meta = {
+                r["key"]: json.loads(r["value"]) for r in self._rows("SELECT key, value FROM meta", [])
+            }
+        return self._meta
+
+    @property
+    def attribution(self) -> str:
+        return str(self.meta().get("attribution", ""))
+
+    def _check_node(self, kind: str, layer: int, index: int) -> None:
+        if kind not in KINDS:
+            raise InputError(f"node kind {kind!r} is not one of: {', '.join(KINDS)}")
+        n_layers, d_mlp, n_heads = self.meta()["model_shape"]
+        units = d_mlp if kind == "mlp_neuron" else n_heads
+        if not (0 <= layer < n_layers and 0 <= index < units):
+            raise InputError(
+                f"{kind} L{layer}.{index} does not exist: layers 0..{n_layers - 1}, index 0..{units - 1}"
+            )
+
+    def _per_window(self) -> int:
+        return int(self.meta()["window"]) - 1
+
+    def top_examples(self, kind: str, layer: int, index: int, n: int = 10) -> list[dict[str, Any]]:
+        """The node's ``n`` top-activating windows, best first, each with every token's activation.
+
+        ``doc``, ``token_offset`` and ``char_offset`` locate the window's first stream token;
+        ``peak_doc`` and ``title`` are the document of the peak token (a window can cross into the
+        next document)."""
+        self._check_node(kind, layer, index)
+        rows = self._rows(
+            """
+            SELECT e.rank, e.window_id, e.activation, e.position, e.token_id, e.key_position, e.acts,
+                   w.tokens, w.doc, w.token_offset, w.char_offset, d.doc AS peak_doc, d.title
+            FROM (SELECT *, window_id * ? + position - 1 AS stream_pos FROM examples
+                  WHERE kind = ? AND layer = ? AND unit = ? ORDER BY rank LIMIT ?) e
+            JOIN windows w ON w.window_id = e.window_id
+            ASOF JOIN documents d ON e.stream_pos >= d.stream_start
+            ORDER BY e.rank
+            """,
+            [self._per_window(), kind, layer, index, n],
+        )
+        return [_with_acts(r) for r in rows]
+
+    def samples(self, kind: str, layer: int, index: int, sample: str = "random") -> list[dict[str, Any]]:
+        """``random``: uniformly random windows; ``quantile``: windows whose peak lies in the bin of
+        each quantile of the node's window peaks (``quantile_lo``..``quantile_hi``), ascending."""
+        self._check_node(kind, layer, index)
+        if sample not in ("random", "quantile"):
+            raise InputError(f"sample {sample!r} is not one of: random, quantile")
+        rows = self._rows(
+            """
+            SELECT s.rank, s.window_id, s.activation, s.position, s.token_id, s.quantile_lo, s.quantile_hi,
+                   s.acts, w.tokens, w.doc, w.token_offset, w.char_offset, d.doc AS peak_doc, d.title
+            FROM (SELECT *, window_id * ? + position - 1 AS stream_pos FROM samples
+                  WHERE kind = ? AND layer = ? AND unit = ? AND sample = ?) s
+            JOIN windows w ON w.window_id = s.window_id
+            ASOF JOIN documents d ON s.stream_pos >= d.stream_start
+            ORDER BY s.rank
+            """,
+            [self._per_window(), kind, layer, index, sample],
+        )
+        return [_with_acts(r) for r in rows]
+
+    def stats(self, kind: str, layer: int, index: int) -> dict[str, Any]:
+        """Count, mean, variance, skewness, excess kurtosis, density, max and the histogram
+        (non-empty bin range only: ``hist_lo``/``hist_hi`` edges with ``hist`` counts)."""
+        self._check_node(kind, layer, index)
+        (row,) = self._rows(
+            "SELECT * FROM nodes WHERE kind = ? AND layer = ? AND unit = ?", [kind, layer, index]
+        )
+        hist = list(row.pop("hist"))
+        edges = self._rows("SELECT lo, hi FROM bins ORDER BY bin", [])
+        used = [i for i, c in enumerate(hist) if c]
+        lo, hi = (used[0], used[-1] + 1) if used else (0, 0)
+        row.update(
+            hist=hist[lo:hi], hist_lo=[e["lo"] for e in edges[lo:hi]], hist_hi=[e["hi"] for e in edges[lo:hi]]
+        )
+        return row
+
+    def nodes_for_token(self, token: int | str, n: int = 20) -> list[dict[str, Any]]:
+        """Nodes whose top examples peak on ``token`` (an id, or its text, case and surrounding
+        space ignored), most such examples first, then by peak activation."""
+        column, value = (
+            ("token_id", int(token)) if isinstance(token, int) else ("token_norm", token.strip().lower())
+        )
+        return self._rows(
+            f"""
+            SELECT kind, layer, unit, token_id, token, n_examples, max_activation FROM token_peaks
+            WHERE {column} = ? ORDER BY n_examples DESC, max_activation DESC, kind, layer, unit LIMIT ?
+            """,
+            [value, n],
+        )
+
+    def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
+        """Windows whose text contains ``text`` (case-insensitive), with the nodes that have them as
+        a top example (strongest first, five at most)."""
+        if not text.strip():
+            raise InputError("search text is empty")
+        rows = self._rows(
+            """
+            SELECT w.window_id, w.text, w.doc, d.title FROM windows w JOIN documents d ON d.doc = w.doc
+            WHERE contains(lower(w.text), lower(?)) ORDER BY w.window_id LIMIT ?
+            """,
+            [text, n],
+        )
+        if rows:
+            ids = [r["window_id"] for r in rows]
+            nodes = self._rows(
+                """
+                SELECT window_id, kind, layer, unit, activation, position FROM examples WHERE window_id IN ?
+                QUALIFY row_number() OVER (PARTITION BY window_id ORDER BY activation DESC) <= 5
+                ORDER BY window_id, activation DESC
+                """,
+                [ids],
+            )
+            for r in rows:
+                r["nodes"] = [x for x in nodes if x["window_id"] == r["window_id"]]
+        return rows
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Any read-only SQL over the tables of docs/datasets.md."""
+        return self._rows(sql, params or [])
+
+
+def _with_acts(row: dict[str, Any]) -> dict[str, Any]:
+    from mechscope.data.schema import decode_acts
+
+    blob = row.pop("acts")
+    row["acts"] = decode_acts(blob) if blob is not None else None
+    return row

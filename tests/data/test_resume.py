@@ -1,0 +1,78 @@
+"""kill -9 in the middle of a collation, then re-run: the result equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from mechscope.data.store import DATABASE
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = """
+import sys, time
+from pathlib import Path
+from mechscope.data.collate import CollateConfig, collate
+from mechscope.data.store import Workspace
+from tests.conftest import tiny_model
+from tests.data._helpers import small_windows
+
+corpus_dir, out, slow = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "slow"
+model = tiny_model("llama")
+if slow:  # a sleeping hook makes the run last long enough to be killed midway; values are unchanged
+    model.add_hook("blocks.0.mlp.post", lambda x, hook: time.sleep(0.05))
+windows = small_windows(model, corpus_dir, n_docs=60)
+collate(model, windows, Workspace(out), CollateConfig(window=16, top_k=4, random_samples=3, batch=4, shard=8))
+"""
+
+
+def _run(corpus_dir: Path, out: Path, mode: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(corpus_dir), str(out), mode], cwd=ROOT)
+
+
+def _dump(root: Path) -> dict[str, str]:
+    con = duckdb.connect(str(root / DATABASE), read_only=True)
+    try:
+        names = [
+            r[0]
+            for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
+        ]
+        return {n: repr(con.execute(f"SELECT * FROM {n} ORDER BY ALL").fetchall()) for n in names}
+    finally:
+        con.close()
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = _run(corpus_dir, killed, "slow")
+    manifest = killed / "manifest.json"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # wait for the first durable shard
+            if manifest.is_file() and json.loads(manifest.read_text()).get("windows_done", 0) >= 8:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.02)
+        time.sleep(0.3)  # into the next shard
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    m = json.loads(manifest.read_text())
+    assert m["status"] == "running" and 8 <= m["windows_done"] < m["identity"]["n_windows"]
+    assert (killed / m["state"]).is_file()
+    assert _run(corpus_dir, killed, "fast").wait() == 0  # resume
+    assert _run(corpus_dir, clean, "fast").wait() == 0  # uninterrupted
+    assert json.loads(manifest.read_text())["status"] == "done"
+    assert not list((killed / "state").glob("*")), "checkpoints are removed once the dataset is written"
+    a, b = _dump(killed), _dump(clean)
+    assert a.keys() == b.keys() and {"examples", "nodes", "samples", "windows", "token_peaks"} <= a.keys()
+    for name in a:
+        assert a[name] == b[name], name
