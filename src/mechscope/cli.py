@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -211,24 +212,32 @@ def attribute(
 @click.option(
     "--cors-origin", "cors", multiple=True, help="Also allow API calls from this origin (repeatable)."
 )
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A collated dataset folder (mechscope collate) for the node pages.",
+)
 @friendly_errors
-def serve(model: str | None, host: str, port: int, cors: tuple[str, ...]) -> None:
+def serve(model: str | None, host: str, port: int, cors: tuple[str, ...], dataset: Path | None) -> None:
     """Serve the JSON API (/api, schema at /openapi.json) and the web app for a model."""
     from mechscope.server.run import serve_model
 
-    serve_model(model, host, port, list(cors), "", open_browser=False)
+    serve_model(model, host, port, list(cors), "", open_browser=False, dataset=dataset)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; only print the address.")
+@click.option("--no-collate", is_flag=True, help="Do not collate the default corpus slice in the background.")
 @friendly_errors
-def demo(host: str, port: int, no_browser: bool) -> None:
-    """Serve the embedded SmolLM2 and open the Debugger on the IOI prompt (" Mary" vs " John")."""
+def demo(host: str, port: int, no_browser: bool, no_collate: bool) -> None:
+    """Serve the embedded SmolLM2 and open the Debugger on the IOI prompt (" Mary" vs " John");
+    collate a slice of the default corpus for the node pages in the background."""
     from mechscope.server.run import IOI_QUERY, serve_model
 
-    serve_model(None, host, port, [], IOI_QUERY, open_browser=not no_browser)
+    serve_model(None, host, port, [], IOI_QUERY, open_browser=not no_browser, collate_demo=not no_collate)
 
 
 @main.command()

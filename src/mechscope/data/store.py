@@ -258,7 +258,7 @@ class Dataset:
     def attribution(self) -> str:
         return str(self.meta().get("attribution", ""))
 
-    def _check_node(self, kind: str, layer: int, index: int) -> None:
+    def check_node(self, kind: str, layer: int, index: int) -> None:
         if kind not in KINDS:
             raise InputError(f"node kind {kind!r} is not one of: {', '.join(KINDS)}")
         n_layers, d_mlp, n_heads = self.meta()["model_shape"]
@@ -277,7 +277,7 @@ class Dataset:
         ``doc``, ``token_offset`` and ``char_offset`` locate the window's first stream token;
         ``peak_doc`` and ``title`` are the document of the peak token (a window can cross into the
         next document)."""
-        self._check_node(kind, layer, index)
+        self.check_node(kind, layer, index)
         rows = self._rows(
             """
             SELECT e.rank, e.window_id, e.activation, e.position, e.token_id, e.key_position, e.acts,
@@ -295,7 +295,7 @@ class Dataset:
     def samples(self, kind: str, layer: int, index: int, sample: str = "random") -> list[dict[str, Any]]:
         """``random``: uniformly random windows; ``quantile``: windows whose peak lies in the bin of
         each quantile of the node's window peaks (``quantile_lo``..``quantile_hi``), ascending."""
-        self._check_node(kind, layer, index)
+        self.check_node(kind, layer, index)
         if sample not in ("random", "quantile"):
             raise InputError(f"sample {sample!r} is not one of: random, quantile")
         rows = self._rows(
@@ -315,7 +315,7 @@ class Dataset:
     def stats(self, kind: str, layer: int, index: int) -> dict[str, Any]:
         """Count, mean, variance, skewness, excess kurtosis, density, max and the histogram
         (non-empty bin range only: ``hist_lo``/``hist_hi`` edges with ``hist`` counts)."""
-        self._check_node(kind, layer, index)
+        self.check_node(kind, layer, index)
         (row,) = self._rows(
             "SELECT * FROM nodes WHERE kind = ? AND layer = ? AND unit = ?", [kind, layer, index]
         )

@@ -12,8 +12,9 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from mechscope import __version__
 from mechscope.server import errors
+from mechscope.server.datasets import DatasetSource
 from mechscope.server.deps import ServerState
-from mechscope.server.routes import debugger, generate, patching, views
+from mechscope.server.routes import datasets, debugger, generate, patching, views
 from mechscope.server.routes import model as model_routes
 from mechscope.server.schemas import ErrorBody
 from mechscope.server.settings import Settings
@@ -27,7 +28,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "bad input: the message names the field and what is allowed"},
     503: {"model": ErrorBody, "description": "the model's queue is full; retry after Retry-After seconds"},
 }
-ROUTERS = (model_routes.router, debugger.router, views.router, patching.router, generate.router)
+ROUTERS = (
+    model_routes.router,
+    debugger.router,
+    views.router,
+    patching.router,
+    generate.router,
+    datasets.router,
+)
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>mechscope</title>
 <p>mechscope's API is running (<a href="/docs">/docs</a>), but the web app is not built in this
@@ -35,19 +43,25 @@ install. Build it with <code>bash scripts/build_web.sh</code> (needs Node.js and
 
 
 def create_app(
-    model: HookedDecoder, settings: Settings | None = None, static_dir: Path | None = None
+    model: HookedDecoder,
+    settings: Settings | None = None,
+    static_dir: Path | None = None,
+    datasets: DatasetSource | None = None,
 ) -> FastAPI:
-    """The server for ``model``; ``static_dir`` (default: the package's built web app) is served at /."""
+    """The server for ``model``; ``static_dir`` (default: the package's built web app) is served at /;
+    ``datasets`` is the collated dataset of the node pages (default: ``settings.dataset``)."""
     settings = settings or Settings()
     worker = ModelWorker(settings.queue_size, settings.cache_size)
+    source = datasets or DatasetSource(settings.dataset)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         worker.close()
+        source.close()
 
     app = FastAPI(title="mechscope", version=__version__, lifespan=lifespan)
-    app.state.mechscope = ServerState(model=model, worker=worker, settings=settings)
+    app.state.mechscope = ServerState(model=model, worker=worker, settings=settings, datasets=source)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from mechscope.server.datasets import DatasetSource
 from mechscope.server.settings import Settings
 from mechscope.server.worker import ModelWorker
 
@@ -19,6 +20,7 @@ class ServerState:
     model: HookedDecoder
     worker: ModelWorker
     settings: Settings
+    datasets: DatasetSource
 
 
 def _state(request: Request) -> ServerState:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import webbrowser
+from pathlib import Path
 
 import click
 
@@ -16,18 +17,42 @@ IOI_QUERY = (
 
 
 def serve_model(
-    model_ref: str | None, host: str, port: int, cors: list[str], path: str, open_browser: bool
+    model_ref: str | None,
+    host: str,
+    port: int,
+    cors: list[str],
+    path: str,
+    open_browser: bool,
+    dataset: Path | None = None,
+    collate_demo: bool = False,
 ) -> None:
+    """Serve until Ctrl+C. ``collate_demo``: collate the demo's slice of the default corpus in the
+    background (resuming earlier work) when ``dataset`` is not finished."""
     start = time.perf_counter()
     import uvicorn
 
     from mechscope.models.loading import load_model
     from mechscope.server.app import STATIC, create_app
+    from mechscope.server.datasets import DEMO_TOKENS, DatasetSource
     from mechscope.server.settings import Settings
 
-    settings = Settings(host=host, port=port, cors_origins=cors)
     model = load_model(model_ref)
-    app = create_app(model, settings)
+    if collate_demo and dataset is None:
+        from mechscope.data.store import default_workspace
+
+        dataset = default_workspace(model.cfg.name or "model", f"wiki-demo-{DEMO_TOKENS}")
+    settings = Settings(host=host, port=port, cors_origins=cors, dataset=dataset)
+    source = DatasetSource(dataset)
+    if collate_demo:
+        source.collate_in_background()
+        if source.process is not None:
+            click.echo(
+                f"collating {DEMO_TOKENS:,} tokens of the default corpus in the background into {dataset}"
+            )
+            click.echo(
+                "(node pages fill in when it lands, ~5 min on 2 cores; the work is kept for the next start)"
+            )
+    app = create_app(model, settings, datasets=source)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/{path}"
     if not (STATIC / "index.html").is_file():

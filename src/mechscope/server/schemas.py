@@ -152,3 +152,83 @@ class ErrorBody(BaseModel):
 
     error: str
     field: str | None = None
+
+
+class DatasetStatus(BaseModel):
+    """The collated dataset the node pages read: ``none`` (no dataset configured), ``missing``
+    (not started), ``running``, ``failed`` or ``done``."""
+
+    status: str
+    fraction: float = 0.0
+    tokens_done: int = 0
+    tokens_total: int = 0
+    corpus: str | None = None
+    attribution: str | None = None
+
+
+class Example(BaseModel):
+    """A window of the corpus where the node fired, with every token's activation."""
+
+    window_id: int
+    activation: float  # at the peak token
+    position: int  # the peak token's index in ``tokens``
+    key_position: int | None = None  # heads: the strongest key of the peak query token
+    tokens: list[str]
+    acts: list[float] | None
+    title: str | None = None  # the document of the peak token
+    quantile_lo: float | None = None
+    quantile_hi: float | None = None
+
+
+class NodeStats(BaseModel):
+    count: int
+    mean: float
+    var: float
+    skew: float
+    kurtosis: float
+    density: float
+    max_activation: float
+    hist: list[int]
+    hist_lo: list[float]
+    hist_hi: list[float]
+
+
+class DatasetNodeRequest(_Request):
+    kind: Literal["mlp_neuron", "attn_head"]
+    layer: int = Field(ge=0)
+    index: int = Field(ge=0)
+    n: int = Field(default=10, ge=1, le=50, description="top examples")
+
+
+class DatasetNode(BaseModel):
+    status: DatasetStatus
+    stats: NodeStats | None = None
+    top: list[Example] = Field(default_factory=list)
+    random: list[Example] = Field(default_factory=list)
+    quantile: list[Example] = Field(default_factory=list)
+
+
+class TokenNodesRequest(_Request):
+    token: str | int
+    n: int = Field(default=20, ge=1, le=100)
+
+
+class TokenNode(BaseModel):
+    kind: str
+    layer: int
+    unit: int
+    token: str
+    n_examples: int
+    max_activation: float
+
+
+class SearchRequest(_Request):
+    text: str = Field(min_length=1, max_length=200)
+    n: int = Field(default=20, ge=1, le=100)
+
+
+class SearchHit(BaseModel):
+    window_id: int
+    text: str
+    title: str | None
+    nodes: list[dict[str, float | int | str]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 
@@ -26,3 +28,4 @@ class Settings(BaseModel):
     )
     cache_size: int = Field(default=64, ge=0, description="results kept, least recently used dropped first")
     limits: Limits = Field(default_factory=lambda: Limits())
+    dataset: Path | None = Field(default=None, description="collated dataset folder shown on node pages")

@@ -4,6 +4,87 @@
  */
 
 export interface paths {
+    "/api/dataset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dataset Status
+         * @description Which collated dataset the node pages read, and how far its collation got.
+         */
+        get: operations["dataset_status_api_dataset_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dataset/node": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dataset Node
+         * @description A node's collated examples (top, random, by quantile) and activation statistics; only the
+         *     status while the dataset is not ready.
+         */
+        post: operations["dataset_node_api_dataset_node_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dataset/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dataset Search
+         * @description Corpus windows containing the text, with the nodes that have them as top examples.
+         */
+        post: operations["dataset_search_api_dataset_search_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dataset/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dataset Token
+         * @description Nodes whose top examples peak on a token (its id, or its text ignoring case and spaces).
+         */
+        post: operations["dataset_token_api_dataset_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/debug": {
         parameters: {
             query?: never;
@@ -226,6 +307,63 @@ export interface components {
             /** Token */
             token: string;
         };
+        /** DatasetNode */
+        DatasetNode: {
+            /** Quantile */
+            quantile?: components["schemas"]["Example"][];
+            /** Random */
+            random?: components["schemas"]["Example"][];
+            stats?: components["schemas"]["NodeStats"] | null;
+            status: components["schemas"]["DatasetStatus"];
+            /** Top */
+            top?: components["schemas"]["Example"][];
+        };
+        /** DatasetNodeRequest */
+        DatasetNodeRequest: {
+            /** Index */
+            index: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "mlp_neuron" | "attn_head";
+            /** Layer */
+            layer: number;
+            /**
+             * N
+             * @description top examples
+             * @default 10
+             */
+            n?: number;
+        };
+        /**
+         * DatasetStatus
+         * @description The collated dataset the node pages read: ``none`` (no dataset configured), ``missing``
+         *     (not started), ``running``, ``failed`` or ``done``.
+         */
+        DatasetStatus: {
+            /** Attribution */
+            attribution?: string | null;
+            /** Corpus */
+            corpus?: string | null;
+            /**
+             * Fraction
+             * @default 0
+             */
+            fraction?: number;
+            /** Status */
+            status: string;
+            /**
+             * Tokens Done
+             * @default 0
+             */
+            tokens_done?: number;
+            /**
+             * Tokens Total
+             * @default 0
+             */
+            tokens_total?: number;
+        };
         /**
          * DebugRequest
          * @description Everything the Debugger page asks: one prompt explained, or two runs side by side.
@@ -322,6 +460,30 @@ export interface components {
             error: string;
             /** Field */
             field?: string | null;
+        };
+        /**
+         * Example
+         * @description A window of the corpus where the node fired, with every token's activation.
+         */
+        Example: {
+            /** Activation */
+            activation: number;
+            /** Acts */
+            acts: number[] | null;
+            /** Key Position */
+            key_position?: number | null;
+            /** Position */
+            position: number;
+            /** Quantile Hi */
+            quantile_hi?: number | null;
+            /** Quantile Lo */
+            quantile_lo?: number | null;
+            /** Title */
+            title?: string | null;
+            /** Tokens */
+            tokens: string[];
+            /** Window Id */
+            window_id: number;
         };
         /** GenerateRequest */
         GenerateRequest: {
@@ -621,6 +783,29 @@ export interface components {
             /** Write Norm */
             write_norm: number;
         };
+        /** NodeStats */
+        NodeStats: {
+            /** Count */
+            count: number;
+            /** Density */
+            density: number;
+            /** Hist */
+            hist: number[];
+            /** Hist Hi */
+            hist_hi: number[];
+            /** Hist Lo */
+            hist_lo: number[];
+            /** Kurtosis */
+            kurtosis: number;
+            /** Max Activation */
+            max_activation: number;
+            /** Mean */
+            mean: number;
+            /** Skew */
+            skew: number;
+            /** Var */
+            var: number;
+        };
         /** NodeTokens */
         NodeTokens: {
             /** Drivers */
@@ -721,6 +906,29 @@ export interface components {
              */
             kind: "scale";
         };
+        /** SearchHit */
+        SearchHit: {
+            /** Nodes */
+            nodes: {
+                [key: string]: number | string;
+            }[];
+            /** Text */
+            text: string;
+            /** Title */
+            title: string | null;
+            /** Window Id */
+            window_id: number;
+        };
+        /** SearchRequest */
+        SearchRequest: {
+            /**
+             * N
+             * @default 20
+             */
+            n?: number;
+            /** Text */
+            text: string;
+        };
         /** Set */
         Set: {
             /**
@@ -759,6 +967,31 @@ export interface components {
             id: number;
             /** Token */
             token: string;
+        };
+        /** TokenNode */
+        TokenNode: {
+            /** Kind */
+            kind: string;
+            /** Layer */
+            layer: number;
+            /** Max Activation */
+            max_activation: number;
+            /** N Examples */
+            n_examples: number;
+            /** Token */
+            token: string;
+            /** Unit */
+            unit: number;
+        };
+        /** TokenNodesRequest */
+        TokenNodesRequest: {
+            /**
+             * N
+             * @default 20
+             */
+            n?: number;
+            /** Token */
+            token: string | number;
         };
         /** TokenScore */
         TokenScore: {
@@ -897,6 +1130,170 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    dataset_status_api_dataset_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetStatus"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dataset_node_api_dataset_node_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DatasetNodeRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetNode"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dataset_search_api_dataset_search_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchHit"][];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dataset_token_api_dataset_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenNodesRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenNode"][];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     debug_api_debug_post: {
         parameters: {
             query?: never;

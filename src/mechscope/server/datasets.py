@@ -1,0 +1,87 @@
+"""The collated dataset behind the node pages: a folder that may still be being written.
+
+``mechscope demo`` starts the collation of a default slice in a background process (lower CPU
+priority, its own copy of the model, so the debugger's hooks and its never mix); node pages show
+its progress and fill in when it lands. Killing the server leaves finished shards on disk, and the
+next start resumes from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mechscope.data.store import Dataset
+
+log = logging.getLogger("mechscope.server")
+
+DEMO_TOKENS = 100_000  # the demo's default slice of the default corpus (~5 min on 2 cores)
+
+
+class DatasetSource:
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self._dataset: Dataset | None = None
+        self._lock = threading.Lock()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def progress(self) -> dict[str, object]:
+        if self.root is None:
+            return {"status": "none", "fraction": 0.0, "tokens_done": 0, "tokens_total": 0}
+        from mechscope.data.store import Dataset
+
+        p = dict(Dataset(self.root).progress())
+        if p["status"] != "done" and self.process is not None and self.process.poll() is not None:
+            p["status"] = "failed" if self.process.returncode else p["status"]
+        return p
+
+    def dataset(self) -> Dataset | None:
+        """The finished dataset, or None while there is none (yet)."""
+        if self.root is None:
+            return None
+        with self._lock:
+            if self._dataset is None:
+                from mechscope.data.store import Dataset
+
+                ds = Dataset(self.root)
+                if ds.progress()["status"] != "done":
+                    return None
+                self._dataset = ds
+            return self._dataset
+
+    def collate_in_background(self, tokens: int = DEMO_TOKENS) -> None:
+        """Start (or resume) collating the default corpus into ``root`` with the default model."""
+        assert self.root is not None
+        if self.progress()["status"] == "done":
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "mechscope",
+            "collate",
+            "--tokens",
+            str(tokens),
+            "--out",
+            str(self.root),
+            "--quiet",
+        ]
+        logf = open(self.root.parent / f"{self.root.name}.log", "ab")  # noqa: SIM115 (the child owns it)
+        self.process = subprocess.Popen(
+            cmd, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10), start_new_session=True
+        )
+        log.info(
+            "collating %d tokens of the default corpus into %s (pid %d)", tokens, self.root, self.process.pid
+        )
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # finished shards stay; the next start resumes
+        if self._dataset is not None:
+            self._dataset.close()
