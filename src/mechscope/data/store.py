@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mechscope.durable import fsync_path
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
@@ -58,12 +59,6 @@ def _slug(name: str) -> str:
 
 
 # ----- durable files ------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -78,7 +73,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -34,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer as HFTokenizer
 
+from mechscope.durable import fsync_path
 from mechscope.errors import ModelLoadError
 from mechscope.models.config import ModelConfig
 from mechscope.models.loading.assets import mechscope_home
@@ -136,7 +137,7 @@ def _store(entry: Path, digest: str, key_extra: str, result: Converted) -> None:
         (tmp / _TOKENIZER_META).write_text(json.dumps(meta))
         files = {}
         for name in (_WEIGHTS, _CONFIG, _TOKENIZER, _TOKENIZER_META):
-            _fsync(tmp / name)
+            fsync_path(tmp / name)
             files[name] = {"size": (tmp / name).stat().st_size, "sha256": _file_sha256(tmp / name)}
         manifest = {
             "version": CACHE_VERSION,
@@ -148,8 +149,8 @@ def _store(entry: Path, digest: str, key_extra: str, result: Converted) -> None:
             "aliases": aliases,
         }
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-        _fsync(tmp / _MANIFEST)
-        _fsync(tmp)
+        fsync_path(tmp / _MANIFEST)
+        fsync_path(tmp)
         try:
             os.rename(tmp, entry)  # atomic; refuses to replace a non-empty folder
         except OSError:
@@ -157,7 +158,7 @@ def _store(entry: Path, digest: str, key_extra: str, result: Converted) -> None:
                 raise
             logger.debug("another process wrote %s first; keeping its entry", entry)
         else:
-            _fsync(entry.parent)
+            fsync_path(entry.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -255,11 +256,3 @@ def _discard(entry: Path) -> None:
     except OSError:
         return  # another process already moved it
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
