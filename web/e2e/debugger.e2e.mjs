@@ -104,7 +104,14 @@ async function main() {
     await page.waitForSelector('[data-testid="node-activations"]', { timeout: TIMEOUT });
     const err = await page.$('[data-testid="error"]');
     if (err) fail(`the node page shows an error: ${await err.innerText()}`);
-    step(`node page ${new URL(page.url()).pathname} -> ${await shot(page, "04-node-page.png")}`);
+    // The dataset part shows either examples (a collated dataset is ready) or a sentence saying why not.
+    await page.waitForSelector('[data-testid="top-examples"], [data-testid="dataset-status"]', { timeout: TIMEOUT });
+    const examples = await page.$$('[data-testid="top-examples"] [data-testid="example"]');
+    const dsStatus = examples.length ? null : await page.getAttribute('[data-testid="dataset-status"]', "data-status");
+    if (!examples.length && !dsStatus) fail("the node page shows neither dataset examples nor the dataset status");
+    if (!(await page.$('[data-testid="node-nav"]'))) fail("the node page has no previous/next navigation");
+    const ds = examples.length ? `${examples.length} dataset examples` : `dataset ${dsStatus}`;
+    step(`node page ${new URL(page.url()).pathname} (${ds}) -> ${await shot(page, "04-node-page.png")}`);
 
     if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join("\n  ")}`);
     step("all steps passed");

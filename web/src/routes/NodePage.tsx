@@ -3,7 +3,9 @@ import { post, type NodeDetail } from "../client/api";
 import { ErrorBox } from "../components/common/ErrorBox";
 import { Spinner } from "../components/common/Spinner";
 import { Tok } from "../components/common/Tok";
-import { useResource } from "../hooks/useApi";
+import { DatasetSection } from "../components/Dataset/DatasetSection";
+import { NodeNav } from "../components/Dataset/NodeNav";
+import { useModelInfo, useResource } from "../hooks/useApi";
 import { navigate } from "../hooks/useLocation";
 import { divergingColor, maxAbs, textColor } from "../lib/color";
 import { fmt, signed } from "../lib/format";
@@ -29,13 +31,17 @@ const KIND_NAME: Record<string, string> = {
 
 export function NodePage({ path, search }: { path: string; search: string }) {
   const route = parseNodeRoute(path, search);
-  const key = "node" in route ? JSON.stringify(route) : null;
+  const model = useModelInfo();
+  const key = "node" in route && route.prompt !== null ? JSON.stringify(route) : null;
   const r = useResource<NodeDetail>(key, (signal) =>
-    "node" in route ? post("/api/node", { prompt: route.prompt, node: route.node, k: 10 }, signal) : Promise.reject(new Error("no node")),
+    "node" in route && route.prompt !== null ? post("/api/node", { prompt: route.prompt, node: route.node, k: 10 }, signal) : Promise.reject(new Error("no node")),
   );
   if ("error" in route) return <div className="page box">{route.error}</div>;
-  const back = "/?" + encodeState({ ...DEFAULT_STATE, prompt: route.prompt });
-  const d = r.data;
+  const { node, prompt } = route;
+  const back = prompt !== null ? "/?" + encodeState({ ...DEFAULT_STATE, prompt }) : "/";
+  const unit = (node.kind === "mlp_neuron" || node.kind === "attn_head") && node.layer != null && node.index != null
+    ? { kind: node.kind, layer: node.layer, index: node.index } : null;
+  const d = prompt !== null ? r.data : null;
   return (
     <div className="page node-page" data-testid="node-page">
       <div className="page-head">
@@ -43,14 +49,19 @@ export function NodePage({ path, search }: { path: string; search: string }) {
           <span className="mono">{formatNode(route.node)}</span> <span className="muted kind-name">{KIND_NAME[route.node.kind]}</span>
         </h2>
         <a href={back} className="btn small" onClick={(e) => { e.preventDefault(); navigate(back); }}>
-          ← Debugger with this prompt
+          {prompt !== null ? "← Debugger with this prompt" : "← Debugger"}
         </a>
         {r.loading && <Spinner />}
       </div>
-      <div className="node-prompt muted">
-        on the prompt <span className="mono prompt-text">{route.prompt}</span> · token {route.node.token}
-        {route.node.key != null ? ` ← key ${route.node.key}` : ""}
-      </div>
+      {unit && <NodeNav {...unit} search={search} model={model} />}
+      {prompt !== null ? (
+        <div className="node-prompt muted">
+          on the prompt <span className="mono prompt-text">{prompt}</span> · token {route.node.token}
+          {route.node.key != null ? ` ← key ${route.node.key}` : ""}
+        </div>
+      ) : (
+        !unit && <p className="muted">This node page needs a prompt (?prompt=…&amp;token=…): only neurons and heads have dataset examples.</p>
+      )}
       {r.error && <ErrorBox error={r.error} />}
       {d && (
         <div className={"node-body" + (r.loading ? " stale" : "")}>
@@ -73,9 +84,9 @@ export function NodePage({ path, search }: { path: string; search: string }) {
           ) : (
             <p className="muted small">This kind of node has no single output direction, so no promoted or suppressed tokens.</p>
           )}
-          <p className="muted small">Dataset examples for this node are not available yet.</p>
         </div>
       )}
+      {unit && <DatasetSection {...unit} />}
     </div>
   );
 }

@@ -1,0 +1,133 @@
+/** What makes a neuron or head fire over the collated corpus: statistics, histogram and example windows. */
+import { useEffect, useState } from "react";
+import { get, post, type Schemas } from "../../client/api";
+import { useResource } from "../../hooks/useApi";
+import { maxAbs } from "../../lib/color";
+import { ErrorBox } from "../common/ErrorBox";
+import { Spinner } from "../common/Spinner";
+import { ExampleList } from "./ExampleList";
+import { Histogram, StatsTable } from "./Histogram";
+
+export type DatasetStatus = Schemas["DatasetStatus"];
+type DatasetNode = Schemas["DatasetNode"];
+
+const TOP_N = 20;
+
+interface Props {
+  kind: "mlp_neuron" | "attn_head";
+  layer: number;
+  index: number;
+  /** how often GET /api/dataset is polled while the dataset is being built */
+  pollMs?: number;
+}
+
+export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
+  const [gen, setGen] = useState(0);
+  const [live, setLive] = useState<DatasetStatus | null>(null);
+  const r = useResource<DatasetNode>(JSON.stringify({ kind, layer, index, gen }), (signal) =>
+    post("/api/dataset/node", { kind, layer, index, n: TOP_N }, signal),
+  );
+  const fetched = r.data?.status ?? null;
+  const status = fetched?.status === "done" ? fetched : (live ?? fetched);
+  const running = status?.status === "running";
+  useEffect(() => {
+    if (!running) return;
+    let alive = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = () => {
+      timer = setTimeout(() => {
+        get("/api/dataset")
+          .then((s) => {
+            if (!alive) return;
+            setLive(s);
+            if (s.status === "done") setGen((g) => g + 1); // refetch the node's examples
+            else if (s.status === "running") tick();
+          })
+          .catch(() => alive && tick());
+      }, pollMs);
+    };
+    tick();
+    return () => {
+      alive = false;
+      clearTimeout(timer);
+    };
+  }, [running, pollMs]);
+
+  return (
+    <section className="box dataset" data-testid="dataset-section">
+      <div className="box-head">
+        <h3>Dataset examples</h3>
+        {status?.corpus && <span className="muted small">corpus: {status.corpus}</span>}
+        {r.loading && <Spinner label="loading examples" />}
+      </div>
+      {r.error && <ErrorBox error={r.error} />}
+      {status && status.status !== "done" && <StatusLine s={status} />}
+      {status?.status === "done" && r.data && <DatasetBody d={r.data} attribution={status.attribution ?? null} />}
+    </section>
+  );
+}
+
+function StatusLine({ s }: { s: DatasetStatus }) {
+  if (s.status === "running") {
+    const f = Math.max(0, Math.min(1, s.fraction ?? 0));
+    const n = (x: number | undefined) => (x ?? 0).toLocaleString("en-US");
+    return (
+      <div className="dataset-status" data-testid="dataset-status" data-status="running">
+        <p>Collating the dataset{s.corpus ? ` (${s.corpus})` : ""}: {(f * 100).toFixed(1)}% · {n(s.tokens_done)} / {n(s.tokens_total)} tokens. The examples appear when it is done.</p>
+        <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(f * 100)}>
+          <div className="progress-fill" style={{ width: `${f * 100}%` }} />
+        </div>
+      </div>
+    );
+  }
+  const text =
+    s.status === "failed"
+      ? "Collating the dataset failed: see the server's log, then run `mechscope collate` again."
+      : s.status === "missing"
+        ? "The collated dataset for this model has not been built yet: run `mechscope collate` (or start `mechscope demo`)."
+        : "No collated dataset for this model: run `mechscope collate` or start `mechscope demo`.";
+  return (
+    <p className="dataset-status muted" data-testid="dataset-status" data-status={s.status}>
+      {text}
+    </p>
+  );
+}
+
+function DatasetBody({ d, attribution }: { d: DatasetNode; attribution: string | null }) {
+  const [tab, setTab] = useState<"random" | "quantile" | null>("random");
+  const top = d.top ?? [];
+  const random = d.random ?? [];
+  const quantile = d.quantile ?? [];
+  const all = [...top, ...random, ...quantile];
+  const max = maxAbs(all.flatMap((e) => e.acts ?? [])) || (d.stats?.max_activation ?? 0);
+  const more = tab === "random" ? random : tab === "quantile" ? quantile : [];
+  return (
+    <div className="dataset-body">
+      {d.stats ? (
+        <div className="dataset-stats">
+          <StatsTable s={d.stats} />
+          <Histogram s={d.stats} />
+        </div>
+      ) : (
+        <p className="muted small">No statistics for this node.</p>
+      )}
+      <h4>Top {top.length} examples <span className="muted small">(colour: activation at each token, scale ±{max.toFixed(2)}; outlined: the peak{top.some((e) => e.key_position != null) ? "; orange underline: its strongest key" : ""})</span></h4>
+      <ExampleList examples={top} max={max} testId="top-examples" />
+      <div className="ex-tabs">
+        <span className="seg" role="tablist">
+          <button type="button" role="tab" aria-selected={tab === "random"} className={tab === "random" ? "on" : ""} onClick={() => setTab(tab === "random" ? null : "random")}>
+            Random examples ({random.length})
+          </button>
+          <button type="button" role="tab" aria-selected={tab === "quantile"} className={tab === "quantile" ? "on" : ""} onClick={() => setTab(tab === "quantile" ? null : "quantile")}>
+            By quantile ({quantile.length})
+          </button>
+        </span>
+        <span className="muted small">
+          {tab === "random" ? "windows drawn uniformly from the corpus" : tab === "quantile" ? "one window per quantile of the node's window peaks, labelled with its percentile range" : "click a tab to show more samples"}
+        </span>
+      </div>
+      {tab && <ExampleList examples={more} max={max} testId={`${tab}-examples`} quantiles={tab === "quantile"} />}
+      {attribution && <p className="attribution muted small" data-testid="attribution">Corpus: {attribution}</p>}
+    </div>
+  );
+}

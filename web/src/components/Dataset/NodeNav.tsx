@@ -1,0 +1,66 @@
+/** Previous/next node (index ∓1 in the layer) and layer (same index), as links and keys j/k and h/l ([ ]). */
+import { useEffect } from "react";
+import type { ModelInfo, NodeKind } from "../../client/api";
+import { navigate } from "../../hooks/useLocation";
+import { neighbourHref } from "../../routes/nodeHref";
+
+interface Props {
+  kind: NodeKind;
+  layer: number;
+  index: number;
+  search: string;
+  model: ModelInfo | null;
+}
+
+/** Is the key press meant for a text field (or a shortcut of the browser)? */
+function typing(e: KeyboardEvent): boolean {
+  if (e.ctrlKey || e.metaKey || e.altKey) return true;
+  const t = e.target as HTMLElement | null;
+  if (!t || typeof t.tagName !== "string") return false;
+  return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
+}
+
+export function NodeNav({ kind, layer, index, search, model }: Props) {
+  const units = model ? (kind === "mlp_neuron" ? model.d_mlp : model.n_heads) : null;
+  const layers = model?.n_layers ?? null;
+  const targets = {
+    prevNode: index > 0 ? neighbourHref(kind, layer, index - 1, search) : null,
+    nextNode: units !== null && index + 1 < units ? neighbourHref(kind, layer, index + 1, search) : null,
+    prevLayer: layer > 0 ? neighbourHref(kind, layer - 1, index, search) : null,
+    nextLayer: layers !== null && layer + 1 < layers ? neighbourHref(kind, layer + 1, index, search) : null,
+  };
+  const key = JSON.stringify(targets);
+  useEffect(() => {
+    const t = JSON.parse(key) as typeof targets;
+    const keys: Record<string, string | null> = { j: t.prevNode, k: t.nextNode, h: t.prevLayer, l: t.nextLayer, "[": t.prevLayer, "]": t.nextLayer };
+    const onKey = (e: KeyboardEvent) => {
+      if (typing(e)) return;
+      const href = keys[e.key];
+      if (href) {
+        e.preventDefault();
+        navigate(href);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [key]);
+  const unit = kind === "mlp_neuron" ? "neuron" : "head";
+  const link = (href: string | null, label: string, shortcut: string, testId: string) =>
+    href ? (
+      <a href={href} className="btn small" data-testid={testId} title={`${label} (key ${shortcut})`} onClick={(e) => { e.preventDefault(); navigate(href); }}>
+        {label}
+      </a>
+    ) : (
+      <span className="btn small disabled" aria-disabled="true" data-testid={testId}>{label}</span>
+    );
+  return (
+    <nav className="node-nav" data-testid="node-nav" aria-label="neighbouring nodes">
+      {link(targets.prevNode, `← ${unit} ${index > 0 ? index - 1 : "–"}`, "j", "nav-prev-node")}
+      {link(targets.nextNode, `${unit} ${targets.nextNode ? index + 1 : "–"} →`, "k", "nav-next-node")}
+      <span className="nav-sep" />
+      {link(targets.prevLayer, `↑ layer ${layer > 0 ? layer - 1 : "–"}`, "h or [", "nav-prev-layer")}
+      {link(targets.nextLayer, `layer ${targets.nextLayer ? layer + 1 : "–"} ↓`, "l or ]", "nav-next-layer")}
+      <span className="muted small">keys j/k: {unit}, h/l: layer</span>
+    </nav>
+  );
+}
