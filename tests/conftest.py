@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import string
 
 import pytest
@@ -93,3 +94,13 @@ def model(request: pytest.FixtureRequest) -> HookedDecoder:
 @pytest.fixture
 def llama() -> HookedDecoder:
     return tiny_model("llama")
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip a test whose tool or package is missing, with the reason; under CI (CI=true) fail
+    instead, so that a broken install cannot pass as green."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI installs it with scripts/install.sh --test)")
+    pytest.skip(what)

@@ -271,6 +271,21 @@ def demo(host: str, port: int, no_browser: bool, no_collate: bool) -> None:
 @click.option(
     "--field", default=None, help="JSONL field / Parquet or datasets column with the text (default text)."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Split the work across Ray workers: a cluster's address, or a local cluster when none is given.",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1),
+    help="Ray workers (default: one per GPU of the cluster, or per CPU without GPUs).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
 def collate(
@@ -283,12 +298,19 @@ def collate(
     batch: int,
     fmt: str | None,
     field: str | None,
+    ray_address: str | None,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Collate what makes every MLP neuron and attention head fire over a corpus (resumable)."""
     from mechscope.data.cli_collate import run_collate
 
-    run_collate(model, corpus, tokens, out, window, top_k, batch, fmt, field, quiet)
+    if workers is not None and ray_address is None:
+        raise click.UsageError("--workers goes with --ray")
+    run_collate(
+        model, corpus, tokens, out, window, top_k, batch, fmt, field, quiet,
+        ray_address=ray_address, workers=workers,
+    )  # fmt: skip
 
 
 @main.command()

@@ -12,17 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import need
 
 WEB = Path(__file__).resolve().parents[2] / "web"
-
-
-def need(condition: bool, what: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI installs it with scripts/install.sh --test)")
-    pytest.skip(what)
 
 
 def npm(

@@ -18,6 +18,8 @@ def run_collate(
     fmt: str | None,
     field: str | None,
     quiet: bool,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> Path:
     import time
 
@@ -38,7 +40,15 @@ def run_collate(
     cfg = CollateConfig(window=window, top_k=top_k, batch=batch)
     t0 = time.perf_counter()
     bar = None if quiet else ProgressBar(window - 1)
-    collate(model, windows, Workspace(root), cfg, corpus.name, corpus.attribution, bar)
+    if ray_address is None:
+        collate(model, windows, Workspace(root), cfg, corpus.name, corpus.attribution, bar)
+    else:
+        from mechscope.data.distributed import collate_on_ray
+
+        address = None if ray_address == "local" else ray_address
+        collate_on_ray(
+            model, windows, Workspace(root), cfg, corpus.name, corpus.attribution, bar, address, workers
+        )
     with Dataset(root) as ds:
         n_nodes = ds.query("SELECT count(*) AS n FROM nodes")[0]["n"]
         dense = ds.query(

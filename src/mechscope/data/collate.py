@@ -68,6 +68,11 @@ class CollateConfig:
     seed: int = 0
     """Seed of the sampling priorities."""
 
+    @property
+    def shard_windows(self) -> int:
+        """Windows per checkpoint: ``shard`` rounded up to whole batches."""
+        return max(1, -(-self.shard // self.batch)) * self.batch
+
     def identity(self) -> dict[str, int]:
         """What must match for a run to resume another (batches change moment rounding)."""
         return {"window": self.window, "top_k": self.top_k, "random_samples": self.random_samples,
@@ -118,7 +123,13 @@ class KindState:
             "hist": torch.zeros(layers, nb, units, dtype=torch.int64),
             "active": torch.zeros(layers, units, dtype=torch.int64),
         }
+        # Moments are merged shard by shard in window order: the shard being collated is "open";
+        # closing it merges it into ``moments`` or, in a distributed worker, appends it to
+        # ``closed`` for the driver to merge in the same order. Either way the float64 sums see
+        # the same operations in the same order, so every split of the work gives identical bits.
         self.moments = [Moments.zeros(units) for _ in range(layers)]
+        self.open = [Moments.zeros(units) for _ in range(layers)]
+        self.closed: list[list[Moments]] | None = None
         # Token histogram by raw float code, folded into "hist" at each checkpoint: scattering into
         # 1024 codes skips a lookup per value. float32 counts are exact below 2^24 per shard.
         self.scratch = torch.zeros(layers, stats.N_CODES, units)
@@ -134,7 +145,7 @@ class KindState:
         a = self.a
         b, t, u = x.shape
         y = x[:, 1:].reshape(-1, u)  # (batch * (pos - 1), unit): stream tokens only, one copy
-        self.moments[layer].merge_(Moments.of(y))
+        self.open[layer].merge_(Moments.of(y))
         codes = stats.codes(y)
         self.scratch[layer].scatter_add_(0, codes, self._ones.expand(codes.shape))
         peak, peak_pos = y.view(b, t - 1, u).max(1)  # (batch, unit)
@@ -168,13 +179,32 @@ class KindState:
             before.copy_(after)
 
     def fold(self) -> None:
-        """Move the scratch histogram into ``hist`` (and, for neurons, the > 0 counts)."""
+        """Close the shard: move the scratch histogram into ``hist`` (and, for neurons, the > 0
+        counts) and the open moments into ``moments`` (or ``closed``)."""
+        if not self.open[0].n:
+            return
         for layer in range(self.layers):
             counts = self.scratch[layer].round().long()  # (code, unit)
             self.a["hist"][layer].index_add_(0, stats.CODE_TO_BIN, counts)
             if self.kind == "mlp_neuron":  # codes of x >= 2^-126: positive, not zero or subnormal
                 self.a["active"][layer] += counts[512 + 2 :].sum(0)
         self.scratch.zero_()
+        if self.closed is not None:
+            self.closed.append(self.open)
+        else:
+            for total, shard in zip(self.moments, self.open, strict=True):
+                total.merge_(shard)
+        self.open = [Moments.zeros(self.units) for _ in range(self.layers)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a distributed worker's result) without the scratch histogram: fold first."""
+        if self.open[0].n:
+            raise RuntimeError("fold() a KindState before pickling it")
+        return {k: v for k, v in self.__dict__.items() if k != "scratch"}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self.scratch = torch.zeros(self.layers, stats.N_CODES, self.units)
 
     # ----- checkpoints and merges ------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
@@ -193,8 +223,11 @@ class KindState:
         self.moments = [Moments(float(n[i]), *(p[i] for p in parts)) for i in range(self.layers)]
 
     def merge_(self, other: KindState) -> None:
-        """Add the state of a disjoint set of windows (e.g. another worker's): exact for top-k,
-        samples, counts and histograms; moments to float64 rounding."""
+        """Add the state of the windows that follow (e.g. another worker's). Exact for top-k,
+        samples, counts and histograms whatever the split; moments are bit-identical to one pass
+        when ``other`` kept its shards apart (``closed``) and the split falls on shard bounds."""
+        self.fold()
+        other.fold()
         a, b = self.a, other.a
         for layer in range(self.layers):
             row, slot, col = merge_slots(a["top_key"][layer], b["top_key"][layer], largest=True)
@@ -206,7 +239,9 @@ class KindState:
             take = b["bin_key"][layer] < a["bin_key"][layer]
             for name in ("bin_key", "bin_val", "bin_pos"):
                 a[name][layer] = torch.where(take, b[name][layer], a[name][layer])
-            self.moments[layer].merge_(other.moments[layer])
+        for shard in other.closed if other.closed is not None else [other.moments]:
+            for total, part in zip(self.moments, shard, strict=True):
+                total.merge_(part)
         for name in ("bin_count", "hist", "active"):
             a[name] += b[name]
 
@@ -222,10 +257,20 @@ class CollationState:
         }
         self.done = 0  # windows collated, from the start of the range
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        out = {"done": np.asarray(self.done)}
+    def fold(self) -> None:
+        """Close the current shard (see :meth:`KindState.fold`)."""
         for ks in self.kinds.values():
             ks.fold()
+
+    def keep_shards_apart(self) -> None:
+        """Keep each closed shard's moments apart, for a driver to merge in window order."""
+        for ks in self.kinds.values():
+            ks.closed = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self.fold()
+        out = {"done": np.asarray(self.done)}
+        for ks in self.kinds.values():
             out.update(ks.arrays())
         return out
 
@@ -235,9 +280,8 @@ class CollationState:
             ks.load(arrays)
 
     def merge_(self, other: CollationState) -> None:
+        """Add ``other``, the state of the windows that follow this one's."""
         for kind, ks in self.kinds.items():
-            ks.fold()
-            other.kinds[kind].fold()
             ks.merge_(other.kinds[kind])
         self.done += other.done
 
@@ -301,10 +345,11 @@ def collate_range(
     progress: ProgressBar | None = None,
 ) -> CollationState:
     """Collate windows ``[start, stop)`` into ``state`` (resumed at ``start + state.done``),
-    calling ``checkpoint`` every ``cfg.shard`` windows and at the end."""
+    closing a shard and calling ``checkpoint`` every ``cfg.shard_windows`` windows and at the
+    end. ``start`` must fall on a shard bound for the moments to match a single pass bit for bit."""
     stop = windows.n if stop is None else stop
     state = state or CollationState(model, cfg)
-    shard = max(1, -(-cfg.shard // cfg.batch)) * cfg.batch
+    shard = cfg.shard_windows
     w0 = [start + state.done]
     first = w0[0]
     with torch.inference_mode(), model.hooks(fwd=_hooks(model, state, w0)):
@@ -315,8 +360,10 @@ def collate_range(
             w0[0] = end
             if progress is not None:
                 progress.update(end - first)
-            if checkpoint is not None and (state.done % shard == 0 or end == stop):
-                checkpoint(state)
+            if state.done % shard == 0 or end == stop:
+                state.fold()  # shards close at the same windows however the work is split
+                if checkpoint is not None:
+                    checkpoint(state)
     return state
 
 
@@ -331,26 +378,10 @@ def collate(
 ) -> Path:
     """Collate every window into ``workspace`` (resuming a run killed midway) and write the
     dataset (DuckDB + Parquet). Returns the dataset's folder."""
-    from mechscope.data.schema import build_tables
-
     cfg = cfg or CollateConfig()
-    if windows.length != cfg.window:
-        raise InputError(f"windows have {windows.length} tokens but the config says window={cfg.window}")
-    identity = {
-        "model": model.cfg.name or "model",
-        "model_shape": [model.cfg.n_layers, model.cfg.d_mlp, model.cfg.n_heads],
-        "weights": _weights_fingerprint(model),
-        "windows": windows.fingerprint(),
-        "n_windows": windows.n,
-        **cfg.identity(),
-    }
-    if workspace.begin(identity):
+    state = begin(model, windows, workspace, cfg)
+    if state is None:
         return workspace.root  # already complete
-    state = CollationState(model, cfg)
-    saved = workspace.load_state()
-    if saved is not None:
-        state.load(saved)
-        log.info("resuming at window %d of %d", state.done, windows.n)
     if progress is not None:
         progress.start(windows.n, state.done)
     state = collate_range(
@@ -359,8 +390,40 @@ def collate(
     )  # fmt: skip
     if progress is not None:
         progress.finish()
+    return finish(state, model, windows, workspace, cfg, corpus_name, attribution)
+
+
+def begin(
+    model: HookedDecoder, windows: Windows, workspace: Workspace, cfg: CollateConfig
+) -> CollationState | None:
+    """Open ``workspace`` for this collation: the state to go on from (the last checkpoint's, or
+    empty), or None when the dataset is already complete."""
+    if windows.length != cfg.window:
+        raise InputError(f"windows have {windows.length} tokens but the config says window={cfg.window}")
+    if workspace.begin(_identity(model, windows, cfg)):
+        return None
+    state = CollationState(model, cfg)
+    saved = workspace.load_state()
+    if saved is not None:
+        state.load(saved)
+        log.info("resuming at window %d of %d", state.done, windows.n)
+    return state
+
+
+def finish(
+    state: CollationState,
+    model: HookedDecoder,
+    windows: Windows,
+    workspace: Workspace,
+    cfg: CollateConfig,
+    corpus_name: str,
+    attribution: str | None,
+) -> Path:
+    """Write the finished ``state`` as the dataset (tables, Parquet, DuckDB) and mark it done."""
+    from mechscope.data.schema import build_tables
+
     meta = {
-        **identity,
+        **_identity(model, windows, cfg),
         "corpus": corpus_name,
         "attribution": attribution or "",
         "tokens": windows.n * (cfg.window - 1),
@@ -369,7 +432,19 @@ def collate(
     return workspace.root
 
 
-def _weights_fingerprint(model: HookedDecoder) -> str:
+def _identity(model: HookedDecoder, windows: Windows, cfg: CollateConfig) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (model, weights, windows, options)."""
+    return {
+        "model": model.cfg.name or "model",
+        "model_shape": [model.cfg.n_layers, model.cfg.d_mlp, model.cfg.n_heads],
+        "weights": weights_fingerprint(model),
+        "windows": windows.fingerprint(),
+        "n_windows": windows.n,
+        **cfg.identity(),
+    }
+
+
+def weights_fingerprint(model: HookedDecoder) -> str:
     """A cheap identity of the weights: a few sums, enough to refuse resuming with another model."""
     with torch.no_grad():
         sums = [float(p.double().sum()) for p in list(model.parameters())[:4]]

@@ -165,6 +165,15 @@ class Moments:
         na, nb = self.n, b.n
         if nb == 0:
             return
+        if na == 0:  # copy: the formulas would round b.mean through (b.mean / n) * n
+            self.n, self.mean, self.m2, self.m3, self.m4 = (
+                b.n,
+                b.mean.clone(),
+                b.m2.clone(),
+                b.m3.clone(),
+                b.m4.clone(),
+            )
+            return
         n = na + nb
         delta = b.mean - self.mean
         d_n = delta / n
