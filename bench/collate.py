@@ -5,6 +5,8 @@
     python bench/collate.py --demo           # also: the demo's default (100k tokens) end to end
     python bench/collate.py --json out.json
     python bench/collate.py --queries DIR    # only: the read API's latency on a finished dataset
+    python bench/collate.py --queries DIR --full-corpus-text   # ... with the whole default
+                                             # corpus's windows and documents, which search scans
 
 "collate" is :func:`mechscope.data.collate.collate_range` over the windows (every neuron's and
 head's top-k, samples, moments, histogram and density; no checkpoint writes). The baselines,
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from _common import busy_warning, contention_probe, load_model_under_test, machine, table, write_json
@@ -41,10 +44,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--demo", action="store_true", help="also time the demo's default slice end to end")
     ap.add_argument("--queries", metavar="DIR", help="only time the Dataset queries on this dataset")
+    ap.add_argument(
+        "--full-corpus-text",
+        action="store_true",
+        help="with --queries: time a copy whose windows and documents tables hold the whole default corpus",
+    )
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args()
     if args.queries:
-        write_json(args.json, queries(args.queries))
+        if args.full_corpus_text:
+            with tempfile.TemporaryDirectory() as tmp:
+                write_json(args.json, queries(with_full_corpus_text(args.queries, tmp)))
+        else:
+            write_json(args.json, queries(args.queries))
         return
     model, label = load_model_under_test(False)
     assert model.tokenizer is not None
@@ -119,6 +131,38 @@ def demo(model: torch.nn.Module) -> dict[str, float]:
         f"\ndemo slice: {windows.n * 63:,} tokens, windows {t_windows:.1f} s, total {total:.1f} s ({sizes:,} examples)"
     )
     return {"windows_s": t_windows, "total_s": total}
+
+
+def with_full_corpus_text(root: str, tmp: str) -> str:
+    """A copy of the dataset at ``root`` whose ``windows`` and ``documents`` tables hold the whole
+    default corpus (~1.06M tokens). Only full-text search reads them in bulk; every other table is
+    sized by the nodes (top-k and samples per node), not by the corpus."""
+    import shutil
+
+    import duckdb
+
+    from mechscope.data.schema import text_tables
+    from mechscope.data.store import DATABASE, MANIFEST
+    from mechscope.models.loading import load_model
+
+    shutil.copy(Path(root) / DATABASE, Path(tmp) / DATABASE)
+    shutil.copy(Path(root) / MANIFEST, Path(tmp) / MANIFEST)
+    tok = load_model(None).tokenizer
+    assert tok is not None
+    tables = text_tables(make_windows(open_corpus(None), tok, 64, None), tok)
+    con = duckdb.connect(str(Path(tmp) / DATABASE))
+    try:
+        for name, table in tables.items():
+            con.register("incoming", table)
+            con.execute(f"DELETE FROM {name}")
+            con.execute(f"INSERT INTO {name} SELECT * FROM incoming")
+            con.unregister("incoming")
+        n = con.execute("SELECT count(*), sum(length(text)) FROM windows").fetchone()
+    finally:
+        con.close()
+    assert n is not None
+    print(f"windows replaced by the whole default corpus: {n[0]:,} windows, {n[1]:,} characters")
+    return tmp
 
 
 def queries(root: str, repeats: int = 20) -> dict[str, float]:

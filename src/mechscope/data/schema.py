@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mechscope.data.collate import CollationState, KindState
     from mechscope.data.corpora import Windows
     from mechscope.models.decoder import HookedDecoder
+    from mechscope.models.tokenizer import Tokenizer
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
 """Quantiles of a unit's window peaks at which samples are taken (one window per bin hit)."""
@@ -168,18 +169,42 @@ def build_tables(
 ) -> dict[str, pa.Table]:
     """Every table of the dataset, from a finished collation."""
     assert model.tokenizer is not None
-    tok = model.tokenizer
     for ks in state.kinds.values():
         ks.fold()
-    ids = windows.tokens.numpy()
-    token_strs = [tok.token_strs(row) for row in ids.tolist()]
-    texts = ["".join(strs[1:]) for strs in token_strs]  # what the UI shows, token by token
     edges = stats.bin_edges()
-    docs = windows.documents
     tables = {
         "nodes": pa.concat_tables([_nodes(ks) for ks in state.kinds.values()]),
         "examples": pa.concat_tables([_examples(ks, windows) for ks in state.kinds.values()]),
         "samples": pa.concat_tables([_samples(ks, windows) for ks in state.kinds.values()]),
+        **text_tables(windows, model.tokenizer),
+        "bins": pa.table(
+            {
+                "bin": pa.array(range(len(edges)), pa.int16()),
+                "lo": pa.array([e[0] for e in edges], pa.float64()),
+                "hi": pa.array([e[1] for e in edges], pa.float64()),
+            }
+        ),
+        "meta": pa.table(
+            {
+                "key": pa.array([*meta, "schema_version", "quantiles", "density_rule"], pa.string()),
+                "value": pa.array(
+                    [json.dumps(v) for v in meta.values()]
+                    + [json.dumps(SCHEMA_VERSION), json.dumps(QUANTILES), json.dumps(DENSITY_RULE)],
+                    pa.string(),
+                ),
+            }
+        ),
+    }
+    return tables
+
+
+def text_tables(windows: Windows, tok: Tokenizer) -> dict[str, pa.Table]:
+    """The ``windows`` (token ids, token texts and the shown text of each) and ``documents`` tables."""
+    ids = windows.tokens.numpy()
+    token_strs = [tok.token_strs(row) for row in ids.tolist()]
+    texts = ["".join(strs[1:]) for strs in token_strs]  # what the UI shows, token by token
+    docs = windows.documents
+    return {
         "windows": pa.table(
             {
                 "window_id": pa.array(np.arange(windows.n), pa.int32()),
@@ -203,25 +228,7 @@ def build_tables(
                 "text": pa.array([d.text for d in docs], pa.string()),
             }
         ),
-        "bins": pa.table(
-            {
-                "bin": pa.array(range(len(edges)), pa.int16()),
-                "lo": pa.array([e[0] for e in edges], pa.float64()),
-                "hi": pa.array([e[1] for e in edges], pa.float64()),
-            }
-        ),
-        "meta": pa.table(
-            {
-                "key": pa.array([*meta, "schema_version", "quantiles", "density_rule"], pa.string()),
-                "value": pa.array(
-                    [json.dumps(v) for v in meta.values()]
-                    + [json.dumps(SCHEMA_VERSION), json.dumps(QUANTILES), json.dumps(DENSITY_RULE)],
-                    pa.string(),
-                ),
-            }
-        ),
     }
-    return tables
 
 
 DENSITY_RULE = {
