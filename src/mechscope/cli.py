@@ -286,6 +286,11 @@ def demo(host: str, port: int, no_browser: bool, no_collate: bool) -> None:
     type=click.IntRange(1),
     help="Ray workers (default: one per GPU of the cluster, or per CPU without GPUs).",
 )
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="While running, also write a database of the windows done so far after 1, 2, 4, ... shards.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
 def collate(
@@ -300,6 +305,7 @@ def collate(
     field: str | None,
     ray_address: str | None,
     workers: int | None,
+    preview: bool,
     quiet: bool,
 ) -> None:
     """Collate what makes every MLP neuron and attention head fire over a corpus (resumable)."""
@@ -309,7 +315,7 @@ def collate(
         raise click.UsageError("--workers goes with --ray")
     run_collate(
         model, corpus, tokens, out, window, top_k, batch, fmt, field, quiet,
-        ray_address=ray_address, workers=workers,
+        ray_address=ray_address, workers=workers, preview=preview,
     )  # fmt: skip
 
 

@@ -115,3 +115,43 @@ def test_examples_name_the_document_of_their_peak(ds: Dataset) -> None:
                 d["stream_start"] <= stream_pos <= d["stream_start"] + d["n_tokens"]
             )  # its separator included
             assert e["peak_doc"] >= e["doc"] and e["title"] == f"doc {e['peak_doc']}"
+
+
+def test_previews_fill_in_while_running_and_give_way_to_the_dataset(tmp_path: Path) -> None:
+    from mechscope.data.collate import begin, checkpoint, collate_range
+    from tests.data._helpers import brute_force, top_k_reference
+
+    model = tiny_model("llama")
+    windows = small_windows(model, tmp_path, n_docs=40)
+    cfg = CollateConfig(window=16, top_k=4, random_samples=3, batch=4, shard=8)
+    ws = Workspace(tmp_path / "ws")
+    state = begin(model, windows, ws, cfg)
+    assert state is not None
+    reader = Dataset(ws.root)
+    assert reader.progress()["preview_tokens"] is None
+    with pytest.raises(InputError, match="no finished dataset yet"):
+        reader.top_examples("mlp_neuron", 0, 0)
+    # Three shards (8 windows each) as if the run were killed there: previews after shards 1 and 2.
+    collate_range(
+        model,
+        windows,
+        cfg,
+        stop=24,
+        state=state,
+        checkpoint=lambda s: checkpoint(s, model, windows, ws, cfg, True),
+    )
+    assert [p.name for p in (ws.root / "preview").iterdir()] == ["preview-000000016.duckdb"]
+    p = reader.progress()
+    assert p["status"] == "running" and p["preview_tokens"] == 16 * 15 and p["tokens_done"] == 24 * 15
+    assert reader.is_preview and reader.meta()["preview"] is True
+    win, peak, _ = top_k_reference(brute_force(model, windows)["mlp_neuron"][:16], cfg.top_k)
+    for unit in range(3):
+        got = reader.top_examples("mlp_neuron", 1, unit, n=cfg.top_k)
+        assert [g["window_id"] for g in got] == win[1, unit].tolist()  # the first 16 windows' top-k
+    # Resumed to the end: the same reader now reads the finished dataset; previews are gone.
+    collate(model, windows, ws, cfg, preview=True)
+    assert not list((ws.root / "preview").iterdir())
+    assert reader.progress()["preview_tokens"] is None and not reader.is_preview
+    assert "preview" not in reader.meta()
+    with Dataset(ws.root) as fresh:
+        assert reader.top_examples("mlp_neuron", 1, 0, 4) == fresh.top_examples("mlp_neuron", 1, 0, 4)

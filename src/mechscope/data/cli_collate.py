@@ -20,6 +20,7 @@ def run_collate(
     quiet: bool,
     ray_address: str | None = None,
     workers: int | None = None,
+    preview: bool = False,
 ) -> Path:
     import time
 
@@ -41,13 +42,22 @@ def run_collate(
     t0 = time.perf_counter()
     bar = None if quiet else ProgressBar(window - 1)
     if ray_address is None:
-        collate(model, windows, Workspace(root), cfg, corpus.name, corpus.attribution, bar)
+        collate(model, windows, Workspace(root), cfg, corpus.name, corpus.attribution, bar, preview)
     else:
         from mechscope.data.distributed import collate_on_ray
 
         address = None if ray_address == "local" else ray_address
         collate_on_ray(
-            model, windows, Workspace(root), cfg, corpus.name, corpus.attribution, bar, address, workers
+            model,
+            windows,
+            Workspace(root),
+            cfg,
+            corpus.name,
+            corpus.attribution,
+            bar,
+            address,
+            workers,
+            preview,
         )
     with Dataset(root) as ds:
         n_nodes = ds.query("SELECT count(*) AS n FROM nodes")[0]["n"]

@@ -375,9 +375,11 @@ def collate(
     corpus_name: str = "",
     attribution: str | None = None,
     progress: ProgressBar | None = None,
+    preview: bool = False,
 ) -> Path:
     """Collate every window into ``workspace`` (resuming a run killed midway) and write the
-    dataset (DuckDB + Parquet). Returns the dataset's folder."""
+    dataset (DuckDB + Parquet). Returns the dataset's folder. With ``preview``, a database of the
+    windows done so far is also written after 1, 2, 4, 8, ... shards (see :func:`checkpoint`)."""
     cfg = cfg or CollateConfig()
     state = begin(model, windows, workspace, cfg)
     if state is None:
@@ -385,8 +387,8 @@ def collate(
     if progress is not None:
         progress.start(windows.n, state.done)
     state = collate_range(
-        model, windows, cfg, state=state, checkpoint=lambda s: workspace.save_state(s.arrays(), s.done),
-        progress=progress,
+        model, windows, cfg, state=state, progress=progress,
+        checkpoint=lambda s: checkpoint(s, model, windows, workspace, cfg, preview),
     )  # fmt: skip
     if progress is not None:
         progress.finish()
@@ -408,6 +410,31 @@ def begin(
         state.load(saved)
         log.info("resuming at window %d of %d", state.done, windows.n)
     return state
+
+
+def checkpoint(
+    state: CollationState,
+    model: HookedDecoder,
+    windows: Windows,
+    workspace: Workspace,
+    cfg: CollateConfig,
+    preview: bool = False,
+) -> None:
+    """Make ``state`` durable; with ``preview``, also write a database of it when the shards done
+    are a power of two (O(log n) writes in all, so early previews come fast and the total cost
+    stays small) and the collation is not about to finish."""
+    from mechscope.data.schema import build_tables
+
+    workspace.save_state(state.arrays(), state.done)
+    shards = state.done // cfg.shard_windows
+    power_of_two = shards and shards & (shards - 1) == 0 and state.done % cfg.shard_windows == 0
+    if preview and power_of_two and state.done < windows.n:
+        meta = {
+            **_identity(model, windows, cfg),
+            "preview": True,
+            "tokens": state.done * (cfg.window - 1),
+        }
+        workspace.write_preview(build_tables(state, windows, model, meta), state.done)
 
 
 def finish(

@@ -23,6 +23,7 @@ from mechscope.data.collate import (
     CollationState,
     ProgressBar,
     begin,
+    checkpoint,
     collate_range,
     finish,
     weights_fingerprint,
@@ -78,6 +79,7 @@ def collate_on_ray(
     progress: ProgressBar | None = None,
     address: str | None = None,
     workers: int | None = None,
+    preview: bool = False,
 ) -> Path:
     """:func:`mechscope.data.collate.collate` on a Ray cluster (``address``, or a local one when
     None or ""): the same dataset, bit for bit."""
@@ -111,7 +113,7 @@ def collate_on_ray(
         first = state.done
         for part in ray.util.ActorPool(pool).map(lambda a, r: a.run.remote(*r), todo):
             state.merge_(part)  # in window order: ActorPool.map yields results in submission order
-            workspace.save_state(state.arrays(), state.done)
+            checkpoint(state, model, windows, workspace, cfg, preview)
             if progress is not None:
                 progress.update(state.done - first)
         if progress is not None:

@@ -6,7 +6,10 @@ A workspace folder (default ``$MECHSCOPE_HOME/datasets/<model>/<corpus>/``) hold
   the one durable checkpoint to resume from;
 - ``state/state-<windows done>.npz``: that checkpoint (the running top-k buffers, samples,
   histograms and moments), deleted once the dataset is written;
-- ``parquet/<table>.parquet`` and ``dataset.duckdb``: the finished dataset (docs/datasets.md).
+- ``parquet/<table>.parquet`` and ``dataset.duckdb``: the finished dataset (docs/datasets.md);
+- ``preview/preview-<windows done>.duckdb``: while the collation runs, a database of what the
+  windows done so far give (written after 1, 2, 4, 8, ... shards), so that node pages fill in
+  before the end; the manifest names the newest, and the finished dataset replaces them.
 
 Every file is written under a temporary name, fsynced, renamed into place and its folder fsynced;
 the manifest only ever points to a checkpoint that is already durable. A process killed at any
@@ -143,6 +146,22 @@ class Workspace:
             if p.relative_to(self.root).as_posix() != keep:
                 p.unlink(missing_ok=True)
 
+    def write_preview(self, tables: dict[str, pa.Table], windows_done: int) -> None:
+        """Write a database of a running collation's tables, point the manifest at it, drop the older."""
+        name = f"preview/preview-{windows_done:09d}.duckdb"
+        with atomic_path(self.root / name) as tmp:
+            tmp.unlink()  # DuckDB creates its own file
+            _build_database(tmp, tables)
+        m = self.manifest() or {}
+        m.update(preview=name, preview_windows=windows_done)
+        self._write_manifest(m)
+        self._remove_previews(keep=name)
+
+    def _remove_previews(self, keep: str | None) -> None:
+        for p in (self.root / "preview").glob("preview-*.duckdb"):
+            if p.relative_to(self.root).as_posix() != keep:
+                p.unlink(missing_ok=True)
+
     def write_dataset(self, tables: dict[str, pa.Table]) -> None:
         """Write the Parquet files and the DuckDB database, then mark the manifest done."""
         import pyarrow.parquet as pq
@@ -152,21 +171,30 @@ class Workspace:
                 pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
         with atomic_path(self.root / DATABASE) as tmp:
             tmp.unlink()  # DuckDB creates its own file
-            _build_database(tmp, self.root / "parquet", list(tables))
+            _build_database(tmp, {name: self.root / "parquet" / f"{name}.parquet" for name in tables})
         m = self.manifest() or {}
-        m.update(status="done", state=None)
+        m.update(status="done", state=None, preview=None, preview_windows=None)
         self._write_manifest(m)
         self._remove_states(keep=None)
+        self._remove_previews(keep=None)
 
 
-def _build_database(path: Path, parquet: Path, names: list[str]) -> None:
+def _build_database(path: Path, tables: dict[str, Path] | dict[str, pa.Table]) -> None:
+    """The DuckDB database of the dataset's tables, each a Parquet file or an Arrow table."""
     import duckdb
 
     con = duckdb.connect(str(path))
     try:
-        for name in names:
-            src = (parquet / f"{name}.parquet").as_posix().replace("'", "''")
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{src}') ORDER BY {_ORDER[name]}")
+        for name, table in tables.items():
+            if isinstance(table, Path):
+                src = table.as_posix().replace("'", "''")
+                con.execute(
+                    f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{src}') ORDER BY {_ORDER[name]}"
+                )
+            else:
+                con.register("incoming", table)
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming ORDER BY {_ORDER[name]}")
+                con.unregister("incoming")
         # Which nodes peak on which token: the top examples grouped by their peak token.
         con.execute(
             """
@@ -196,6 +224,7 @@ class Dataset:
         self.workspace = Workspace(root)
         self.root = self.workspace.root
         self._con: Any = None
+        self._con_path: str | None = None  # file name of the open database
         self._meta: dict[str, Any] | None = None
 
     def close(self) -> None:
@@ -218,19 +247,42 @@ class Dataset:
         total = int(ident["n_windows"])
         done = total if m["status"] == "done" else int(m["windows_done"])
         per = int(ident["window"]) - 1
+        preview = None if m["status"] == "done" else m.get("preview_windows")
         return {
             "status": m["status"], "windows_done": done, "windows_total": total,
             "tokens_done": done * per, "tokens_total": total * per, "fraction": done / max(total, 1),
+            "preview_tokens": None if preview is None else int(preview) * per,
         }  # fmt: skip
 
+    def _database(self) -> Path | None:
+        """The database to read: the finished one, else the newest preview, else None."""
+        if (self.root / DATABASE).is_file():
+            return self.root / DATABASE
+        m = self.workspace.manifest()
+        preview = m.get("preview") if m else None
+        return self.root / preview if preview and (self.root / preview).is_file() else None
+
+    @property
+    def is_preview(self) -> bool:
+        """Whether reads come from a running collation's preview (the windows done so far)."""
+        path = self._database()
+        return path is not None and path.name != DATABASE
+
     def _cursor(self) -> Any:
-        if self._con is None:
+        if self._con is None or self._con_path != DATABASE:  # a preview: is there a newer one?
             import duckdb
 
-            path = self.root / DATABASE
-            if not path.is_file():
+            path = self._database()
+            if path is None:
                 raise InputError(f"{self.root}: no finished dataset yet ({self.progress()['status']})")
-            self._con = duckdb.connect(str(path), read_only=True)
+            if self._con is None or path.name != self._con_path:
+                # Not closed: other threads may be reading it (an unlinked preview stays readable);
+                # it closes when its last cursor is gone.
+                self._con, self._con_path, self._meta = (
+                    duckdb.connect(str(path), read_only=True),
+                    path.name,
+                    None,
+                )
         return self._con.cursor()
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -243,7 +295,7 @@ class Dataset:
             cur.close()
 
     def meta(self) -> dict[str, Any]:
-        if self._meta is None:
+        if self._meta is None or self._con_path != DATABASE:  # a preview may have been replaced
             self._meta = {
                 r["key"]: json.loads(r["value"]) for r in self._rows("SELECT key, value FROM meta", [])
             }
@@ -362,6 +414,20 @@ class Dataset:
             for r in rows:
                 r["nodes"] = [x for x in nodes if x["window_id"] == r["window_id"]]
         return rows
+
+    def windows(self, window_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The windows with these ids (those that exist), each with its ``token_ids``, ``tokens``
+        (their text) and ``doc``, by id."""
+        if not window_ids:
+            return {}
+        rows = self._rows(
+            "SELECT window_id, token_ids, tokens, doc FROM windows WHERE window_id IN ? ORDER BY window_id",
+            [list(window_ids)],
+        )
+        return {
+            r["window_id"]: {**r, "token_ids": list(r["token_ids"]), "tokens": list(r["tokens"])}
+            for r in rows
+        }
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Any read-only SQL over the tables of docs/datasets.md."""
