@@ -148,6 +148,7 @@ def test_previews_fill_in_while_running_and_give_way_to_the_dataset(tmp_path: Pa
     for unit in range(3):
         got = reader.top_examples("mlp_neuron", 1, unit, n=cfg.top_k)
         assert [g["window_id"] for g in got] == win[1, unit].tolist()  # the first 16 windows' top-k
+        assert [g["activation"] for g in got] == pytest.approx(peak[1, unit].tolist(), rel=1e-5)
     # Resumed to the end: the same reader now reads the finished dataset; previews are gone.
     collate(model, windows, ws, cfg, preview=True)
     assert not list((ws.root / "preview").iterdir())

@@ -1,5 +1,7 @@
-"""The Debugger in a real browser (Debian's Chromium via playwright-core) against `mechscope serve`
-on the embedded SmolLM2: the demo page, the node table, an ablation's side-by-side panes, a reload.
+"""The web app in a real browser (Debian's Chromium via playwright-core) against `mechscope serve`
+on the embedded SmolLM2 with a small collated dataset: the demo page, the node table, an ablation's
+side-by-side panes, a reload; then the node pages: a head's top examples and its from/to view, a
+neuron's examples and weight tokens, the prompt form, keyboard navigation, both path forms.
 
 Screenshots land in ci-artifacts/screenshots/.
 """
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,15 +29,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_debugger_in_chromium() -> None:
+def _collate(out: Path) -> Path:
+    """Ten windows of the default corpus (~20 s on 2 cores): every node has real top examples."""
+    r = subprocess.run(
+        [sys.executable, "-m", "mechscope", "collate", "--tokens", "630", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (out / "dataset.duckdb").is_file()
+    return out
+
+
+def test_debugger_and_node_pages_in_chromium(tmp_path: Path) -> None:
     need(shutil.which("chromium") is not None, "Debian's chromium is not installed")
     need(
         (ROOT / "src/mechscope/server/static/index.html").is_file(),
         "the web app is not built (scripts/build_web.sh)",
     )
+    dataset = _collate(tmp_path / "dataset")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mechscope", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mechscope", "serve", "--port", str(port), "--dataset", str(dataset)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -85,3 +85,39 @@ def test_generate_with_an_intervention_changes_the_text(client: TestClient) -> N
     }
     steered = client.post("/api/generate", json={**req, "interventions": [steer]}).json()
     assert len(plain["tokens"]) <= 8 and plain["text"] != steered["text"]
+
+
+def test_a_neurons_tokens_need_no_prompt(client: TestClient) -> None:
+    from mechscope.engine.lens import node_tokens
+    from mechscope.engine.nodes import Node
+
+    r = client.post("/api/node/tokens", json={"kind": "mlp_neuron", "layer": 1, "index": 3, "k": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    model = client.app.state.mechscope.model  # type: ignore[attr-defined]
+    expected = node_tokens(model, Node(kind="mlp_neuron", layer=1, index=3, token=0), None, 4)
+    for part in ("promoted", "suppressed", "drivers"):
+        assert [t["id"] for t in body[part]] == [t.id for t in getattr(expected, part)]
+        assert [t["value"] for t in body[part]] == pytest.approx([t.value for t in getattr(expected, part)])
+    assert body["promoted"][0]["value"] > body["suppressed"][0]["value"]
+    # The same lists as on a prompt: a neuron's write direction is in its weights.
+    node = {"kind": "mlp_neuron", "layer": 1, "index": 3, "token": 2}
+    on_prompt = client.post("/api/node", json={"prompt": PROMPT, "node": node, "k": 4}).json()["tokens"]
+    assert on_prompt == body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "attn_head", "layer": 0, "index": 1}, "kind"),
+        ({"kind": "mlp_neuron", "layer": 2, "index": 0}, "layer"),
+        ({"kind": "mlp_neuron", "layer": 0, "index": 10_000}, "index"),
+        ({"kind": "mlp_neuron", "layer": 0, "index": 0, "k": 21}, "k"),
+        ({"kind": "attn_out", "layer": 0, "index": 0}, "kind"),
+    ],
+)
+def test_prompt_free_tokens_refuse_bad_input_naming_the_field(
+    client: TestClient, body: dict[str, object], field: str
+) -> None:
+    r = client.post("/api/node/tokens", json=body)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text

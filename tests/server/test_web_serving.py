@@ -34,6 +34,24 @@ def test_files_spa_fallback_and_no_escape(tmp_path: Path) -> None:
             assert "do not serve" not in c.get(escape).text, escape
 
 
+def test_node_pages_named_by_a_dotted_model_get_the_app(tmp_path: Path) -> None:
+    """Model names hold dots (SmolLM2-135M-Instruct.Q4_1) and, URL-encoded, slashes: such a deep
+    link is a page of the app, not a missing static file."""
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "index.html").write_text("<html>app</html>")
+    with make_client(static_dir=static) as c:
+        for path in (
+            "/node/SmolLM2-135M-Instruct.Q4_1/mlp_neuron/12/866",
+            "/node/SmolLM2-135M-Instruct.Q4_1/attn_head/3/1?prompt=a.b&token=2",
+            "/node/gemma-3-270m-it.Q8_0.gguf/attn_head/0/0",
+            "/node/HuggingFaceTB%2FSmolLM2-135M/mlp_neuron/0/1",
+        ):
+            r = c.get(path)
+            assert r.status_code == 200 and r.text == "<html>app</html>", path
+            assert r.headers["content-type"].startswith("text/html"), path
+
+
 def test_without_a_build_the_page_says_how_to_build(tmp_path: Path) -> None:
     with make_client(static_dir=tmp_path / "none") as c:
         assert "scripts/build_web.sh" in c.get("/").text

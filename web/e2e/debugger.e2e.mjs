@@ -1,4 +1,5 @@
-// End-to-end test of the Debugger page against a running `mechscope serve` (SmolLM2).
+// End-to-end test of the Debugger and the node pages against a running `mechscope serve` (SmolLM2)
+// that serves a collated dataset (`mechscope collate`, then `serve --dataset DIR`).
 //   BASE_URL=http://127.0.0.1:8000 node e2e/debugger.e2e.mjs
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
@@ -41,6 +42,99 @@ const value = async (page, id) => {
   return Number(v);
 };
 
+const modelName = async (page) => (await page.innerText('[data-testid="model-name"]')).split(" ")[0];
+
+async function noError(page, what) {
+  const err = await page.$('[data-testid="error"]');
+  if (err) fail(`${what} shows an error: ${(await err.innerText()).replace(/\s+/g, " ")}`);
+}
+
+/** Top examples from the collated dataset (the test serves a real one): at least one line. */
+async function topExamples(page) {
+  await page.waitForSelector('[data-testid="top-examples"] [data-testid="example"]', { timeout: TIMEOUT });
+  return page.$$('[data-testid="top-examples"] [data-testid="example"]');
+}
+
+const here = (page) => { const u = new URL(page.url()); return decodeURIComponent(u.pathname) + u.search; };
+
+async function nodePages(page, model) {
+  // From the Debugger's node table to a head's page, in the canonical form that names the model.
+  const open = await page.$('[data-testid="node-table"] tr[data-kind="attn_head"] [data-testid="open-node"]');
+  await open.click();
+  await page.waitForSelector('[data-testid="node-activations"]', { timeout: TIMEOUT });
+  await noError(page, "the head page");
+  if (!here(page).startsWith(`/node/${model}/attn_head/`)) fail(`the node table opened ${here(page)}, not /node/${model}/attn_head/...`);
+  const examples = await topExamples(page);
+  if (!(await page.$('[data-testid="node-nav"]'))) fail("the node page has no previous/next navigation");
+  await page.waitForSelector('[data-testid="prompt-tokens-out"] [data-testid="promoted"] tr', { timeout: TIMEOUT });
+  step(`head page ${here(page)}: ${examples.length} top examples, the head's tokens on the prompt -> ${await shot(page, "04-head-page.png")}`);
+
+  // The from/to view of the head's top example: a query x key heatmap with the peak row and its strongest key.
+  const first = examples[0];
+  const n = await first.$$eval(".ex-tok", (xs) => xs.length);
+  const peak = await first.$eval(".ex-tok.peak", (x) => [...x.parentElement.children].indexOf(x));
+  await (await first.$('[data-testid="pattern-toggle"]')).click();
+  await first.waitForSelector('[data-testid="pattern-svg"]', { timeout: TIMEOUT });
+  await noError(page, "the from/to view");
+  const cells = await first.$$eval('[data-testid="pattern-svg"] rect[data-q]', (xs) => xs.length);
+  if (cells !== (n * (n + 1)) / 2) fail(`the from/to view has ${cells} cells for ${n} tokens, not ${(n * (n + 1)) / 2}`);
+  const qy = await first.$eval('[data-testid="pattern-query"]', (r) => r.getAttribute("y"));
+  const peakY = await first.$eval(`rect[data-q="${peak}"][data-k="0"]`, (r) => r.getAttribute("y"));
+  if (qy !== peakY) fail(`the marked query row is not the example's peak ${peak}`);
+  if (!(await first.$('[data-testid="pattern-key"]'))) fail("the from/to view marks no strongest key");
+  await first.waitForSelector('[data-testid="pattern-output"] [data-testid="promoted"] tr');
+  await page.mouse.move(0, 0); // no hover outline in the pictures
+  await first.screenshot({ path: join(SHOTS, "05-head-from-to-attention.png") });
+  const keyAt = await first.$eval('[data-testid="pattern-key"]', (k) => k.getAttribute("x"));
+  await (await first.$('button[aria-pressed="false"]:has-text("pair write")')).click();
+  if (await first.$eval('[data-testid="pattern-key"]', (k) => k.getAttribute("x")) !== keyAt) fail("the strongest key moved with the colour mode");
+  await page.mouse.move(0, 0);
+  await first.screenshot({ path: join(SHOTS, "05-head-from-to-write.png") });
+  step(`from/to view of the top example: ${n} tokens, ${cells} cells, peak query ${peak} marked -> ${await shot(page, "05-head-page-from-to.png")}`);
+
+  // A neuron's page without a prompt: examples and its weight tokens, no on-prompt part.
+  const neuron = `/node/${encodeURIComponent(model)}/mlp_neuron/12/866`;
+  await page.goto(BASE_URL + neuron);
+  await page.waitForSelector('[data-testid="weight-tokens"] [data-testid="promoted"] tr', { timeout: TIMEOUT });
+  const neuronExamples = await topExamples(page);
+  await noError(page, "the neuron page");
+  if (await page.$('[data-testid="on-prompt"]')) fail("the neuron page shows an on-prompt part without a prompt");
+  const promoted = await page.$$eval('[data-testid="weight-tokens"] [data-testid="promoted"] tr', (xs) => xs.map((x) => x.dataset.token));
+  step(`neuron page ${here(page)}: ${neuronExamples.length} top examples, promoted ${JSON.stringify(promoted.slice(0, 3))} -> ${await shot(page, "06-neuron-page.png")}`);
+
+  // The prompt form: j/k/l typed into it stay text; Run sets ?prompt=&token=<last>; a click moves the token.
+  const text = "Jack likes the risk of a fire";
+  await page.fill('[data-testid="prompt-input"]', "");
+  await page.type('[data-testid="prompt-input"]', text);
+  if (here(page) !== `/node/${model}/mlp_neuron/12/866`) fail(`typing into the prompt navigated to ${here(page)}`);
+  await page.click('[data-testid="prompt-run"]');
+  await page.waitForSelector('[data-testid="node-activations"]', { timeout: TIMEOUT });
+  await noError(page, "the neuron on the prompt");
+  const chips = await page.$$('[data-testid="node-activations"] button');
+  const q = new URL(page.url()).searchParams;
+  if (q.get("prompt") !== text || Number(q.get("token")) !== chips.length - 1) fail(`Run set ${page.url()}, not the prompt at its last token ${chips.length - 1}`);
+  await chips[3].click();
+  await page.waitForFunction(() => new URL(location.href).searchParams.get("token") === "3");
+  await page.waitForSelector('[data-testid="node-activations"] button[data-position="3"][aria-pressed="true"]', { timeout: TIMEOUT });
+  step(`prompt form: ${chips.length} tokens, moved to token 3 -> ${await shot(page, "07-neuron-on-prompt.png")}`);
+  await page.keyboard.press("k");
+  await page.waitForFunction(() => location.pathname.endsWith("/mlp_neuron/12/867"));
+  if (new URL(page.url()).searchParams.get("prompt") !== text) fail("k lost the prompt");
+  step(`key k (focus on a token button) moved to ${here(page)}, keeping the prompt`);
+
+  // The model-less path is the same page; a link for another model says so.
+  await page.goto(BASE_URL + "/node/mlp_neuron/12/866");
+  await page.waitForSelector('[data-testid="weight-tokens"] [data-testid="promoted"] tr', { timeout: TIMEOUT });
+  const same = await page.$$eval('[data-testid="weight-tokens"] [data-testid="promoted"] tr', (xs) => xs.map((x) => x.dataset.token));
+  if (JSON.stringify(same) !== JSON.stringify(promoted)) fail("the model-less path shows another neuron's tokens");
+  await topExamples(page);
+  await page.goto(BASE_URL + "/node/Not-This-Model.Q8_0/mlp_neuron/12/866");
+  const wrong = await page.waitForSelector('[data-testid="wrong-model"]', { timeout: TIMEOUT });
+  const msg = await wrong.innerText();
+  if (!msg.includes("Not-This-Model.Q8_0") || !msg.includes(model)) fail(`the wrong-model message does not name both models: ${msg}`);
+  step(`model-less path renders the same neuron; another model's link names both -> ${await shot(page, "08-wrong-model.png")}`);
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: EXECUTABLE,
@@ -64,8 +158,7 @@ async function main() {
     if (firstRow !== " Mary") fail(`the first candidates row is ${JSON.stringify(firstRow)}, not ' Mary' (pinned)`);
     const left = await value(page, "value-left");
     if (!(left > 0)) fail(`the logit difference should be positive, got ${left}`);
-    const model = await page.innerText('[data-testid="model-name"]');
-    step(`result shown: ' Mary' pinned, value-left = ${left.toFixed(3)}, model ${model.split(" ")[0]} -> ${await shot(page, "01-debugger.png")}`);
+    step(`result shown: ' Mary' pinned, value-left = ${left.toFixed(3)}, model ${await modelName(page)} -> ${await shot(page, "01-debugger.png")}`);
 
     const rows = await page.$$('[data-testid="node-table"] tr[data-testid="node-row"][data-kind="attn_head"]');
     if (rows.length === 0) fail("the node table has no attention-head rows");
@@ -99,19 +192,8 @@ async function main() {
       fail(`reload gave other values: left ${l3} (was ${l2}), right ${r3} (was ${r2})`);
     step(`reload reproduces the view (left ${l3.toFixed(3)}, right ${r3.toFixed(3)}) -> ${await shot(page, "03-reloaded.png")}`);
 
-    const open = await page.$('[data-testid="node-table"] tr[data-kind="attn_head"] [data-testid="open-node"]');
-    await open.click();
-    await page.waitForSelector('[data-testid="node-activations"]', { timeout: TIMEOUT });
-    const err = await page.$('[data-testid="error"]');
-    if (err) fail(`the node page shows an error: ${await err.innerText()}`);
-    // The dataset part shows either examples (a collated dataset is ready) or a sentence saying why not.
-    await page.waitForSelector('[data-testid="top-examples"], [data-testid="dataset-status"]', { timeout: TIMEOUT });
-    const examples = await page.$$('[data-testid="top-examples"] [data-testid="example"]');
-    const dsStatus = examples.length ? null : await page.getAttribute('[data-testid="dataset-status"]', "data-status");
-    if (!examples.length && !dsStatus) fail("the node page shows neither dataset examples nor the dataset status");
-    if (!(await page.$('[data-testid="node-nav"]'))) fail("the node page has no previous/next navigation");
-    const ds = examples.length ? `${examples.length} dataset examples` : `dataset ${dsStatus}`;
-    step(`node page ${new URL(page.url()).pathname} (${ds}) -> ${await shot(page, "04-node-page.png")}`);
+    const model = await modelName(page);
+    await nodePages(page, model);
 
     if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join("\n  ")}`);
     step("all steps passed");

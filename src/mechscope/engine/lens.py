@@ -1,4 +1,5 @@
-"""Token views: the logit lens, and the tokens a node promotes, suppresses and is driven by.
+"""Token views: the logit lens, the tokens a node promotes, suppresses and is driven by, and a
+head's query-by-key pairs on one sequence.
 
 Everything goes through the model's own sub-steps (``final_norm``, ``unembed``, the layer norms),
 so soft-capping, norm offsets and embedding scales are the model's, not a copy.
@@ -6,7 +7,7 @@ so soft-capping, norm offsets and embedding scales are the model's, not a copy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from pydantic import BaseModel, Field
@@ -176,3 +177,33 @@ def _drivers(model: HookedDecoder, node: Node, k: int) -> list[TokenValue]:
         x = emb[s : s + VOCAB_CHUNK].float() * model.cfg.embed_scale
         scores[s : s + VOCAB_CHUNK] = block.ln2(x).float() @ row
     return _ranked(model, scores, k, True)
+
+
+class HeadPairs(NamedTuple):
+    """One head on one sequence, every (query, key) pair: ``pattern`` the attention probabilities,
+    ``write`` each pair's write norm ``p[q, k] · |W_O,h v_k|`` (what collation ranks a query's
+    strongest key by), ``z_norm`` the head's activation ``|z|`` at each query."""
+
+    pattern: torch.Tensor  # (pos, kv_pos), each row sums to 1 over keys <= query
+    write: torch.Tensor  # (pos, kv_pos)
+    z_norm: torch.Tensor  # (pos,)
+
+
+def head_pairs(model: HookedDecoder, ids: list[int], layer: int, head: int) -> HeadPairs:
+    """Head ``head`` of block ``layer`` on the token ids ``ids`` (one forward)."""
+    from mechscope.engine.metrics import layer_weights
+
+    cfg = model.cfg
+    if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
+        raise InputError(
+            f"head L{layer}.{head} does not exist: layers 0..{cfg.n_layers - 1}, heads 0..{cfg.n_heads - 1}"
+        )
+    b = f"blocks.{layer}.attn"
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor([ids]), names=[f"{b}.pattern", f"{b}.v", f"{b}.z"])
+        p = cache[f"{b}.pattern"][0, head].float()  # (pos, kv_pos)
+        v = cache[f"{b}.v"][0, :, head // (cfg.n_heads // cfg.n_kv_heads)].float()  # (kv_pos, d_head)
+        gram = layer_weights(model)[layer].gram[head]  # (d_head, d_head): |W_O,h v|^2 = v^T G v
+        v_write = torch.einsum("ke,ef,kf->k", v, gram, v).clamp_(min=0).sqrt_()  # (kv_pos,)
+        z_norm = cache[f"{b}.z"][0, :, head].float().norm(dim=-1)  # (pos,)
+    return HeadPairs(pattern=p, write=p * v_write[None, :], z_norm=z_norm)

@@ -2,8 +2,8 @@
 
 ``mechscope demo`` starts the collation of a default slice in a background process (lower CPU
 priority, its own copy of the model, so the debugger's hooks and its never mix); node pages show
-its progress and fill in when it lands. Killing the server leaves finished shards on disk, and the
-next start resumes from them.
+its progress and fill in as previews (after 1, 2, 4, ... shards) and then the dataset land.
+Killing the server leaves finished shards on disk, and the next start resumes from them.
 """
 
 from __future__ import annotations
@@ -42,17 +42,17 @@ class DatasetSource:
         return p
 
     def dataset(self) -> Dataset | None:
-        """The finished dataset, or None while there is none (yet)."""
+        """The dataset to read: the finished one or, while it is collated with previews, the newest
+        preview (:class:`Dataset` moves to newer files by itself); None while there is neither."""
         if self.root is None:
             return None
         with self._lock:
             if self._dataset is None:
                 from mechscope.data.store import Dataset
 
-                ds = Dataset(self.root)
-                if ds.progress()["status"] != "done":
-                    return None
-                self._dataset = ds
+                self._dataset = Dataset(self.root)
+            if self._dataset.progress()["status"] != "done" and not self._dataset.is_preview:
+                return None
             return self._dataset
 
     def collate_in_background(self, tokens: int = DEMO_TOKENS) -> None:
@@ -70,6 +70,7 @@ class DatasetSource:
             str(tokens),
             "--out",
             str(self.root),
+            "--preview",  # node pages fill in while it runs
             "--quiet",
         ]
         logf = open(self.root.parent / f"{self.root.name}.log", "ab")  # noqa: SIM115 (the child owns it)

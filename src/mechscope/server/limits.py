@@ -38,3 +38,18 @@ def interventions(model: HookedDecoder, ivs: Sequence[Intervention], field: str,
                 prompt_tokens(model, text, f"{f}[{j}]", limits)
         elif iv.op.kind == "resample":
             prompt_tokens(model, iv.op.prompt, f"{field}[{i}].op.prompt", limits)
+
+
+def unit(model: HookedDecoder, kind: str, layer: int, index: int, fields: tuple[str, str]) -> None:
+    """A neuron or head of the served model; ``fields`` name the request's layer and index fields."""
+    cfg = model.cfg
+    name = cfg.name or "the model"
+    if layer >= cfg.n_layers:
+        raise FieldError(
+            fields[0], f"{fields[0]} {layer} does not exist: {name} has layers 0..{cfg.n_layers - 1}"
+        )
+    size, what = (cfg.d_mlp, "neurons") if kind == "mlp_neuron" else (cfg.n_heads, "heads")
+    if index >= size:
+        raise FieldError(
+            fields[1], f"{fields[1]} {index} does not exist: {name} has {what} 0..{size - 1} per layer"
+        )

@@ -111,6 +111,15 @@ class NodeRequest(_Request):
     k: int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
 
 
+class NodeTokensRequest(_Request):
+    """A neuron's output and input tokens from the weights alone: no prompt."""
+
+    kind: Literal["mlp_neuron", "attn_head"]
+    layer: int = Field(ge=0)
+    index: int = Field(ge=0)
+    k: int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
+
+
 class NodeDetail(BaseModel):
     label: str
     activations: NodeActivations
@@ -162,6 +171,8 @@ class DatasetStatus(BaseModel):
     fraction: float = 0.0
     tokens_done: int = 0
     tokens_total: int = 0
+    preview_tokens: int | None = None
+    """While running: the corpus tokens behind the examples shown so far (a preview), if any."""
     corpus: str | None = None
     attribution: str | None = None
 
@@ -206,6 +217,35 @@ class DatasetNode(BaseModel):
     top: list[Example] = Field(default_factory=list)
     random: list[Example] = Field(default_factory=list)
     quantile: list[Example] = Field(default_factory=list)
+
+
+class PatternRequest(_Request):
+    """One attention head on one window of the collated dataset."""
+
+    layer: int = Field(ge=0)
+    head: int = Field(ge=0)
+    window_id: int = Field(ge=0, description="a window of the collated dataset (an example's window_id)")
+    query: int | None = Field(
+        default=None, ge=0, description="the query position to mark; default: the head's peak in the window"
+    )
+    k: int = Field(default=10, ge=1, description="promoted / suppressed tokens of the head's write at query")
+
+
+class HeadPattern(BaseModel):
+    """A head on a dataset window: who attends to whom, and how much each pair writes.
+
+    Rows are queries, columns keys; row ``q`` holds keys ``0..q`` (causal attention), so the
+    matrices are lower triangles stored row by row.
+    """
+
+    window_id: int
+    tokens: list[str]
+    query: int  # the marked query (the head's peak in the window unless asked otherwise)
+    key: int  # the marked query's strongest key, by pair write (as collation records it)
+    activation: list[float]  # the head's |z| at each query
+    pattern: list[list[float]] = Field(description="attention probability p[q, k]; each row sums to 1")
+    write: list[list[float]] = Field(description="pair write p[q, k] · |W_O,h v_k|, residual-stream norm")
+    output: NodeTokens  # what the head's write at ``query`` promotes and suppresses
 
 
 class TokenNodesRequest(_Request):

@@ -45,6 +45,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dataset/pattern": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dataset Pattern
+         * @description A head on one dataset window (one forward): its attention (query x key), each pair's write,
+         *     the marked query's strongest key, and what the head's write there promotes and suppresses.
+         */
+        post: operations["dataset_pattern_api_dataset_pattern_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dataset/search": {
         parameters: {
             query?: never;
@@ -182,6 +203,28 @@ export interface paths {
          *     and (neurons) is driven by.
          */
         post: operations["node_detail_api_node_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/node/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Node Weight Tokens
+         * @description A neuron's promoted and suppressed output tokens and its driving input tokens, from the
+         *     weights alone. A head has no such answer: what it writes depends on the values it attends to,
+         *     so its output tokens need a prompt (POST /api/node) or a dataset window (/api/dataset/pattern).
+         */
+        post: operations["node_weight_tokens_api_node_tokens_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -351,6 +394,8 @@ export interface components {
              * @default 0
              */
             fraction?: number;
+            /** Preview Tokens */
+            preview_tokens?: number | null;
             /** Status */
             status: string;
             /**
@@ -516,6 +561,36 @@ export interface components {
             text: string;
             /** Tokens */
             tokens: components["schemas"]["TokenInfo"][];
+        };
+        /**
+         * HeadPattern
+         * @description A head on a dataset window: who attends to whom, and how much each pair writes.
+         *
+         *     Rows are queries, columns keys; row ``q`` holds keys ``0..q`` (causal attention), so the
+         *     matrices are lower triangles stored row by row.
+         */
+        HeadPattern: {
+            /** Activation */
+            activation: number[];
+            /** Key */
+            key: number;
+            output: components["schemas"]["NodeTokens"];
+            /**
+             * Pattern
+             * @description attention probability p[q, k]; each row sums to 1
+             */
+            pattern: number[][];
+            /** Query */
+            query: number;
+            /** Tokens */
+            tokens: string[];
+            /** Window Id */
+            window_id: number;
+            /**
+             * Write
+             * @description pair write p[q, k] · |W_O,h v_k|, residual-stream norm
+             */
+            write: number[][];
         };
         /**
          * HeadTarget
@@ -815,6 +890,27 @@ export interface components {
             /** Suppressed */
             suppressed: components["schemas"]["TokenValue"][];
         };
+        /**
+         * NodeTokensRequest
+         * @description A neuron's output and input tokens from the weights alone: no prompt.
+         */
+        NodeTokensRequest: {
+            /** Index */
+            index: number;
+            /**
+             * K
+             * @description promoted / suppressed / driving tokens
+             * @default 10
+             */
+            k?: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "mlp_neuron" | "attn_head";
+            /** Layer */
+            layer: number;
+        };
         /** PatchRequest */
         PatchRequest: {
             /** Clean */
@@ -864,6 +960,32 @@ export interface components {
             site: "resid_pre" | "attn_out" | "mlp_out" | "heads" | "heads_by_pos";
             /** Values */
             values: number[][];
+        };
+        /**
+         * PatternRequest
+         * @description One attention head on one window of the collated dataset.
+         */
+        PatternRequest: {
+            /** Head */
+            head: number;
+            /**
+             * K
+             * @description promoted / suppressed tokens of the head's write at query
+             * @default 10
+             */
+            k?: number;
+            /** Layer */
+            layer: number;
+            /**
+             * Query
+             * @description the query position to mark; default: the head's peak in the window
+             */
+            query?: number | null;
+            /**
+             * Window Id
+             * @description a window of the collated dataset (an example's window_id)
+             */
+            window_id: number;
         };
         /**
          * Resample
@@ -1210,6 +1332,48 @@ export interface operations {
             };
         };
     };
+    dataset_pattern_api_dataset_pattern_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatternRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeadPattern"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     dataset_search_api_dataset_search_post: {
         parameters: {
             query?: never;
@@ -1478,6 +1642,48 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NodeDetail"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    node_weight_tokens_api_node_tokens_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NodeTokensRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeTokens"];
                 };
             };
             /** @description bad input: the message names the field and what is allowed */

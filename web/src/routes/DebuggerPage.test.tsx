@@ -22,6 +22,9 @@ describe("Debugger page", () => {
     expect(first).toHaveAttribute("data-token", " Mary");
     const rows = within(screen.getByTestId("node-table")).getAllByTestId("node-row");
     expect(rows[0]).toHaveAttribute("data-label", "embedding@1"); // total -3.688: the largest |total effect|
+    // Node pages are linked in the canonical form, which names the served model.
+    const head = rows.find((r) => r.dataset.kind === "attn_head")!;
+    await waitFor(() => expect(within(head).getByTestId("open-node").getAttribute("href")).toMatch(/^\/node\/TestModel\/attn_head\/\d+\/\d+\?prompt=When\+Mary/));
   });
 
   it("ablate pushes the intervention to the URL and asks for two runs", async () => {

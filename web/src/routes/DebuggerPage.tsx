@@ -61,7 +61,7 @@ export function DebuggerPage({ search, model }: { search: string; model: ModelIn
   const actions = {
     onAblate: (n: Node) => !isAblated(n) && update({ interventions: [...state.interventions, ablation(n)] }),
     onTrace: (n: Node, through: Through | null) => update({ trace: n, through }),
-    nodeHref: (n: Node) => nodeHref(n, state.interventions.length || state.prompt2 !== null ? (state.prompt2 ?? state.prompt) : state.prompt),
+    nodeHref: (n: Node) => nodeHref(n, state.interventions.length || state.prompt2 !== null ? (state.prompt2 ?? state.prompt) : state.prompt, model?.name || null),
     onOpen: (n: Node) => navigate(actions.nodeHref(n)),
   };
   const rightName = rightPaneName(shownReq ? { prompt2: shownReq.prompt2 ?? null, interventions: shownReq.interventions ?? [] } : state);

@@ -1,25 +1,17 @@
-/** A node on a prompt: its activation at every token, the attention row (heads), promoted/suppressed tokens. */
-import { post, type NodeDetail } from "../client/api";
+/** A node's page: navigation, a prompt of the user's own, the node on it, its tokens and its dataset examples. */
+import { post, type ModelInfo, type NodeDetail } from "../client/api";
 import { ErrorBox } from "../components/common/ErrorBox";
 import { Spinner } from "../components/common/Spinner";
-import { Tok } from "../components/common/Tok";
 import { DatasetSection } from "../components/Dataset/DatasetSection";
 import { NodeNav } from "../components/Dataset/NodeNav";
+import { OnPrompt } from "../components/Node/OnPrompt";
+import { PromptForm } from "../components/Node/PromptForm";
+import { WeightTokens } from "../components/Node/TokenLists";
 import { useModelInfo, useResource } from "../hooks/useApi";
 import { navigate } from "../hooks/useLocation";
-import { divergingColor, maxAbs, textColor } from "../lib/color";
-import { fmt, signed } from "../lib/format";
 import { formatNode } from "../lib/nodes";
 import { encodeState, DEFAULT_STATE } from "../lib/urlState";
-import { parseNodeRoute } from "./nodeHref";
-
-const VALUE_NAME: Record<string, string> = {
-  mlp_neuron: "neuron activation",
-  attn_head: "head output norm",
-  attn_out: "layer write norm",
-  mlp_out: "layer write norm",
-  embedding: "embedding norm",
-};
+import { nodePath, parseNodeRoute, withPrompt, type NodeRoute } from "./nodeHref";
 
 const KIND_NAME: Record<string, string> = {
   mlp_neuron: "MLP neuron",
@@ -29,10 +21,16 @@ const KIND_NAME: Record<string, string> = {
   embedding: "token embedding",
 };
 
+/** The node's label: `L3.mlp_neuron.7`, and `@token` only when it is on a prompt. */
+const label = (r: NodeRoute) => (r.prompt !== null ? formatNode(r.node) : formatNode(r.node).replace(/@\d+$/, ""));
+
 export function NodePage({ path, search }: { path: string; search: string }) {
   const route = parseNodeRoute(path, search);
   const model = useModelInfo();
-  const key = "node" in route && route.prompt !== null ? JSON.stringify(route) : null;
+  // A path that names a model waits for the served model's name before asking anything of it.
+  const waiting = "node" in route && route.model !== null && model === null;
+  const wrongModel = "node" in route && route.model !== null && model !== null && model.name !== "" && route.model !== model.name;
+  const key = "node" in route && route.prompt !== null && !waiting && !wrongModel ? JSON.stringify(route) : null;
   const r = useResource<NodeDetail>(key, (signal) =>
     "node" in route && route.prompt !== null ? post("/api/node", { prompt: route.prompt, node: route.node, k: 10 }, signal) : Promise.reject(new Error("no node")),
   );
@@ -46,85 +44,54 @@ export function NodePage({ path, search }: { path: string; search: string }) {
     <div className="page node-page" data-testid="node-page">
       <div className="page-head">
         <h2>
-          <span className="mono">{formatNode(route.node)}</span> <span className="muted kind-name">{KIND_NAME[route.node.kind]}</span>
+          <span className="mono">{label(route)}</span> <span className="muted kind-name">{KIND_NAME[node.kind]}</span>
         </h2>
         <a href={back} className="btn small" onClick={(e) => { e.preventDefault(); navigate(back); }}>
           {prompt !== null ? "← Debugger with this prompt" : "← Debugger"}
         </a>
         {r.loading && <Spinner />}
       </div>
-      {unit && <NodeNav {...unit} search={search} model={model} />}
-      {prompt !== null ? (
-        <div className="node-prompt muted">
-          on the prompt <span className="mono prompt-text">{prompt}</span> · token {route.node.token}
-          {route.node.key != null ? ` ← key ${route.node.key}` : ""}
-        </div>
+      {waiting ? null : wrongModel ? (
+        <WrongModel route={route} model={model} search={search} />
       ) : (
-        !unit && <p className="muted">This node page needs a prompt (?prompt=…&amp;token=…): only neurons and heads have dataset examples.</p>
-      )}
-      {r.error && <ErrorBox error={r.error} />}
-      {d && (
-        <div className={"node-body" + (r.loading ? " stale" : "")}>
-          <section className="box">
-            <h3>{VALUE_NAME[route.node.kind] ?? "value"} at every token</h3>
-            <TokenRow tokens={d.activations.tokens} values={d.activations.values} mark={route.node.token} testId="node-activations" />
-          </section>
-          {d.activations.pattern && (
-            <section className="box">
-              <h3>Attention of query token {route.node.token} (<Tok t={d.activations.tokens[route.node.token] ?? ""} />) over keys</h3>
-              <TokenRow tokens={d.activations.tokens} values={d.activations.pattern} mark={route.node.key ?? null} percent />
-            </section>
-          )}
-          {d.tokens ? (
-            <div className="token-lists-3">
-              <TokenList title="Promoted output tokens" items={d.tokens.promoted} />
-              <TokenList title="Suppressed output tokens" items={d.tokens.suppressed} />
-              {d.tokens.drivers && <TokenList title="Driving input tokens" items={d.tokens.drivers} />}
+        <>
+          {unit && <NodeNav {...unit} search={search} model={model} modelName={route.model ?? (model?.name || null)} />}
+          <PromptForm path={path} prompt={prompt} token={node.token} />
+          {prompt !== null ? (
+            <div className="node-prompt muted">
+              on the prompt <span className="mono prompt-text">{prompt}</span> · token {node.token}
+              {node.key != null ? ` ← key ${node.key}` : ""}
             </div>
           ) : (
-            <p className="muted small">This kind of node has no single output direction, so no promoted or suppressed tokens.</p>
+            !unit && <p className="muted">This node page needs a prompt: only neurons and heads have dataset examples.</p>
           )}
-        </div>
+          {r.error && <ErrorBox error={r.error} />}
+          {d && <OnPrompt d={d} node={node} stale={r.loading} onPick={(i) => navigate(withPrompt(path, prompt, i))} />}
+          {unit?.kind === "mlp_neuron" && <WeightTokens layer={unit.layer} index={unit.index} />}
+          {unit?.kind === "attn_head" && prompt === null && (
+            <p className="box muted small" data-testid="head-tokens-note">
+              A head has no output tokens of its own: what it writes depends on the values it attends to. Run it on a
+              prompt above, or open the from/to view of an example below, to see what it promotes and suppresses there.
+            </p>
+          )}
+          {unit && <DatasetSection {...unit} />}
+        </>
       )}
-      {unit && <DatasetSection {...unit} />}
     </div>
   );
 }
 
-function TokenRow({ tokens, values, mark, percent, testId }: { tokens: string[]; values: number[]; mark: number | null; percent?: boolean; testId?: string }) {
-  const max = maxAbs(values);
+function WrongModel({ route, model, search }: { route: NodeRoute; model: ModelInfo | null; search: string }) {
+  const served = model?.name ?? "";
+  const here = nodePath(route.node.kind, route.node.layer ?? null, route.node.index ?? null, served) + search;
   return (
-    <div className="token-row" data-testid={testId}>
-      {tokens.map((t, i) => {
-        const v = values[i] ?? 0;
-        return (
-          <span key={i} className={"heat-chip" + (i === mark ? " marked" : "")} style={{ background: divergingColor(v, max), color: textColor(v, max) }}
-            title={`position ${i} ${JSON.stringify(t)}: ${percent ? (v * 100).toFixed(2) + "%" : signed(v, 4)}`}>
-            <span className="chip-pos">{i}</span>
-            <Tok t={t} />
-            <span className="chip-val">{percent ? (v * 100).toFixed(0) + "%" : fmt(v, 2)}</span>
-          </span>
-        );
-      })}
+    <div className="box error-box" role="alert" data-testid="wrong-model">
+      <strong>This link is for another model.</strong>
+      <div>
+        It names the model <code>{route.model}</code>, but this server serves <code>{served}</code>: its neurons and heads are
+        not the same ones.
+      </div>
+      <a href={here} onClick={(e) => { e.preventDefault(); navigate(here); }}>Open {label(route)} of {served} instead</a>
     </div>
-  );
-}
-
-function TokenList({ title, items }: { title: string; items: { id: number; token: string; value: number }[] }) {
-  const max = maxAbs(items.map((x) => x.value));
-  return (
-    <section className="box">
-      <h3>{title}</h3>
-      <table className="grid">
-        <tbody>
-          {items.map((x) => (
-            <tr key={x.id}>
-              <td><Tok t={x.token} /></td>
-              <td className="num" style={{ background: divergingColor(x.value, max) }}>{signed(x.value, 3)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </section>
   );
 }

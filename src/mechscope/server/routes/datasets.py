@@ -1,4 +1,5 @@
-"""Collated datasets: a node's top, random and quantile examples and statistics; token and text search."""
+"""Collated datasets: a node's top, random and quantile examples and statistics, a head's pattern on
+one window; token and text search."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from fastapi import APIRouter
 
+from mechscope.server import limits
 from mechscope.server.deps import State
+from mechscope.server.errors import FieldError
 from mechscope.server.schemas import (
     DatasetNode,
     DatasetNodeRequest,
     DatasetStatus,
     Example,
+    HeadPattern,
     NodeStats,
+    PatternRequest,
     SearchHit,
     SearchRequest,
     TokenNode,
@@ -37,6 +42,7 @@ def status(state: State) -> DatasetStatus:
         fraction=float(p.get("fraction", 0.0)),  # type: ignore[arg-type]
         tokens_done=int(p.get("tokens_done", 0)),  # type: ignore[call-overload]
         tokens_total=int(p.get("tokens_total", 0)),  # type: ignore[call-overload]
+        preview_tokens=p.get("preview_tokens") if ds is not None and ds.is_preview else None,  # type: ignore[arg-type]
         corpus=meta.get("corpus"),
         attribution=meta.get("attribution"),
     )
@@ -57,11 +63,8 @@ def _fill_acts(model: HookedDecoder, ds: Dataset, req: DatasetNodeRequest, examp
     todo = [e for e in examples if e.acts is None]
     if not todo:
         return
-    rows = ds.query(
-        "SELECT window_id, token_ids FROM windows WHERE window_id IN ?", [[e.window_id for e in todo]]
-    )
-    ids = {r["window_id"]: list(r["token_ids"]) for r in rows}
-    tokens = torch.tensor([ids[e.window_id] for e in todo])
+    windows = ds.windows([e.window_id for e in todo])
+    tokens = torch.tensor([windows[e.window_id]["token_ids"] for e in todo])
     point = f"blocks.{req.layer}.mlp.post" if req.kind == "mlp_neuron" else f"blocks.{req.layer}.attn.z"
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names=[point])
@@ -93,8 +96,58 @@ async def dataset_node(req: DatasetNodeRequest, state: State) -> DatasetNode:
             quantile=quantile,
         )
 
-    result, _ = await state.worker.run("dataset-node:" + req.model_dump_json(), work)
+    # The key names the database read: a preview's answer must not outlive the preview.
+    key = f"dataset-node:{st.status}:{st.preview_tokens}:" + req.model_dump_json()
+    result, _ = await state.worker.run(key, work)
     return result
+
+
+@router.post("/dataset/pattern")
+async def dataset_pattern(req: PatternRequest, state: State) -> HeadPattern:
+    """A head on one dataset window (one forward): its attention (query x key), each pair's write,
+    the marked query's strongest key, and what the head's write there promotes and suppresses."""
+    from mechscope.engine.lens import head_pairs, node_tokens
+    from mechscope.engine.nodes import Node
+
+    ds = _ready(state)
+    lim = state.settings.limits
+    limits.unit(state.model, "attn_head", req.layer, req.head, ("layer", "head"))
+    limits.at_most(req.k, lim.max_k, "k", "max_k")
+    window = ds.windows([req.window_id]).get(req.window_id)
+    if window is None:
+        n = int(ds.meta().get("n_windows", 0))
+        raise FieldError("window_id", f"window_id {req.window_id} is not in the dataset (windows 0..{n - 1})")
+    ids: list[int] = window["token_ids"]
+    if len(ids) > lim.max_prompt_tokens:
+        raise FieldError(
+            "window_id",
+            f"window {req.window_id} has {len(ids)} tokens; the limit is {lim.max_prompt_tokens} (max_prompt_tokens)",
+        )
+    if req.query is not None and req.query >= len(ids):
+        raise FieldError("query", f"query {req.query} is past the window's last position {len(ids) - 1}")
+
+    def work() -> HeadPattern:
+        pairs = head_pairs(state.model, ids, req.layer, req.head)
+        q = req.query if req.query is not None else _peak(pairs.z_norm)
+        node = Node(kind="attn_head", layer=req.layer, index=req.head, token=q)
+        return HeadPattern(
+            window_id=req.window_id,
+            tokens=window["tokens"],
+            query=q,
+            key=int(pairs.write[q, : q + 1].argmax()),
+            activation=pairs.z_norm.tolist(),
+            pattern=[row[: i + 1].tolist() for i, row in enumerate(pairs.pattern)],
+            write=[row[: i + 1].tolist() for i, row in enumerate(pairs.write)],
+            output=node_tokens(state.model, node, torch.tensor([ids]), req.k),
+        )
+
+    result, _ = await state.worker.run(f"dataset-pattern:{ds.is_preview}:" + req.model_dump_json(), work)
+    return result
+
+
+def _peak(values: torch.Tensor) -> int:
+    """The peak over the stream tokens: position 0, the start token, is left out as in collation."""
+    return 1 + int(values[1:].argmax()) if len(values) > 1 else 0
 
 
 @router.post("/dataset/token")
@@ -112,8 +165,6 @@ def dataset_search(req: SearchRequest, state: State) -> list[SearchHit]:
 
 
 def _ready(state: State) -> Dataset:
-    from mechscope.server.errors import FieldError
-
     ds = state.datasets.dataset()
     if ds is None:
         raise FieldError("dataset", f"no collated dataset yet ({status(state).status}); see GET /api/dataset")

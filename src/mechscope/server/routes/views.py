@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mechscope.engine.lens import LensResult
+from mechscope.engine.lens import LensResult, NodeTokens
 from mechscope.server import limits
 from mechscope.server.deps import State
-from mechscope.server.schemas import LensRequest, NodeDetail, NodeRequest
+from mechscope.server.errors import FieldError
+from mechscope.server.schemas import LensRequest, NodeDetail, NodeRequest, NodeTokensRequest
 
 router = APIRouter(tags=["views"])
 
@@ -32,6 +33,29 @@ async def node_detail(req: NodeRequest, state: State) -> NodeDetail:
         return NodeDetail(label=str(req.node), activations=acts, tokens=tokens)
 
     result, _ = await state.worker.run("node:" + req.model_dump_json(), work)
+    return result
+
+
+@router.post("/node/tokens")
+async def node_weight_tokens(req: NodeTokensRequest, state: State) -> NodeTokens:
+    """A neuron's promoted and suppressed output tokens and its driving input tokens, from the
+    weights alone. A head has no such answer: what it writes depends on the values it attends to,
+    so its output tokens need a prompt (POST /api/node) or a dataset window (/api/dataset/pattern)."""
+    from mechscope.engine.lens import node_tokens
+    from mechscope.engine.nodes import Node
+
+    if req.kind == "attn_head":
+        raise FieldError(
+            "kind",
+            "a head's output tokens depend on the values it attends to, so they need a prompt: "
+            "POST /api/node with one, or /api/dataset/pattern for a dataset window",
+        )
+    limits.unit(state.model, req.kind, req.layer, req.index, ("layer", "index"))
+    limits.at_most(req.k, state.settings.limits.max_k, "k", "max_k")
+    node = Node(kind=req.kind, layer=req.layer, index=req.index, token=0)
+    result, _ = await state.worker.run(
+        "node-tokens:" + req.model_dump_json(), lambda: node_tokens(state.model, node, None, req.k)
+    )
     return result
 
 

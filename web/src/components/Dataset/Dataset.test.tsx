@@ -43,6 +43,31 @@ describe("DatasetSection", () => {
     expect(screen.queryByRole("progressbar")).toBeNull();
   });
 
+  it("shows a preview's examples with the progress while collating, and refetches on a newer preview", async () => {
+    let status: object = { ...RUNNING, preview_tokens: 100 };
+    const preview = (tokens: number) => ({ ...NODE, status: { ...RUNNING, preview_tokens: tokens }, top: [example(tokens === 100 ? 2 : 0, 2)] });
+    const calls = mockServer((path) => {
+      const s = status as { status: string; preview_tokens?: number };
+      if (path === "/api/dataset/node") return { status: 200, body: s.status === "done" ? NODE : preview(s.preview_tokens ?? 0) };
+      if (path === "/api/dataset") return { status: 200, body: status };
+      return undefined;
+    });
+    render(<DatasetSection kind="mlp_neuron" layer={3} index={7} pollMs={20} />);
+    const top = await screen.findByTestId("top-examples");
+    expect(within(top).getAllByTestId("example")).toHaveLength(1);
+    expect(top).toHaveTextContent("Doc 2");
+    expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "25");
+    expect(screen.getByTestId("dataset-status")).toHaveTextContent("from the first 100 tokens");
+    await new Promise((ok) => setTimeout(ok, 80)); // polls with the same preview: no refetch
+    expect(calls.filter((c) => c.path === "/api/dataset/node")).toHaveLength(1);
+    status = { ...RUNNING, tokens_done: 500, fraction: 0.5, preview_tokens: 200 };
+    await screen.findByText("Doc 0");
+    expect(calls.filter((c) => c.path === "/api/dataset/node")).toHaveLength(2);
+    status = DONE;
+    await screen.findAllByText("Doc 1");
+    expect(screen.queryByRole("progressbar")).toBeNull();
+  });
+
   it("renders the examples with the peak outlined, the head's key marked and the attribution", async () => {
     mockServer((path) => (path === "/api/dataset/node" ? { status: 200, body: NODE } : undefined));
     render(<DatasetSection kind="attn_head" layer={3} index={7} />);
@@ -92,24 +117,27 @@ describe("node page navigation", () => {
     mockServer((path) => {
       if (path === "/api/dataset/node") return { status: 200, body: NODE };
       if (path === "/api/node") return { status: 500, body: { error: "not mocked", field: null } };
+      if (path === "/api/node/tokens") return { status: 200, body: { promoted: [], suppressed: [], drivers: [] } };
       return undefined;
     });
     render(<App />);
     await screen.findByText("neuron 8 →"); // bounds come from /api/model
+    // The model-less path still works; the links it makes name the served model.
+    expect(screen.getByTestId("nav-next-node")).toHaveAttribute("href", "/node/TestModel/mlp_neuron/3/8?prompt=Hi+there&token=1");
     await userEvent.keyboard("k");
-    expect(window.location.pathname + window.location.search).toBe("/node/mlp_neuron/3/8?prompt=Hi+there&token=1");
+    expect(window.location.pathname + window.location.search).toBe("/node/TestModel/mlp_neuron/3/8?prompt=Hi+there&token=1");
     await userEvent.keyboard("l");
-    expect(window.location.pathname).toBe("/node/mlp_neuron/4/8");
+    expect(window.location.pathname).toBe("/node/TestModel/mlp_neuron/4/8");
     await userEvent.keyboard("[[j");
-    expect(window.location.pathname).toBe("/node/mlp_neuron/3/7");
+    expect(window.location.pathname).toBe("/node/TestModel/mlp_neuron/3/7");
     const input = document.createElement("input");
     document.body.appendChild(input);
     input.focus();
     await userEvent.keyboard("k");
-    expect(window.location.pathname).toBe("/node/mlp_neuron/3/7");
+    expect(window.location.pathname).toBe("/node/TestModel/mlp_neuron/3/7");
     input.remove();
     await userEvent.click(screen.getByTestId("nav-prev-layer"));
-    expect(window.location.pathname).toBe("/node/mlp_neuron/2/7");
+    expect(window.location.pathname).toBe("/node/TestModel/mlp_neuron/2/7");
   });
 
   it("works without a prompt: no on-prompt part, the dataset part is shown", async () => {

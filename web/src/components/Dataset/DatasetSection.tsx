@@ -1,11 +1,11 @@
 /** What makes a neuron or head fire over the collated corpus: statistics, histogram and example windows. */
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { get, post, type Schemas } from "../../client/api";
 import { useResource } from "../../hooks/useApi";
 import { maxAbs } from "../../lib/color";
 import { ErrorBox } from "../common/ErrorBox";
 import { Spinner } from "../common/Spinner";
-import { ExampleList } from "./ExampleList";
+import { ExampleList, type HeadRef } from "./ExampleList";
 import { Histogram, StatsTable } from "./Histogram";
 
 export type DatasetStatus = Schemas["DatasetStatus"];
@@ -30,6 +30,10 @@ export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
   const fetched = r.data?.status ?? null;
   const status = fetched?.status === "done" ? fetched : (live ?? fetched);
   const running = status?.status === "running";
+  // The preview the examples come from (or were last asked for): a newer one, or the finished
+  // dataset, refetches them once.
+  const seenPreview = useRef<number | null | undefined>(undefined);
+  if (seenPreview.current === undefined && r.data) seenPreview.current = r.data.status?.preview_tokens ?? null;
   useEffect(() => {
     if (!running) return;
     let alive = true;
@@ -40,8 +44,12 @@ export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
           .then((s) => {
             if (!alive) return;
             setLive(s);
-            if (s.status === "done") setGen((g) => g + 1); // refetch the node's examples
-            else if (s.status === "running") tick();
+            const p = s.preview_tokens ?? null;
+            if (s.status === "done" || (p !== null && p !== seenPreview.current)) {
+              seenPreview.current = p;
+              setGen((g) => g + 1); // refetch the node's examples
+            }
+            if (s.status === "running") tick();
           })
           .catch(() => alive && tick());
       }, pollMs);
@@ -62,7 +70,7 @@ export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
       </div>
       {r.error && <ErrorBox error={r.error} />}
       {status && status.status !== "done" && <StatusLine s={status} />}
-      {status?.status === "done" && r.data && <DatasetBody d={r.data} attribution={status.attribution ?? null} />}
+      {r.data?.stats && <DatasetBody d={r.data} attribution={status?.attribution ?? null} head={kind === "attn_head" ? { layer, head: index } : null} />}
     </section>
   );
 }
@@ -73,7 +81,11 @@ function StatusLine({ s }: { s: DatasetStatus }) {
     const n = (x: number | undefined) => (x ?? 0).toLocaleString("en-US");
     return (
       <div className="dataset-status" data-testid="dataset-status" data-status="running">
-        <p>Collating the dataset{s.corpus ? ` (${s.corpus})` : ""}: {(f * 100).toFixed(1)}% · {n(s.tokens_done)} / {n(s.tokens_total)} tokens. The examples appear when it is done.</p>
+        <p>Collating the dataset{s.corpus ? ` (${s.corpus})` : ""}: {(f * 100).toFixed(1)}% · {n(s.tokens_done)} / {n(s.tokens_total)} tokens.{" "}
+          {s.preview_tokens
+            ? `The examples below come from the first ${n(s.preview_tokens)} tokens and fill in as it goes on.`
+            : "The first examples appear after its first shard."}
+        </p>
         <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(f * 100)}>
           <div className="progress-fill" style={{ width: `${f * 100}%` }} />
         </div>
@@ -93,7 +105,7 @@ function StatusLine({ s }: { s: DatasetStatus }) {
   );
 }
 
-function DatasetBody({ d, attribution }: { d: DatasetNode; attribution: string | null }) {
+function DatasetBody({ d, attribution, head }: { d: DatasetNode; attribution: string | null; head: HeadRef | null }) {
   const [tab, setTab] = useState<"random" | "quantile" | null>("random");
   const top = d.top ?? [];
   const random = d.random ?? [];
@@ -112,7 +124,7 @@ function DatasetBody({ d, attribution }: { d: DatasetNode; attribution: string |
         <p className="muted small">No statistics for this node.</p>
       )}
       <h4>Top {top.length} examples <span className="muted small">(colour: activation at each token, scale ±{max.toFixed(2)}; outlined: the peak{top.some((e) => e.key_position != null) ? "; orange underline: its strongest key" : ""})</span></h4>
-      <ExampleList examples={top} max={max} testId="top-examples" />
+      <ExampleList examples={top} max={max} testId="top-examples" head={head} />
       <div className="ex-tabs">
         <span className="seg" role="tablist">
           <button type="button" role="tab" aria-selected={tab === "random"} className={tab === "random" ? "on" : ""} onClick={() => setTab(tab === "random" ? null : "random")}>
@@ -126,7 +138,7 @@ function DatasetBody({ d, attribution }: { d: DatasetNode; attribution: string |
           {tab === "random" ? "windows drawn uniformly from the corpus" : tab === "quantile" ? "one window per quantile of the node's window peaks, labelled with its percentile range" : "click a tab to show more samples"}
         </span>
       </div>
-      {tab && <ExampleList examples={more} max={max} testId={`${tab}-examples`} quantiles={tab === "quantile"} />}
+      {tab && <ExampleList examples={more} max={max} testId={`${tab}-examples`} quantiles={tab === "quantile"} head={head} />}
       {attribution && <p className="attribution muted small" data-testid="attribution">Corpus: {attribution}</p>}
     </div>
   );

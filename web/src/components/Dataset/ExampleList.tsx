@@ -1,7 +1,9 @@
 /** Dataset examples as token heatmaps: one line per corpus window, coloured by the node's activation at each token. */
+import { useState } from "react";
 import type { Schemas } from "../../client/api";
 import { divergingColor, textColor } from "../../lib/color";
 import { signed } from "../../lib/format";
+import { HeadPattern } from "./HeadPattern";
 
 export type Example = Schemas["Example"];
 
@@ -19,25 +21,46 @@ function plain(t: string): React.ReactNode {
   return <span className="nl">{t.replace(/\n/g, "⏎").replace(/\t/g, "⇥")}</span>;
 }
 
-export function ExampleList({ examples, max, testId, quantiles }: { examples: Example[]; max: number; testId: string; quantiles?: boolean }) {
+/** The head whose examples these are: each line then gets a from/to (query × key) view. */
+export interface HeadRef {
+  layer: number;
+  head: number;
+}
+
+interface ListProps {
+  examples: Example[];
+  max: number;
+  testId: string;
+  quantiles?: boolean;
+  head?: HeadRef | null;
+}
+
+export function ExampleList({ examples, max, testId, quantiles, head }: ListProps) {
   if (examples.length === 0) return <p className="muted small">No examples.</p>;
   return (
     <ol className="examples" data-testid={testId}>
       {examples.map((e, i) => (
-        <ExampleLine key={`${e.window_id}-${e.position}-${i}`} e={e} max={max} label={quantiles ? quantileLabel(e) : null} />
+        <ExampleLine key={`${e.window_id}-${e.position}-${i}`} e={e} max={max} label={quantiles ? quantileLabel(e) : null} head={head ?? null} />
       ))}
     </ol>
   );
 }
 
-function ExampleLine({ e, max, label }: { e: Example; max: number; label: string | null }) {
+function ExampleLine({ e, max, label, head }: { e: Example; max: number; label: string | null; head: HeadRef | null }) {
   const acts = e.acts ?? [];
+  const [open, setOpen] = useState(false);
   return (
-    <li className="example" data-testid="example" data-window={e.window_id}>
+    <li className={"example" + (open ? " open" : "")} data-testid="example" data-window={e.window_id}>
       <div className="example-meta">
         {label && <span className="quantile-tag" title="the percentile range of this node's window peaks this sample comes from">{label}</span>}
         <span className="example-act mono" title="activation at the peak token">{signed(e.activation, 3)}</span>
         <span className="example-title" title={e.title ?? "untitled document"}>{e.title ?? "untitled"}</span>
+        {head && (
+          <button type="button" className="btn small ex-fromto" aria-expanded={open} data-testid="pattern-toggle"
+            title="the head's attention on this window, every query against every key" onClick={() => setOpen(!open)}>
+            {open ? "hide from/to" : "from/to view"}
+          </button>
+        )}
       </div>
       <div className="example-tokens">
         {e.tokens.map((t, i) => {
@@ -58,6 +81,11 @@ function ExampleLine({ e, max, label }: { e: Example; max: number; label: string
           );
         })}
       </div>
+      {open && head && (
+        <div className="example-pattern">
+          <HeadPattern layer={head.layer} head={head.head} windowId={e.window_id} query={e.position} />
+        </div>
+      )}
     </li>
   );
 }

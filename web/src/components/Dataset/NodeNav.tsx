@@ -10,6 +10,8 @@ interface Props {
   index: number;
   search: string;
   model: ModelInfo | null;
+  /** the model named in the links (the page's own, else the served one; null: model-less links) */
+  modelName: string | null;
 }
 
 /** Is the key press meant for a text field (or a shortcut of the browser)? */
@@ -20,14 +22,14 @@ function typing(e: KeyboardEvent): boolean {
   return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
 }
 
-export function NodeNav({ kind, layer, index, search, model }: Props) {
+export function NodeNav({ kind, layer, index, search, model, modelName }: Props) {
   const units = model ? (kind === "mlp_neuron" ? model.d_mlp : model.n_heads) : null;
   const layers = model?.n_layers ?? null;
   const targets = {
-    prevNode: index > 0 ? neighbourHref(kind, layer, index - 1, search) : null,
-    nextNode: units !== null && index + 1 < units ? neighbourHref(kind, layer, index + 1, search) : null,
-    prevLayer: layer > 0 ? neighbourHref(kind, layer - 1, index, search) : null,
-    nextLayer: layers !== null && layer + 1 < layers ? neighbourHref(kind, layer + 1, index, search) : null,
+    prevNode: index > 0 ? neighbourHref(kind, layer, index - 1, search, modelName) : null,
+    nextNode: units !== null && index + 1 < units ? neighbourHref(kind, layer, index + 1, search, modelName) : null,
+    prevLayer: layer > 0 ? neighbourHref(kind, layer - 1, index, search, modelName) : null,
+    nextLayer: layers !== null && layer + 1 < layers ? neighbourHref(kind, layer + 1, index, search, modelName) : null,
   };
   const key = JSON.stringify(targets);
   useEffect(() => {
