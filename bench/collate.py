@@ -3,6 +3,7 @@
     python bench/collate.py                  # 4,032 tokens of the default corpus, 3 rounds
     python bench/collate.py --tokens 8064 --rounds 5
     python bench/collate.py --demo           # also: the demo's default (100k tokens) end to end
+    python bench/collate.py --ray 2          # also: mechscope collate vs the same on 2 local Ray workers
     python bench/collate.py --json out.json
     python bench/collate.py --queries DIR    # only: the read API's latency on a finished dataset
     python bench/collate.py --queries DIR --full-corpus-text   # ... with the whole default
@@ -31,7 +32,7 @@ import torch
 from _common import busy_warning, contention_probe, load_model_under_test, machine, table, write_json
 
 from mechscope.data.collate import CollateConfig, _run_blocks, collate, collate_range
-from mechscope.data.corpora import make_windows, open_corpus
+from mechscope.data.corpora import Windows, make_windows, open_corpus
 from mechscope.data.store import Dataset, Workspace
 
 TARGET = 0.8
@@ -43,6 +44,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--demo", action="store_true", help="also time the demo's default slice end to end")
+    ap.add_argument(
+        "--ray", type=int, metavar="N", help="also time collate vs collate on N local Ray workers"
+    )
     ap.add_argument("--queries", metavar="DIR", help="only time the Dataset queries on this dataset")
     ap.add_argument(
         "--full-corpus-text",
@@ -108,9 +112,42 @@ def main() -> None:
         print(warning)
     result = {"machine": m, "model": label, "tokens": n_tok, "seconds": best, "tokens_per_s": rate,
               "ratio": ratio, "ratio_blocks": strict, "busy": warning}  # fmt: skip
+    if args.ray:
+        result["ray"] = ray_vs_single(model, windows, cfg, args.ray)
     if args.demo:
         result["demo"] = demo(model)
     write_json(args.json, result)
+
+
+def ray_vs_single(
+    model: torch.nn.Module, windows: Windows, cfg: CollateConfig, workers: int
+) -> dict[str, float]:
+    """Wall time of the whole library call (checkpoints and database included): one process vs a
+    local Ray cluster of ``workers`` (its start and the model's shipping included, and apart)."""
+    import ray
+
+    from mechscope.data.distributed import collate_on_ray
+    from mechscope.models.decoder import HookedDecoder
+
+    assert isinstance(model, HookedDecoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        collate(model, windows, Workspace(Path(tmp) / "single"), cfg)
+        single = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
+        start = time.perf_counter() - t0
+        try:
+            collate_on_ray(model, windows, Workspace(Path(tmp) / "ray"), cfg, workers=workers)
+        finally:
+            ray.shutdown()
+        on_ray = time.perf_counter() - t0
+    n_tok = windows.n * (cfg.window - 1)
+    print(
+        f"\ncollate, one process: {single:.1f} s ({n_tok / single:,.0f} tok/s); on {workers} local Ray workers: "
+        f"{on_ray:.1f} s ({n_tok / on_ray:,.0f} tok/s, {start:.1f} s of it starting Ray): {single / on_ray:.2f}x"
+    )
+    return {"single_s": single, "ray_s": on_ray, "ray_start_s": start, "workers": workers}
 
 
 def demo(model: torch.nn.Module) -> dict[str, float]:

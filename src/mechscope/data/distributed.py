@@ -90,9 +90,8 @@ def collate_on_ray(
     ray = _ray()
     started = _connect(ray, address)
     try:
-        n_workers, cpus, gpus = _plan(ray, workers)
-        todo = runs(state.done, windows.n, cfg.shard_windows, n_workers)
-        n_workers = min(n_workers, len(todo)) or 1
+        todo = runs(state.done, windows.n, cfg.shard_windows, _workers(ray, workers))
+        n_workers, cpus, gpus = _plan(ray, min(_workers(ray, workers), len(todo)) or 1)
         threads = max(1, int(cpus))
         log.info(
             "collating %d runs on %d Ray workers (%d threads, %g GPU each)",
@@ -148,13 +147,18 @@ def _connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _plan(ray: Any, workers: int | None) -> tuple[int, float, float]:
-    """Workers, and the CPUs and GPUs each reserves, from the cluster's resources: one worker per
-    GPU, or per CPU on a cluster without GPUs, unless ``workers`` says how many."""
-    res = ray.cluster_resources()
-    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
+def _workers(ray: Any, workers: int | None) -> int:
+    """``workers``, or one per GPU of the cluster, or one per CPU when it has no GPU."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    n = workers or int(gpus or cpus) or 1
-    per_cpu = max(1.0, cpus // n) if n <= cpus else cpus / n  # fractions: more workers than CPUs still start
+    res = ray.cluster_resources()
+    return workers or int(res.get("GPU", 0) or res.get("CPU", 1)) or 1
+
+
+def _plan(ray: Any, n: int) -> tuple[int, float, float]:
+    """The CPUs and GPUs each of ``n`` workers reserves: the cluster's, shared evenly (fractions when
+    there are more workers than CPUs, so that they all start)."""
+    res = ray.cluster_resources()
+    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
+    per_cpu = max(1.0, cpus // n) if n <= cpus else cpus / n
     return n, per_cpu, min(1.0, gpus / n) if gpus else 0.0
