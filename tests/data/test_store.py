@@ -138,12 +138,12 @@ def test_previews_fill_in_while_running_and_give_way_to_the_dataset(tmp_path: Pa
         cfg,
         stop=24,
         state=state,
-        checkpoint=lambda s: checkpoint(s, model, windows, ws, cfg, True),
+        checkpoint=lambda s: checkpoint(s, model, windows, ws, cfg, True, "c", "credit"),
     )
     assert [p.name for p in (ws.root / "preview").iterdir()] == ["preview-000000016.duckdb"]
     p = reader.progress()
     assert p["status"] == "running" and p["preview_tokens"] == 16 * 15 and p["tokens_done"] == 24 * 15
-    assert reader.is_preview and reader.meta()["preview"] is True
+    assert reader.is_preview and reader.meta()["preview"] is True and reader.attribution == "credit"
     win, peak, _ = top_k_reference(brute_force(model, windows)["mlp_neuron"][:16], cfg.top_k)
     for unit in range(3):
         got = reader.top_examples("mlp_neuron", 1, unit, n=cfg.top_k)

@@ -182,10 +182,13 @@ def test_node_pages_read_previews_while_collating_then_the_dataset(tmp_path: Pat
             cfg,
             stop=16,
             state=state,
-            checkpoint=lambda s: checkpoint(s, model, windows, ws, cfg, True),
+            checkpoint=lambda s: checkpoint(s, model, windows, ws, cfg, True, "tiny", "credit line"),
         )
         st = c.get("/api/dataset").json()
         assert st["status"] == "running" and st["preview_tokens"] == 16 * 15 and st["tokens_done"] == 16 * 15
+        assert (
+            st["corpus"] == "tiny" and st["attribution"] == "credit line"
+        )  # the credit shows with a preview
         body = c.post("/api/dataset/node", json=ask).json()
         assert body["status"]["preview_tokens"] == 16 * 15
         assert body["top"] and all(e["window_id"] < 16 for e in body["top"])

@@ -388,7 +388,7 @@ def collate(
         progress.start(windows.n, state.done)
     state = collate_range(
         model, windows, cfg, state=state, progress=progress,
-        checkpoint=lambda s: checkpoint(s, model, windows, workspace, cfg, preview),
+        checkpoint=lambda s: checkpoint(s, model, windows, workspace, cfg, preview, corpus_name, attribution),
     )  # fmt: skip
     if progress is not None:
         progress.finish()
@@ -419,6 +419,8 @@ def checkpoint(
     workspace: Workspace,
     cfg: CollateConfig,
     preview: bool = False,
+    corpus_name: str = "",
+    attribution: str | None = None,
 ) -> None:
     """Make ``state`` durable; with ``preview``, also write a database of it when the shards done
     are a power of two (O(log n) writes in all, so early previews come fast and the total cost
@@ -429,12 +431,8 @@ def checkpoint(
     shards = state.done // cfg.shard_windows
     power_of_two = shards and shards & (shards - 1) == 0 and state.done % cfg.shard_windows == 0
     if preview and power_of_two and state.done < windows.n:
-        meta = {
-            **_identity(model, windows, cfg),
-            "preview": True,
-            "tokens": state.done * (cfg.window - 1),
-        }
-        workspace.write_preview(build_tables(state, windows, model, meta), state.done)
+        meta = _meta(model, windows, cfg, corpus_name, attribution, state.done)
+        workspace.write_preview(build_tables(state, windows, model, {**meta, "preview": True}), state.done)
 
 
 def finish(
@@ -449,14 +447,26 @@ def finish(
     """Write the finished ``state`` as the dataset (tables, Parquet, DuckDB) and mark it done."""
     from mechscope.data.schema import build_tables
 
-    meta = {
+    meta = _meta(model, windows, cfg, corpus_name, attribution, windows.n)
+    workspace.write_dataset(build_tables(state, windows, model, meta))
+    return workspace.root
+
+
+def _meta(
+    model: HookedDecoder,
+    windows: Windows,
+    cfg: CollateConfig,
+    corpus_name: str,
+    attribution: str | None,
+    done: int,
+) -> dict[str, Any]:
+    """The dataset's ``meta`` table, for ``done`` windows collated."""
+    return {
         **_identity(model, windows, cfg),
         "corpus": corpus_name,
         "attribution": attribution or "",
-        "tokens": windows.n * (cfg.window - 1),
+        "tokens": done * (cfg.window - 1),
     }
-    workspace.write_dataset(build_tables(state, windows, model, meta))
-    return workspace.root
 
 
 def _identity(model: HookedDecoder, windows: Windows, cfg: CollateConfig) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def collate_on_ray(
         first = state.done
         for part in ray.util.ActorPool(pool).map(lambda a, r: a.run.remote(*r), todo):
             state.merge_(part)  # in window order: ActorPool.map yields results in submission order
-            checkpoint(state, model, windows, workspace, cfg, preview)
+            checkpoint(state, model, windows, workspace, cfg, preview, corpus_name, attribution)
             if progress is not None:
                 progress.update(state.done - first)
         if progress is not None:

@@ -50,7 +50,8 @@ def serve_model(
                 f"collating {DEMO_TOKENS:,} tokens of the default corpus in the background into {dataset}"
             )
             click.echo(
-                "(node pages fill in when it lands, ~5 min on 2 cores; the work is kept for the next start)"
+                "(node pages show examples after the first ~16k tokens and fill in as it goes, ~5 min "
+                "on 2 cores; the work is kept for the next start)"
             )
     app = create_app(model, settings, datasets=source)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
