@@ -1,7 +1,8 @@
 """The web app in a real browser (Debian's Chromium via playwright-core) against `mechscope serve`
 on the embedded SmolLM2 with a small collated dataset: the demo page, the node table, an ablation's
 side-by-side panes, a reload; then the node pages: a head's top examples and its from/to view, a
-neuron's examples and weight tokens, the prompt form, keyboard navigation, both path forms.
+neuron's examples and weight tokens, the prompt form, keyboard navigation, both path forms; and
+the dataset explorer (search, nodes on a token, through to a node page).
 
 Screenshots land in ci-artifacts/screenshots/.
 """

@@ -1,4 +1,4 @@
-// End-to-end test of the Debugger and the node pages against a running `mechscope serve` (SmolLM2)
+// End-to-end test of the Debugger, the node pages and the dataset explorer against a running `mechscope serve` (SmolLM2)
 // that serves a collated dataset (`mechscope collate`, then `serve --dataset DIR`).
 //   BASE_URL=http://127.0.0.1:8000 node e2e/debugger.e2e.mjs
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
@@ -135,6 +135,51 @@ async function nodePages(page, model) {
   step(`model-less path renders the same neuron; another model's link names both -> ${await shot(page, "08-wrong-model.png")}`);
 }
 
+/** The dataset explorer: the top bar's link, a corpus search typed in, a token query by URL, a node link. */
+async function explorer(page, model) {
+  await page.click('[data-testid="nav-explore"]');
+  await page.waitForSelector('[data-testid="suggestions"]', { timeout: TIMEOUT });
+  if (here(page) !== "/explore") fail(`the top bar's Explore link opened ${here(page)}`);
+  await page.keyboard.press("/");
+  if (!(await page.$eval('[data-testid="search-form-input"]', (x) => x === document.activeElement))) fail("/ did not focus the search field");
+  await page.keyboard.type("jazz");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => new URL(location.href).searchParams.get("q") === "jazz");
+  await page.waitForSelector('[data-testid="search-hit"]', { timeout: TIMEOUT });
+  await noError(page, "the corpus search");
+  const marks = await page.$$eval('[data-testid="search-hit"] mark', (xs) => xs.map((x) => x.textContent));
+  if (!marks.length || marks.some((m) => m.toLowerCase() !== "jazz")) fail(`the search marks ${JSON.stringify(marks)}, not "jazz"`);
+  const chips = await page.$$eval('[data-testid="search-hit"] a[data-testid="node-link"]', (xs) => xs.map((x) => x.getAttribute("href")));
+  if (!chips.length) fail("no search hit links a node");
+  if (chips.some((h) => !h.startsWith(`/node/${encodeURIComponent(model)}/`))) fail(`search hit links not in the canonical form: ${chips}`);
+  const hits = (await page.$$('[data-testid="search-hit"]')).length;
+  step(`explorer search ${here(page)}: ${hits} windows, marks ${JSON.stringify(marks)}, ${chips.length} node chips -> ${await shot(page, "09-explore-search.png")}`);
+
+  // Reload-safe: the URL alone runs the query; both queries side by side.
+  await page.goto(BASE_URL + "/explore?token=+the&q=jazz");
+  await page.waitForSelector('[data-testid="token-node"] a[data-testid="node-link"]', { timeout: TIMEOUT });
+  await page.waitForSelector('[data-testid="search-hit"]', { timeout: TIMEOUT });
+  await noError(page, "the token query");
+  if ((await page.inputValue('[data-testid="token-form-input"]')) !== " the") fail("the token field does not show the URL's token");
+  const rows = await page.$$eval('[data-testid="token-node"]', (xs) => xs.map((x) => x.dataset.label));
+  const n = await page.$$eval('[data-testid="token-node"] td:nth-child(4)', (xs) => xs.map((x) => Number(x.textContent)));
+  if (n.some((v, i) => i > 0 && v > n[i - 1])) fail(`the token table is not sorted by top examples: ${n}`);
+  step(`explorer token ${here(page)}: ${rows.length} nodes, first ${rows.slice(0, 3).join(", ")} -> ${await shot(page, "10-explore-token.png")}`);
+
+  // A node link opens its node page with its dataset examples.
+  const link = await page.$('[data-testid="token-node"] a[data-testid="node-link"]');
+  const href = await link.getAttribute("href");
+  await link.click();
+  await page.waitForFunction((h) => location.pathname === h, href);
+  await topExamples(page);
+  await noError(page, "the node page opened from the explorer");
+  if (!here(page).startsWith(`/node/${model}/`)) fail(`the explorer link opened ${here(page)}`);
+  step(`explorer link ${rows[0]} -> node page ${here(page)} -> ${await shot(page, "11-explore-to-node.png")}`);
+  await page.goBack();
+  await page.waitForSelector('[data-testid="token-node"]', { timeout: TIMEOUT });
+  if (new URL(page.url()).searchParams.get("token") !== " the") fail("back from the node page lost the explorer's query");
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: EXECUTABLE,
@@ -194,6 +239,7 @@ async function main() {
 
     const model = await modelName(page);
     await nodePages(page, model);
+    await explorer(page, model);
 
     if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join("\n  ")}`);
     step("all steps passed");

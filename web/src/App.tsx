@@ -1,11 +1,13 @@
 import { useModelInfo } from "./hooks/useApi";
 import { navigate, useLocation } from "./hooks/useLocation";
 import { DebuggerPage } from "./routes/DebuggerPage";
+import { ExplorePage } from "./routes/ExplorePage";
 import { NodePage } from "./routes/NodePage";
 
 export function App() {
   const { path, search } = useLocation();
   const model = useModelInfo();
+  const explore = path === "/explore" || path === "/explore/";
   return (
     <div className="app">
       <header className="topbar">
@@ -13,6 +15,10 @@ export function App() {
           mechscope
         </a>
         <span className="muted">transformer debugger</span>
+        <nav className="topnav" aria-label="pages">
+          <TopLink href="/" label="Debugger" on={path === "/"} testId="nav-debugger" />
+          <TopLink href="/explore" label="Explore dataset" on={explore} testId="nav-explore" />
+        </nav>
         <span className="spacer" />
         {model ? (
           <span className="model" data-testid="model-name" title={`${model.architecture}, ${model.weights}`}>
@@ -22,7 +28,22 @@ export function App() {
           <span className="muted">connecting…</span>
         )}
       </header>
-      {path.startsWith("/node/") ? <NodePage path={path} search={search} /> : <DebuggerPage search={search} model={model} />}
+      {path.startsWith("/node/") ? (
+        <NodePage path={path} search={search} />
+      ) : explore ? (
+        <ExplorePage search={search} />
+      ) : (
+        <DebuggerPage search={search} model={model} />
+      )}
     </div>
+  );
+}
+
+function TopLink({ href, label, on, testId }: { href: string; label: string; on: boolean; testId: string }) {
+  return (
+    <a href={href} className={"topnav-link" + (on ? " on" : "")} aria-current={on ? "page" : undefined} data-testid={testId}
+      onClick={(e) => { e.preventDefault(); navigate(href); }}>
+      {label}
+    </a>
   );
 }

@@ -1,0 +1,245 @@
+/** The dataset explorer (/explore): which nodes fire on a token (?token=) and which corpus windows
+ * contain a text (?q=), over the collated dataset the node pages read. */
+import { useEffect, useRef, useState } from "react";
+import { get, post, type Schemas } from "../client/api";
+import { ErrorBox } from "../components/common/ErrorBox";
+import { Spinner } from "../components/common/Spinner";
+import { Tok } from "../components/common/Tok";
+import { ExploreStatus } from "../components/Explore/ExploreStatus";
+import { exploreHref, parseQuery, tokenRequest, type ExploreQuery, type SearchHit, type TokenNode } from "../components/Explore/explore";
+import { SearchHits } from "../components/Explore/SearchHits";
+import { TokenNodes } from "../components/Explore/TokenNodes";
+import { useModelInfo, useResource, type Resource } from "../hooks/useApi";
+import { navigate } from "../hooks/useLocation";
+
+type DatasetStatus = Schemas["DatasetStatus"];
+
+/** How many nodes / windows one query asks for. */
+export const TOKEN_N = 50;
+export const SEARCH_N = 25;
+const MAX_SEARCH = 200; // SearchRequest.text's max_length
+
+const SUGGESTED_TOKENS = [" the", " Paris", " war"];
+const SUGGESTED_SEARCHES = ["photosynthesis", "Roman Empire"];
+
+/** GET /api/dataset, polled while the dataset is being collated. */
+function useDatasetStatus(pollMs: number): [Resource<DatasetStatus>, () => void] {
+  const [gen, setGen] = useState(0);
+  const r = useResource<DatasetStatus>(`status#${gen}`, (signal) => get("/api/dataset", signal));
+  const running = r.data?.status === "running";
+  useEffect(() => {
+    if (!running) return;
+    const t = setTimeout(() => setGen((g) => g + 1), pollMs);
+    return () => clearTimeout(t);
+  }, [running, pollMs, r.data]);
+  return [r, () => setGen((g) => g + 1)];
+}
+
+/** The answer to `key` (or, dimmed, the previous one while `key` loads); null after an error. */
+function answer<T>(r: Resource<T>, key: string | null): { data: T | null; stale: boolean } {
+  if (key === null || r.data === null) return { data: null, stale: false };
+  if (r.dataKey === key) return { data: r.data, stale: false };
+  return r.loading ? { data: r.data, stale: true } : { data: null, stale: false };
+}
+
+/** Is the key press meant for a text field (or a shortcut of the browser)? */
+function typing(e: KeyboardEvent): boolean {
+  if (e.ctrlKey || e.metaKey || e.altKey) return true;
+  const t = e.target as HTMLElement | null;
+  if (!t || typeof t.tagName !== "string") return false;
+  return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
+}
+
+export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?: number }) {
+  const query = parseQuery(search);
+  const model = useModelInfo();
+  const modelName = model?.name || null;
+  const [status, retryStatus] = useDatasetStatus(pollMs);
+  const st = status.data;
+  // While collating, the server answers from the newest preview (the windows done so far), if any:
+  // the queries run on it and again on each newer preview and on the finished dataset.
+  const preview = st?.status === "running" ? (st.preview_tokens ?? null) : null;
+  const ready = st?.status === "done" || preview !== null;
+  const version = st?.status === "done" ? "done" : `preview:${preview}`;
+  // Submitting the query already shown runs it again (e.g. after "server busy").
+  const [nonce, setNonce] = useState(0);
+
+  const tokenKey = ready && query.token.trim() !== "" ? `token:${query.token}@${version}#${nonce}` : null;
+  const tokens = useResource<{ token: string; rows: TokenNode[] }>(tokenKey, (signal) => {
+    const token = query.token;
+    return post("/api/dataset/token", { token: tokenRequest(token), n: TOKEN_N }, signal).then((rows) => ({ token, rows }));
+  });
+  const searchKey = ready && query.q.trim() !== "" ? `q:${query.q}@${version}#${nonce}` : null;
+  const hits = useResource<{ q: string; hits: SearchHit[] }>(searchKey, (signal) => {
+    const q = query.q;
+    return post("/api/dataset/search", { text: q, n: SEARCH_N }, signal).then((h) => ({ q, hits: h }));
+  });
+
+  const searchInput = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "/" || typing(e)) return;
+      e.preventDefault();
+      searchInput.current?.focus();
+      searchInput.current?.select();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  const set = (name: keyof ExploreQuery, value: string) => {
+    const href = exploreHref(search, name, value);
+    if (href === window.location.pathname + window.location.search) setNonce((n) => n + 1);
+    else navigate(href, "push");
+  };
+
+  const tok = answer(tokens, tokenKey);
+  const found = answer(hits, searchKey);
+  const showToken = ready && query.token.trim() !== "";
+  const showSearch = ready && query.q.trim() !== "";
+  const n = (x: number | undefined) => (x ?? 0).toLocaleString("en-US");
+
+  return (
+    <div className="page explore-page" data-testid="explore-page">
+      <div className="page-head">
+        <h2>Dataset explorer</h2>
+        {st?.corpus && (
+          <span className="muted small" data-testid="explore-corpus">
+            corpus: {st.corpus}
+            {st.status === "done" && (st.tokens_total ?? 0) > 0 ? ` · ${n(st.tokens_total)} tokens` : ""}
+          </span>
+        )}
+        {status.loading && !st && <Spinner label="loading the dataset's status" />}
+      </div>
+      <p className="muted explore-intro">
+        Which neurons and heads fire on a token, and which windows of the collated corpus contain a text: each links to
+        its node page.
+      </p>
+      <div className="explore-forms">
+        <QueryForm id="explore-token" label="Which nodes fire on a token?" value={query.token} testId="token-form"
+          placeholder="a token, e.g.  Paris  or #7042" button="Find nodes" onSubmit={(v) => set("token", v)}
+          hint="the token's text (case and surrounding spaces ignored) or its id as #id" />
+        <QueryForm id="explore-search" label="Search the corpus" value={query.q} testId="search-form" inputRef={searchInput}
+          placeholder="text to find, e.g. photosynthesis" button="Search" maxLength={MAX_SEARCH} onSubmit={(v) => set("q", v)}
+          hint={<>windows containing the text, ignoring case · press <kbd>/</kbd> to search</>} />
+      </div>
+      {status.error && <ErrorBox error={status.error} onRetry={retryStatus} />}
+      {st && st.status !== "done" && <ExploreStatus s={st} />}
+      {ready && !showToken && !showSearch && <Suggestions onToken={(t) => set("token", t)} onSearch={(q) => set("q", q)} />}
+      {(showToken || showSearch) && (
+        <div className={"explore-results" + (showToken && showSearch ? " two" : "")}>
+          {showToken && (
+            <section className="box explore-section" data-testid="token-results">
+              <div className="box-head">
+                <h3>
+                  Nodes whose top examples peak on{" "}
+                  {typeof tokenRequest(query.token) === "number" ? `token id ${tokenRequest(query.token)}` : <Tok t={query.token} />}
+                </h3>
+                {tokens.loading && <Spinner label="finding nodes" />}
+              </div>
+              {tokens.error && <ErrorBox error={tokens.error} />}
+              {tok.data && (
+                <div className={tok.stale ? "stale" : ""} data-stale={tok.stale ? "true" : "false"}>
+                  {tok.data.rows.length > 0 ? (
+                    <>
+                      <p className="muted small explore-count" data-testid="token-count">
+                        {tok.data.rows.length === TOKEN_N ? `the first ${TOKEN_N} nodes` : `${tok.data.rows.length} node${tok.data.rows.length === 1 ? "" : "s"}`}
+                        , most examples first; click a column to sort
+                      </p>
+                      <TokenNodes rows={tok.data.rows} model={modelName} />
+                    </>
+                  ) : (
+                    <p className="muted" data-testid="token-empty">
+                      No node's top examples peak on this token. The token is matched as one whole token of the model
+                      (e.g. <code> Paris</code>, not <code>Paris is</code>); a rare token may have no examples in this corpus.
+                    </p>
+                  )}
+                </div>
+              )}
+            </section>
+          )}
+          {showSearch && (
+            <section className="box explore-section" data-testid="search-results">
+              <div className="box-head">
+                <h3>
+                  Windows containing <span className="mono explore-q">“{query.q}”</span>
+                </h3>
+                {hits.loading && <Spinner label="searching" />}
+              </div>
+              {hits.error && <ErrorBox error={hits.error} />}
+              {found.data && (
+                <div className={found.stale ? "stale" : ""} data-stale={found.stale ? "true" : "false"}>
+                  {found.data.hits.length > 0 ? (
+                    <>
+                      <p className="muted small explore-count" data-testid="search-count">
+                        {found.data.hits.length === SEARCH_N ? `the first ${SEARCH_N} windows` : `${found.data.hits.length} window${found.data.hits.length === 1 ? "" : "s"}`}
+                        , in corpus order, each with the nodes that have it among their top examples (strongest first)
+                      </p>
+                      <SearchHits hits={found.data.hits} query={found.data.q} model={modelName} />
+                    </>
+                  ) : (
+                    <p className="muted" data-testid="search-empty">No window of the corpus contains this text.</p>
+                  )}
+                </div>
+              )}
+            </section>
+          )}
+        </div>
+      )}
+      {ready && st?.attribution && (
+        <p className="attribution muted small" data-testid="attribution">
+          Corpus: {st.attribution}
+        </p>
+      )}
+    </div>
+  );
+}
+
+interface FormProps {
+  id: string;
+  label: string;
+  value: string;
+  placeholder: string;
+  button: string;
+  hint: React.ReactNode;
+  testId: string;
+  onSubmit: (value: string) => void;
+  inputRef?: React.Ref<HTMLInputElement>;
+  maxLength?: number;
+}
+
+function QueryForm({ id, label, value, placeholder, button, hint, testId, onSubmit, inputRef, maxLength }: FormProps) {
+  const [draft, setDraft] = useState(value);
+  useEffect(() => setDraft(value), [value]); // back/forward and suggestion clicks
+  return (
+    <form className="box explore-form" role="search" aria-label={label} data-testid={testId}
+      onSubmit={(e) => { e.preventDefault(); onSubmit(draft); }}>
+      <label htmlFor={id} className="field-label">{label}</label>
+      <div className="explore-input-row">
+        <input id={id} ref={inputRef} type="search" className="mono" value={draft} placeholder={placeholder} maxLength={maxLength}
+          spellCheck={false} autoComplete="off" onChange={(e) => setDraft(e.target.value)} data-testid={`${testId}-input`} />
+        <button type="submit" className="btn primary" data-testid={`${testId}-submit`}>{button}</button>
+      </div>
+      <div className="muted small">{hint}</div>
+    </form>
+  );
+}
+
+function Suggestions({ onToken, onSearch }: { onToken: (t: string) => void; onSearch: (q: string) => void }) {
+  return (
+    <div className="box explore-suggestions" data-testid="suggestions">
+      <span className="muted">Try a token:</span>
+      {SUGGESTED_TOKENS.map((t) => (
+        <button key={t} type="button" className="btn small" data-testid="suggest-token" onClick={() => onToken(t)}>
+          <Tok t={t} />
+        </button>
+      ))}
+      <span className="muted explore-sep">or a search:</span>
+      {SUGGESTED_SEARCHES.map((q) => (
+        <button key={q} type="button" className="btn small" data-testid="suggest-search" onClick={() => onSearch(q)}>
+          {q}
+        </button>
+      ))}
+    </div>
+  );
+}
