@@ -5,7 +5,7 @@ import { get, post, type Schemas } from "../client/api";
 import { ErrorBox } from "../components/common/ErrorBox";
 import { Spinner } from "../components/common/Spinner";
 import { Tok } from "../components/common/Tok";
-import { ExploreStatus } from "../components/Explore/ExploreStatus";
+import { DatasetStatusLine } from "../components/Dataset/DatasetStatusLine";
 import { exploreHref, parseQuery, tokenRequest, type ExploreQuery, type SearchHit, type TokenNode } from "../components/Explore/explore";
 import { SearchHits } from "../components/Explore/SearchHits";
 import { TokenNodes } from "../components/Explore/TokenNodes";
@@ -124,7 +124,9 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
           hint={<>windows containing the text, ignoring case · press <kbd>/</kbd> to search</>} />
       </div>
       {status.error && <ErrorBox error={status.error} onRetry={retryStatus} />}
-      {st && st.status !== "done" && <ExploreStatus s={st} />}
+      {st && st.status !== "done" && (
+        <DatasetStatusLine s={st} className="box" shown="The results" waiting="The explorer opens after its first shard." />
+      )}
       {ready && !showToken && !showSearch && <Suggestions onToken={(t) => set("token", t)} onSearch={(q) => set("q", q)} />}
       {(showToken || showSearch) && (
         <div className={"explore-results" + (showToken && showSearch ? " two" : "")}>

@@ -5,6 +5,7 @@ import { useResource } from "../../hooks/useApi";
 import { maxAbs } from "../../lib/color";
 import { ErrorBox } from "../common/ErrorBox";
 import { Spinner } from "../common/Spinner";
+import { DatasetStatusLine } from "./DatasetStatusLine";
 import { ExampleList, type HeadRef } from "./ExampleList";
 import { Histogram, StatsTable } from "./Histogram";
 
@@ -69,39 +70,11 @@ export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
         {r.loading && <Spinner label="loading examples" />}
       </div>
       {r.error && <ErrorBox error={r.error} />}
-      {status && status.status !== "done" && <StatusLine s={status} />}
+      {status && status.status !== "done" && (
+        <DatasetStatusLine s={status} shown="The examples below" waiting="The first examples appear after its first shard." />
+      )}
       {r.data?.stats && <DatasetBody d={r.data} attribution={status?.attribution ?? null} head={kind === "attn_head" ? { layer, head: index } : null} />}
     </section>
-  );
-}
-
-function StatusLine({ s }: { s: DatasetStatus }) {
-  if (s.status === "running") {
-    const f = Math.max(0, Math.min(1, s.fraction ?? 0));
-    const n = (x: number | undefined) => (x ?? 0).toLocaleString("en-US");
-    return (
-      <div className="dataset-status" data-testid="dataset-status" data-status="running">
-        <p>Collating the dataset{s.corpus ? ` (${s.corpus})` : ""}: {(f * 100).toFixed(1)}% · {n(s.tokens_done)} / {n(s.tokens_total)} tokens.{" "}
-          {s.preview_tokens
-            ? `The examples below come from the first ${n(s.preview_tokens)} tokens and fill in as it goes on.`
-            : "The first examples appear after its first shard."}
-        </p>
-        <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(f * 100)}>
-          <div className="progress-fill" style={{ width: `${f * 100}%` }} />
-        </div>
-      </div>
-    );
-  }
-  const text =
-    s.status === "failed"
-      ? "Collating the dataset failed: see the server's log, then run `mechscope collate` again."
-      : s.status === "missing"
-        ? "The collated dataset for this model has not been built yet: run `mechscope collate` (or start `mechscope demo`)."
-        : "No collated dataset for this model: run `mechscope collate` or start `mechscope demo`.";
-  return (
-    <p className="dataset-status muted" data-testid="dataset-status" data-status={s.status}>
-      {text}
-    </p>
   );
 }
 
