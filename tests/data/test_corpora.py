@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mechscope.cli import main
 from mechscope.data.corpora import make_windows, open_corpus, special_tokens
 from mechscope.errors import InputError
-from tests.conftest import char_tokenizer
+from tests.conftest import char_tokenizer, need
 
 
 def _texts(source: Path, **kw: str) -> list[str]:
@@ -128,6 +128,33 @@ def test_too_short_and_hf_without_datasets(tmp_path: Path) -> None:
         (tmp_path / "ds" / "state.json").write_text("{}")
         with pytest.raises(InputError, match="needs the datasets package"):
             list(open_corpus(tmp_path / "ds").documents())
+
+
+def test_hf_datasets_folders_written_by_save_to_disk(tmp_path: Path) -> None:
+    need(importlib.util.find_spec("datasets") is not None, "datasets is not installed")
+    import datasets
+
+    one = tmp_path / "one"
+    datasets.Dataset.from_dict({"text": ["a b", "c", None], "title": ["A", "", "C"]}).save_to_disk(str(one))
+    docs = list(open_corpus(one).documents())
+    assert [(d.title, d.text) for d in docs] == [("A", "a b"), ("one[1]", "c"), ("C", "")]
+    assert docs[1].source == f"{one}[1]"
+    # A DatasetDict reads its train split; a split's own folder names any other.
+    splits = tmp_path / "splits"
+    datasets.DatasetDict(
+        {
+            "validation": datasets.Dataset.from_dict({"body": ["v"]}),
+            "train": datasets.Dataset.from_dict({"body": ["t1", "t2"]}),
+        }
+    ).save_to_disk(str(splits))
+    assert _texts(splits, text_field="body") == ["t1", "t2"]
+    assert _texts(splits / "validation", text_field="body") == ["v"]
+    with pytest.raises(InputError, match=r"no column 'text' \(columns: body\); choose one with --field"):
+        _texts(splits)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "state.json").write_text("{}")
+    with pytest.raises(InputError, match="not a datasets folder written by save_to_disk"):
+        _texts(tmp_path / "bad")
 
 
 def test_cli_bad_corpus_is_one_line_and_exit_1(tmp_path: Path) -> None:
