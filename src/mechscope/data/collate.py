@@ -293,7 +293,7 @@ def _hooks(model: HookedDecoder, state: CollationState, w0: list[int]) -> list[t
 
     cfg = model.cfg
     group = cfg.n_heads // cfg.n_kv_heads
-    grams = [lw.gram for lw in layer_weights(model)]  # (head, d_head, d_head): |W_O,h v|^2 = v^T G v
+    weights = layer_weights(model)
     neurons, heads = state.kinds["mlp_neuron"], state.kinds["attn_head"]
     stash: dict[str, torch.Tensor] = {}
 
@@ -307,7 +307,7 @@ def _hooks(model: HookedDecoder, state: CollationState, w0: list[int]) -> list[t
         layer = int(hook.name.split(".")[1])
         p = stash.pop("pattern").float()  # (batch, head, pos, kv_pos)
         v = stash.pop("v").float().repeat_interleave(group, dim=2)  # (batch, kv_pos, head, d_head)
-        v_write = torch.einsum("bkhe,hef,bkhf->bhk", v, grams[layer], v).clamp_(min=0).sqrt_()
+        v_write = weights[layer].write_norm(v).transpose(1, 2)  # (batch, head, kv_pos): |W_O,h v|
         strongest = (p * v_write[:, :, None, :]).argmax(-1).transpose(1, 2)  # (batch, pos, head)
         heads.a["active"][layer] += (p[:, :, 1:, 0] < 0.5).sum((0, 2))
         heads.update(layer, z.float().norm(dim=-1), w0[0], key_pos=strongest)

@@ -202,8 +202,7 @@ def head_pairs(model: HookedDecoder, ids: list[int], layer: int, head: int) -> H
     with torch.no_grad():
         _, cache = model.run_with_cache(torch.tensor([ids]), names=[f"{b}.pattern", f"{b}.v", f"{b}.z"])
         p = cache[f"{b}.pattern"][0, head].float()  # (pos, kv_pos)
-        v = cache[f"{b}.v"][0, :, head // (cfg.n_heads // cfg.n_kv_heads)].float()  # (kv_pos, d_head)
-        gram = layer_weights(model)[layer].gram[head]  # (d_head, d_head): |W_O,h v|^2 = v^T G v
-        v_write = torch.einsum("ke,ef,kf->k", v, gram, v).clamp_(min=0).sqrt_()  # (kv_pos,)
+        v = cache[f"{b}.v"][0].float().repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=1)
+        v_write = layer_weights(model)[layer].write_norm(v)[:, head]  # (kv_pos,): |W_O,h v_k|
         z_norm = cache[f"{b}.z"][0, :, head].float().norm(dim=-1)  # (pos,)
     return HeadPairs(pattern=p, write=p * v_write[None, :], z_norm=z_norm)

@@ -79,6 +79,11 @@ class LayerWeights:
     w_o: torch.Tensor  # (d_model, head, d_head)
     gram: torch.Tensor  # (head, d_head, d_head): W_O,h^T W_O,h, so |W_O,h x| = sqrt(x^T G_h x)
 
+    def write_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``|W_O,h x_h|`` for per-head vectors ``x`` (..., head, d_head), shape (..., head): the
+        norm of what each head writes to the residual stream for ``x``, without a d_model product."""
+        return torch.einsum("...he,hef,...hf->...h", x, self.gram, x).clamp_(min=0).sqrt_()
+
 
 _WEIGHTS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[LayerWeights]]] = (
     weakref.WeakKeyDictionary()
@@ -209,8 +214,8 @@ def attn_pairs_and_heads(ctx: Context) -> tuple[Metrics, Metrics]:
         )  # (kv_pos, head, d_head)
         z = ctx.rec.acts[f"blocks.{i}.attn.z"].float()  # (pos, head, d_head)
         scale = _post_scale(ctx, i, "ln1_post")
-        v_norm = torch.einsum("khe,hef,khf->hk", v, lw.gram, v).clamp_(min=0).sqrt_()  # (head, kv_pos)
-        z_norm = torch.einsum("qhe,hef,qhf->hq", z, lw.gram, z).clamp_(min=0).sqrt_()  # (head, pos)
+        v_norm = lw.write_norm(v).T  # (head, kv_pos)
+        z_norm = lw.write_norm(z).T  # (head, pos)
         g_head = torch.einsum("qd,dhe->qhe", g, lw.w_o)  # (reached, head, d_head)
         de_reached = p[:, reached] * torch.einsum("qhe,khe->hqk", g_head, v)  # (head, reached, kv_pos)
         if scale is not None:
