@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +35,24 @@ def test_progress_meta_and_attribution(ds: Dataset, tmp_path: Path) -> None:
     assert Dataset(tmp_path).progress()["status"] == "missing"
     with pytest.raises(InputError, match="no finished dataset"):
         Dataset(tmp_path).top_examples("mlp_neuron", 0, 0)
+
+
+def test_resuming_drops_files_the_manifest_does_not_name(tmp_path: Path) -> None:
+    # What a kill between a file's rename and the manifest's update leaves behind.
+    ws = Workspace(tmp_path / "ws")
+    assert not ws.begin({"model": "m"})
+    ws.save_state({"done": np.asarray(8)}, 8)
+    m = json.loads((ws.root / "manifest.json").read_text())
+    m["preview"] = "preview/preview-000000008.duckdb"
+    (ws.root / "manifest.json").write_text(json.dumps(m))
+    (ws.root / "preview").mkdir()
+    named = ["state/state-000000008.npz", "preview/preview-000000008.duckdb"]
+    strays = ["state/state-000000016.npz", "preview/preview-000000016.duckdb", "state/.x.tmp"]
+    for rel in [*named[1:], *strays]:
+        (ws.root / rel).write_bytes(b"")
+    assert not Workspace(ws.root).begin({"model": "m"})
+    assert all((ws.root / rel).exists() for rel in named)
+    assert not any((ws.root / rel).exists() for rel in strays)
 
 
 def test_bad_node_addresses(ds: Dataset) -> None:

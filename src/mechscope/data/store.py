@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 DATABASE = "dataset.duckdb"
+STATES = "state/state-*.npz"  # checkpoints, named by the windows they hold
+PREVIEWS = "preview/preview-*.duckdb"  # databases of a running collation, likewise
 KINDS = ("mlp_neuron", "attn_head")
 # Sort orders make DuckDB's zone maps skip everything but the rows a query asks for.
 _ORDER = {
@@ -121,7 +123,8 @@ class Workspace:
             self._write_manifest(m)
         if m["status"] == "done" and (self.root / DATABASE).is_file():
             return True
-        self._remove_states(keep=m.get("state"))
+        self._prune(STATES, keep=m.get("state"))
+        self._prune(PREVIEWS, keep=m.get("preview"))
         return False
 
     def load_state(self) -> dict[str, np.ndarray] | None:
@@ -133,34 +136,30 @@ class Workspace:
 
     def save_state(self, arrays: dict[str, np.ndarray], windows_done: int) -> None:
         """Make a checkpoint durable, then point the manifest at it, then drop the older one."""
-        name = f"state/state-{windows_done:09d}.npz"
+        name = STATES.replace("*", f"{windows_done:09d}")
         with atomic_path(self.root / name) as tmp, tmp.open("wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         m = self.manifest() or {}
         m.update(windows_done=windows_done, state=name)
         self._write_manifest(m)
-        self._remove_states(keep=name)
+        self._prune(STATES, keep=name)
 
-    def _remove_states(self, keep: str | None) -> None:
-        for p in (self.root / "state").glob("state-*.npz"):
+    def _prune(self, pattern: str, keep: str | None) -> None:
+        """Delete the workspace files matching ``pattern`` (STATES or PREVIEWS) but ``keep``."""
+        for p in self.root.glob(pattern):
             if p.relative_to(self.root).as_posix() != keep:
                 p.unlink(missing_ok=True)
 
     def write_preview(self, tables: dict[str, pa.Table], windows_done: int) -> None:
         """Write a database of a running collation's tables, point the manifest at it, drop the older."""
-        name = f"preview/preview-{windows_done:09d}.duckdb"
+        name = PREVIEWS.replace("*", f"{windows_done:09d}")
         with atomic_path(self.root / name) as tmp:
             tmp.unlink()  # DuckDB creates its own file
             _build_database(tmp, tables)
         m = self.manifest() or {}
         m.update(preview=name, preview_windows=windows_done)
         self._write_manifest(m)
-        self._remove_previews(keep=name)
-
-    def _remove_previews(self, keep: str | None) -> None:
-        for p in (self.root / "preview").glob("preview-*.duckdb"):
-            if p.relative_to(self.root).as_posix() != keep:
-                p.unlink(missing_ok=True)
+        self._prune(PREVIEWS, keep=name)
 
     def write_dataset(self, tables: dict[str, pa.Table]) -> None:
         """Write the Parquet files and the DuckDB database, then mark the manifest done."""
@@ -175,8 +174,8 @@ class Workspace:
         m = self.manifest() or {}
         m.update(status="done", state=None, preview=None, preview_windows=None)
         self._write_manifest(m)
-        self._remove_states(keep=None)
-        self._remove_previews(keep=None)
+        self._prune(STATES, keep=None)
+        self._prune(PREVIEWS, keep=None)
 
 
 def _build_database(path: Path, tables: dict[str, Path] | dict[str, pa.Table]) -> None:
