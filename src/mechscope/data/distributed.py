@@ -90,8 +90,10 @@ def collate_on_ray(
     ray = _ray()
     started = _connect(ray, address)
     try:
-        todo = runs(state.done, windows.n, cfg.shard_windows, _workers(ray, workers))
-        n_workers, cpus, gpus = _plan(ray, min(_workers(ray, workers), len(todo)) or 1)
+        wanted = _workers(ray, workers)
+        todo = runs(state.done, windows.n, cfg.shard_windows, wanted)
+        n_workers = min(wanted, len(todo)) or 1
+        cpus, gpus = _share(ray, n_workers)
         threads = max(1, int(cpus))
         log.info(
             "collating %d runs on %d Ray workers (%d threads, %g GPU each)",
@@ -155,10 +157,10 @@ def _workers(ray: Any, workers: int | None) -> int:
     return workers or int(res.get("GPU", 0) or res.get("CPU", 1)) or 1
 
 
-def _plan(ray: Any, n: int) -> tuple[int, float, float]:
+def _share(ray: Any, n: int) -> tuple[float, float]:
     """The CPUs and GPUs each of ``n`` workers reserves: the cluster's, shared evenly (fractions when
     there are more workers than CPUs, so that they all start)."""
     res = ray.cluster_resources()
     cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
     per_cpu = max(1.0, cpus // n) if n <= cpus else cpus / n
-    return n, per_cpu, min(1.0, gpus / n) if gpus else 0.0
+    return per_cpu, min(1.0, gpus / n) if gpus else 0.0
