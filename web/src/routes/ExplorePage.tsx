@@ -11,6 +11,7 @@ import { SearchHits } from "../components/Explore/SearchHits";
 import { TokenNodes } from "../components/Explore/TokenNodes";
 import { useModelInfo, useResource, type Resource } from "../hooks/useApi";
 import { navigate } from "../hooks/useLocation";
+import { useShortcuts } from "../hooks/useShortcuts";
 
 type DatasetStatus = Schemas["DatasetStatus"];
 
@@ -42,14 +43,6 @@ function answer<T>(r: Resource<T>, key: string | null): { data: T | null; stale:
   return r.loading ? { data: r.data, stale: true } : { data: null, stale: false };
 }
 
-/** Is the key press meant for a text field (or a shortcut of the browser)? */
-function typing(e: KeyboardEvent): boolean {
-  if (e.ctrlKey || e.metaKey || e.altKey) return true;
-  const t = e.target as HTMLElement | null;
-  if (!t || typeof t.tagName !== "string") return false;
-  return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
-}
-
 export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?: number }) {
   const query = parseQuery(search);
   const model = useModelInfo();
@@ -76,16 +69,12 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
   });
 
   const searchInput = useRef<HTMLInputElement>(null);
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key !== "/" || typing(e)) return;
-      e.preventDefault();
+  useShortcuts({
+    "/": () => {
       searchInput.current?.focus();
       searchInput.current?.select();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, []);
+    },
+  });
 
   const set = (name: keyof ExploreQuery, value: string) => {
     const href = exploreHref(search, name, value);
@@ -93,8 +82,6 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
     else navigate(href, "push");
   };
 
-  const tok = answer(tokens, tokenKey);
-  const found = answer(hits, searchKey);
   const showToken = ready && query.token.trim() !== "";
   const showSearch = ready && query.q.trim() !== "";
   const n = (x: number | undefined) => (x ?? 0).toLocaleString("en-US");
@@ -131,60 +118,39 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
       {(showToken || showSearch) && (
         <div className={"explore-results" + (showToken && showSearch ? " two" : "")}>
           {showToken && (
-            <section className="box explore-section" data-testid="token-results">
-              <div className="box-head">
-                <h3>
-                  Nodes whose top examples peak on{" "}
-                  {typeof tokenRequest(query.token) === "number" ? `token id ${tokenRequest(query.token)}` : <Tok t={query.token} />}
-                </h3>
-                {tokens.loading && <Spinner label="finding nodes" />}
-              </div>
-              {tokens.error && <ErrorBox error={tokens.error} />}
-              {tok.data && (
-                <div className={tok.stale ? "stale" : ""} data-stale={tok.stale ? "true" : "false"}>
-                  {tok.data.rows.length > 0 ? (
-                    <>
-                      <p className="muted small explore-count" data-testid="token-count">
-                        {tok.data.rows.length === TOKEN_N ? `the first ${TOKEN_N} nodes` : `${tok.data.rows.length} node${tok.data.rows.length === 1 ? "" : "s"}`}
-                        , most examples first; click a column to sort
-                      </p>
-                      <TokenNodes rows={tok.data.rows} model={modelName} />
-                    </>
-                  ) : (
-                    <p className="muted" data-testid="token-empty">
-                      No node's top examples peak on this token. The token is matched as one whole token of the model
-                      (e.g. <code> Paris</code>, not <code>Paris is</code>); a rare token may have no examples in this corpus.
-                    </p>
-                  )}
-                </div>
+            <ResultSection testId="token-results" resource={tokens} resourceKey={tokenKey} loadingLabel="finding nodes"
+              title={<>Nodes whose top examples peak on{" "}
+                {typeof tokenRequest(query.token) === "number" ? `token id ${tokenRequest(query.token)}` : <Tok t={query.token} />}</>}>
+              {(d) => d.rows.length > 0 ? (
+                <>
+                  <p className="muted small explore-count" data-testid="token-count">
+                    {count(d.rows.length, TOKEN_N, "node")}, most examples first; click a column to sort
+                  </p>
+                  <TokenNodes rows={d.rows} model={modelName} />
+                </>
+              ) : (
+                <p className="muted" data-testid="token-empty">
+                  No node's top examples peak on this token. The token is matched as one whole token of the model
+                  (e.g. <code> Paris</code>, not <code>Paris is</code>); a rare token may have no examples in this corpus.
+                </p>
               )}
-            </section>
+            </ResultSection>
           )}
           {showSearch && (
-            <section className="box explore-section" data-testid="search-results">
-              <div className="box-head">
-                <h3>
-                  Windows containing <span className="mono explore-q">“{query.q}”</span>
-                </h3>
-                {hits.loading && <Spinner label="searching" />}
-              </div>
-              {hits.error && <ErrorBox error={hits.error} />}
-              {found.data && (
-                <div className={found.stale ? "stale" : ""} data-stale={found.stale ? "true" : "false"}>
-                  {found.data.hits.length > 0 ? (
-                    <>
-                      <p className="muted small explore-count" data-testid="search-count">
-                        {found.data.hits.length === SEARCH_N ? `the first ${SEARCH_N} windows` : `${found.data.hits.length} window${found.data.hits.length === 1 ? "" : "s"}`}
-                        , in corpus order, each with the nodes that have it among their top examples (strongest first)
-                      </p>
-                      <SearchHits hits={found.data.hits} query={found.data.q} model={modelName} />
-                    </>
-                  ) : (
-                    <p className="muted" data-testid="search-empty">No window of the corpus contains this text.</p>
-                  )}
-                </div>
+            <ResultSection testId="search-results" resource={hits} resourceKey={searchKey} loadingLabel="searching"
+              title={<>Windows containing <span className="mono explore-q">“{query.q}”</span></>}>
+              {(d) => d.hits.length > 0 ? (
+                <>
+                  <p className="muted small explore-count" data-testid="search-count">
+                    {count(d.hits.length, SEARCH_N, "window")}, in corpus order, each with the nodes that have it among their top
+                    examples (strongest first)
+                  </p>
+                  <SearchHits hits={d.hits} query={d.q} model={modelName} />
+                </>
+              ) : (
+                <p className="muted" data-testid="search-empty">No window of the corpus contains this text.</p>
               )}
-            </section>
+            </ResultSection>
           )}
         </div>
       )}
@@ -194,6 +160,40 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
         </p>
       )}
     </div>
+  );
+}
+
+/** "the first 50 nodes" when the answer may have been cut at `max`, else "3 nodes". */
+function count(n: number, max: number, noun: string): string {
+  return n === max ? `the first ${max} ${noun}s` : `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+interface SectionProps<T> {
+  testId: string;
+  title: React.ReactNode;
+  resource: Resource<T>;
+  resourceKey: string | null;
+  loadingLabel: string;
+  /** the answer's body (dimmed while the next query loads) */
+  children: (data: T) => React.ReactNode;
+}
+
+/** One query's results: its title and spinner, an error, and the (possibly stale) answer. */
+function ResultSection<T>({ testId, title, resource, resourceKey, loadingLabel, children }: SectionProps<T>) {
+  const shown = answer(resource, resourceKey);
+  return (
+    <section className="box explore-section" data-testid={testId}>
+      <div className="box-head">
+        <h3>{title}</h3>
+        {resource.loading && <Spinner label={loadingLabel} />}
+      </div>
+      {resource.error && <ErrorBox error={resource.error} />}
+      {shown.data && (
+        <div className={shown.stale ? "stale" : ""} data-stale={shown.stale ? "true" : "false"}>
+          {children(shown.data)}
+        </div>
+      )}
+    </section>
   );
 }
 

@@ -1,7 +1,7 @@
 /** Previous/next node (index ∓1 in the layer) and layer (same index), as links and keys j/k and h/l ([ ]). */
-import { useEffect } from "react";
 import type { ModelInfo, NodeKind } from "../../client/api";
 import { navigate } from "../../hooks/useLocation";
+import { useShortcuts } from "../../hooks/useShortcuts";
 import { neighbourHref } from "../../routes/nodeHref";
 
 interface Props {
@@ -14,14 +14,6 @@ interface Props {
   modelName: string | null;
 }
 
-/** Is the key press meant for a text field (or a shortcut of the browser)? */
-function typing(e: KeyboardEvent): boolean {
-  if (e.ctrlKey || e.metaKey || e.altKey) return true;
-  const t = e.target as HTMLElement | null;
-  if (!t || typeof t.tagName !== "string") return false;
-  return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
-}
-
 export function NodeNav({ kind, layer, index, search, model, modelName }: Props) {
   const units = model ? (kind === "mlp_neuron" ? model.d_mlp : model.n_heads) : null;
   const layers = model?.n_layers ?? null;
@@ -31,21 +23,11 @@ export function NodeNav({ kind, layer, index, search, model, modelName }: Props)
     prevLayer: layer > 0 ? neighbourHref(kind, layer - 1, index, search, modelName) : null,
     nextLayer: layers !== null && layer + 1 < layers ? neighbourHref(kind, layer + 1, index, search, modelName) : null,
   };
-  const key = JSON.stringify(targets);
-  useEffect(() => {
-    const t = JSON.parse(key) as typeof targets;
-    const keys: Record<string, string | null> = { j: t.prevNode, k: t.nextNode, h: t.prevLayer, l: t.nextLayer, "[": t.prevLayer, "]": t.nextLayer };
-    const onKey = (e: KeyboardEvent) => {
-      if (typing(e)) return;
-      const href = keys[e.key];
-      if (href) {
-        e.preventDefault();
-        navigate(href);
-      }
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [key]);
+  const go = (href: string | null) => (href ? () => navigate(href) : null);
+  useShortcuts({
+    j: go(targets.prevNode), k: go(targets.nextNode),
+    h: go(targets.prevLayer), l: go(targets.nextLayer), "[": go(targets.prevLayer), "]": go(targets.nextLayer),
+  });
   const unit = kind === "mlp_neuron" ? "neuron" : "head";
   const link = (href: string | null, label: string, shortcut: string, testId: string) =>
     href ? (

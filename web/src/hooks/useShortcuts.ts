@@ -1,0 +1,31 @@
+/** Page-wide single-key shortcuts (j/k on node pages, / on the explorer), ignored while typing. */
+import { useEffect, useRef } from "react";
+
+/** Is the key press meant for a text field (or a shortcut of the browser)? */
+export function typing(e: KeyboardEvent): boolean {
+  if (e.ctrlKey || e.metaKey || e.altKey) return true;
+  const t = e.target as HTMLElement | null;
+  if (!t || typeof t.tagName !== "string") return false;
+  return t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName);
+}
+
+/** Run `actions[e.key]` on a key press outside text fields (a null action: the key does nothing).
+ * One listener for the component's life; it reads the latest actions. */
+export function useShortcuts(actions: Record<string, (() => void) | null>): void {
+  const latest = useRef(actions);
+  useEffect(() => {
+    latest.current = actions;
+  });
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (typing(e)) return;
+      const act = latest.current[e.key];
+      if (act) {
+        e.preventDefault();
+        act();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+}
