@@ -1,5 +1,6 @@
+import { Link } from "./components/common/Link";
 import { useModelInfo } from "./hooks/useApi";
-import { navigate, useLocation } from "./hooks/useLocation";
+import { useLocation } from "./hooks/useLocation";
 import { DebuggerPage } from "./routes/DebuggerPage";
 import { ExplorePage } from "./routes/ExplorePage";
 import { NodePage } from "./routes/NodePage";
@@ -11,9 +12,9 @@ export function App() {
   return (
     <div className="app">
       <header className="topbar">
-        <a href="/" className="brand" onClick={(e) => { e.preventDefault(); navigate("/"); }}>
+        <Link href="/" className="brand">
           mechscope
-        </a>
+        </Link>
         <span className="muted">transformer debugger</span>
         <nav className="topnav" aria-label="pages">
           <TopLink href="/" label="Debugger" on={path === "/"} testId="nav-debugger" />
@@ -41,9 +42,8 @@ export function App() {
 
 function TopLink({ href, label, on, testId }: { href: string; label: string; on: boolean; testId: string }) {
   return (
-    <a href={href} className={"topnav-link" + (on ? " on" : "")} aria-current={on ? "page" : undefined} data-testid={testId}
-      onClick={(e) => { e.preventDefault(); navigate(href); }}>
+    <Link href={href} className={"topnav-link" + (on ? " on" : "")} aria-current={on ? "page" : undefined} data-testid={testId}>
       {label}
-    </a>
+    </Link>
   );
 }

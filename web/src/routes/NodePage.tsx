@@ -1,6 +1,7 @@
 /** A node's page: navigation, a prompt of the user's own, the node on it, its tokens and its dataset examples. */
 import { post, type ModelInfo, type NodeDetail } from "../client/api";
 import { ErrorBox } from "../components/common/ErrorBox";
+import { Link } from "../components/common/Link";
 import { Spinner } from "../components/common/Spinner";
 import { DatasetSection } from "../components/Dataset/DatasetSection";
 import { NodeNav } from "../components/Dataset/NodeNav";
@@ -46,9 +47,9 @@ export function NodePage({ path, search }: { path: string; search: string }) {
         <h2>
           <span className="mono">{label(route)}</span> <span className="muted kind-name">{KIND_NAME[node.kind]}</span>
         </h2>
-        <a href={back} className="btn small" onClick={(e) => { e.preventDefault(); navigate(back); }}>
+        <Link href={back} className="btn small">
           {prompt !== null ? "← Debugger with this prompt" : "← Debugger"}
-        </a>
+        </Link>
         {r.loading && <Spinner />}
       </div>
       {waiting ? null : wrongModel ? (
@@ -91,7 +92,7 @@ function WrongModel({ route, model, search }: { route: NodeRoute; model: ModelIn
         It names the model <code>{route.model}</code>, but this server serves <code>{served}</code>: its neurons and heads are
         not the same ones.
       </div>
-      <a href={here} onClick={(e) => { e.preventDefault(); navigate(here); }}>Open {label(route)} of {served} instead</a>
+      <Link href={here}>Open {label(route)} of {served} instead</Link>
     </div>
   );
 }

@@ -3,6 +3,7 @@ import type { ModelInfo, NodeKind } from "../../client/api";
 import { navigate } from "../../hooks/useLocation";
 import { useShortcuts } from "../../hooks/useShortcuts";
 import { neighbourHref } from "../../routes/nodeHref";
+import { Link } from "../common/Link";
 
 interface Props {
   kind: NodeKind;
@@ -31,9 +32,9 @@ export function NodeNav({ kind, layer, index, search, model, modelName }: Props)
   const unit = kind === "mlp_neuron" ? "neuron" : "head";
   const link = (href: string | null, label: string, shortcut: string, testId: string) =>
     href ? (
-      <a href={href} className="btn small" data-testid={testId} title={`${label} (key ${shortcut})`} onClick={(e) => { e.preventDefault(); navigate(href); }}>
+      <Link href={href} className="btn small" data-testid={testId} title={`${label} (key ${shortcut})`}>
         {label}
-      </a>
+      </Link>
     ) : (
       <span className="btn small disabled" aria-disabled="true" data-testid={testId}>{label}</span>
     );

@@ -1,6 +1,6 @@
 /** Corpus windows that contain a text: the window with the text marked, its document, its top nodes. */
-import { navigate } from "../../hooks/useLocation";
 import { fmt } from "../../lib/format";
+import { Link } from "../common/Link";
 import { highlight, hitNodes, KIND_LABEL, unitHref, unitLabel, type SearchHit, type Segment } from "./explore";
 
 export function SearchHits({ hits, query, model }: { hits: SearchHit[]; query: string; model: string | null }) {
@@ -69,9 +69,9 @@ function Hit({ hit, query, model }: { hit: SearchHit; query: string; model: stri
                 </>
               );
               return href ? (
-                <a key={label} href={href} className="node-chip" data-testid="node-link" title={title} onClick={(e) => { e.preventDefault(); navigate(href); }}>
+                <Link key={label} href={href} className="node-chip" data-testid="node-link" title={title}>
                   {body}
-                </a>
+                </Link>
               ) : (
                 <span key={label} className="node-chip" title={title}>{body}</span>
               );

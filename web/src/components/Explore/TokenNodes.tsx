@@ -1,7 +1,7 @@
 /** The nodes whose top examples peak on a token: a sortable table linking to their node pages. */
 import { useMemo, useState } from "react";
-import { navigate } from "../../hooks/useLocation";
 import { fmt } from "../../lib/format";
+import { Link } from "../common/Link";
 import { Tok } from "../common/Tok";
 import { KIND_LABEL, sortTokenNodes, unitHref, unitLabel, type TokenNode, type TokenSort } from "./explore";
 
@@ -40,7 +40,7 @@ export function TokenNodes({ rows, model }: { rows: TokenNode[]; model: string |
               <tr key={`${r.kind}/${r.layer}/${r.unit}/${r.token}`} data-testid="token-node" data-label={label} data-kind={r.kind}>
                 <td className="mono label-cell">
                   {href ? (
-                    <a href={href} data-testid="node-link" onClick={(e) => { e.preventDefault(); navigate(href); }}>{label}</a>
+                    <Link href={href} data-testid="node-link">{label}</Link>
                   ) : (
                     label
                   )}

@@ -4,6 +4,7 @@ import { ApiError, post } from "../../client/api";
 import { navigate } from "../../hooks/useLocation";
 import { withPrompt } from "../../routes/nodeHref";
 import { ErrorBox } from "../common/ErrorBox";
+import { Link } from "../common/Link";
 
 interface Props {
   /** the node page's path, without the query */
@@ -45,7 +46,7 @@ export function PromptForm({ path, prompt, token }: Props) {
         placeholder="Run this node on a prompt of your own…" onChange={(e) => setText(e.target.value)} />
       <button type="submit" className="btn primary" disabled={!text || busy} data-testid="prompt-run">{busy ? "…" : "Run"}</button>
       {prompt !== null && (
-        <a href={path} className="btn small" data-testid="prompt-clear" onClick={(e) => { e.preventDefault(); navigate(path); }}>clear</a>
+        <Link href={path} className="btn small" data-testid="prompt-clear">clear</Link>
       )}
       <span className="muted small">{prompt !== null ? "click a token of the result to move the node there" : "runs at the last token; click another token in the result to move"}</span>
       {error && <ErrorBox error={error} />}
