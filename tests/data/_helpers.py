@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mechscope.data.collate import CollationState
 from mechscope.data.corpora import Windows, make_windows, open_corpus
+from mechscope.data.store import DATABASE
 from mechscope.engine.metrics import layer_weights
 from mechscope.models.decoder import HookedDecoder
 
@@ -103,3 +105,31 @@ def top_k_reference(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, n
         take(peak, order, 0).transpose(1, 2, 0),
         take(pos, order, 0).transpose(1, 2, 0),
     )
+
+
+def sorted_state_arrays(state: CollationState) -> dict[str, torch.Tensor]:
+    """Everything a dataset is built from (``state.arrays()``), with each top-k and random slot
+    buffer ordered by its keys: slots are unordered, so two equal states may fill them differently."""
+    arrays = {name: torch.from_numpy(value) for name, value in state.arrays().items()}
+    out = dict(arrays)
+    for name, t in arrays.items():
+        kind, field = name.split(".") if "." in name else ("", name)
+        if field.startswith(("top_", "rand_")):
+            order = arrays[f"{kind}.{field.split('_')[0]}_key"].argsort(-1)
+            out[name] = t.gather(2, order[..., None].expand(t.shape) if t.dim() == 4 else order)
+    return out
+
+
+def dump_tables(root: Path) -> dict[str, str]:
+    """Every table of a dataset's database, rows sorted, as text: equal dumps, identical databases."""
+    import duckdb
+
+    con = duckdb.connect(str(root / DATABASE), read_only=True)
+    try:
+        names = [
+            r[0]
+            for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
+        ]
+        return {n: repr(con.execute(f"SELECT * FROM {n} ORDER BY ALL").fetchall()) for n in names}
+    finally:
+        con.close()

@@ -19,8 +19,7 @@ from mechscope.data.distributed import RayCollator, collate_on_ray, runs
 from mechscope.data.store import Workspace
 from mechscope.errors import InputError
 from tests.conftest import need, tiny_model
-from tests.data._helpers import small_windows
-from tests.data.test_resume import _dump
+from tests.data._helpers import dump_tables, small_windows, sorted_state_arrays
 
 CFG = CollateConfig(window=16, top_k=4, random_samples=3, batch=4, shard=8)
 
@@ -35,18 +34,6 @@ def test_runs_are_whole_shards_that_cover_the_rest() -> None:
         assert all(a % shard == 0 and b == c for (a, b), (c, _) in itertools.pairwise(cut))
 
 
-def _state_arrays(state: CollationState) -> dict[str, torch.Tensor]:
-    """Everything a dataset is built from, slot order aside (top-k and random slots are unordered)."""
-    arrays = {name: torch.from_numpy(value) for name, value in state.arrays().items()}
-    out = dict(arrays)
-    for name, t in arrays.items():
-        kind, field = name.split(".") if "." in name else ("", name)
-        if field.startswith(("top_", "rand_")):  # order each slot buffer by its key
-            order = arrays[f"{kind}.{field.split('_')[0]}_key"].argsort(-1)
-            out[name] = t.gather(2, order[..., None].expand(t.shape) if t.dim() == 4 else order)
-    return out
-
-
 def test_workers_merged_in_order_equal_one_pass_bit_for_bit(tmp_path: Path) -> None:
     model = tiny_model("llama")
     windows = small_windows(model, tmp_path, n_docs=40)
@@ -57,7 +44,7 @@ def test_workers_merged_in_order_equal_one_pass_bit_for_bit(tmp_path: Path) -> N
         part = worker.run(start, stop)
         merged.merge_(part)
     assert merged.done == whole.done == windows.n
-    a, b = _state_arrays(whole), _state_arrays(merged)
+    a, b = sorted_state_arrays(whole), sorted_state_arrays(merged)
     assert a.keys() == b.keys()
     for name in a:  # moments included: torch.equal, not allclose
         assert torch.equal(a[name], b[name]), name
@@ -102,9 +89,9 @@ def test_ray_two_local_workers_give_the_identical_database(tmp_path: Path) -> No
         resumed = collate_on_ray(model, windows, cut, CFG, corpus_name="c", workers=2)
     finally:
         ray.shutdown()
-    want = _dump(clean)
+    want = dump_tables(clean)
     for root in (fresh, resumed):
-        got = _dump(root)
+        got = dump_tables(root)
         assert got.keys() == want.keys()
         for name in want:
             assert got[name] == want[name], (root.name, name)

@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
-
-from mechscope.data.store import DATABASE
+from tests.data._helpers import dump_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
@@ -34,18 +32,6 @@ collate(model, windows, Workspace(out), CollateConfig(window=16, top_k=4, random
 
 def _run(corpus_dir: Path, out: Path, mode: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", SCRIPT, str(corpus_dir), str(out), mode], cwd=ROOT)
-
-
-def _dump(root: Path) -> dict[str, str]:
-    con = duckdb.connect(str(root / DATABASE), read_only=True)
-    try:
-        names = [
-            r[0]
-            for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
-        ]
-        return {n: repr(con.execute(f"SELECT * FROM {n} ORDER BY ALL").fetchall()) for n in names}
-    finally:
-        con.close()
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -72,7 +58,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert _run(corpus_dir, clean, "fast").wait() == 0  # uninterrupted
     assert json.loads(manifest.read_text())["status"] == "done"
     assert not list((killed / "state").glob("*")), "checkpoints are removed once the dataset is written"
-    a, b = _dump(killed), _dump(clean)
+    a, b = dump_tables(killed), dump_tables(clean)
     assert a.keys() == b.keys() and {"examples", "nodes", "samples", "windows", "token_peaks"} <= a.keys()
     for name in a:
         assert a[name] == b[name], name
