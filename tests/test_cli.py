@@ -62,7 +62,7 @@ def test_attribute_prints_candidates_and_nodes_and_json(tmp_path: Path) -> None:
     assert out["interventions"][0]["target"] == {
         "kind": "attn_head",
         "layer": 0,
-        "head": 0,
+        "index": 0,
         "positions": [5],
         "key": None,
         "renormalize": False,

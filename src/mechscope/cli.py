@@ -152,9 +152,8 @@ def generate(
 @click.option("--rows", default=25, show_default=True, type=click.IntRange(1), help="Node rows printed.")
 @click.option(
     "--kinds",
-    default=",".join(["mlp_neuron", "attn_head", "embedding", "attn_out", "mlp_out"]),
-    show_default=True,
-    help="Comma-separated node kinds to score.",
+    default=None,
+    help="Comma-separated node kinds to score (default: the model's default kinds; docs/attribution.md).",
 )
 @click.option("--keep-norm-scale", is_flag=True, help="Let the gradient flow through the final norm's scale.")
 @click.option(
@@ -173,7 +172,7 @@ def attribute(
     ablate: tuple[str, ...],
     k: int,
     rows: int,
-    kinds: str,
+    kinds: str | None,
     keep_norm_scale: bool,
     verify_n: int,
     as_json: bool,
@@ -193,7 +192,7 @@ def attribute(
         ablate=list(ablate),
         k=k,
         rows=rows,
-        kinds=[x.strip() for x in kinds.split(",") if x.strip()],
+        kinds=[x.strip() for x in (kinds or "").split(",") if x.strip()],
         freeze_norm_scale=not keep_norm_scale,
         verify_n=verify_n,
         as_json=as_json,

@@ -30,18 +30,16 @@ def run_attribute(
     from mechscope.engine.compare import Run, compare
     from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
     from mechscope.engine.interventions import Intervention
-    from mechscope.engine.nodes import NODE_KINDS, Node
+    from mechscope.engine.kinds import get_kind
+    from mechscope.engine.nodes import Node
     from mechscope.engine.verify import verify
     from mechscope.models.loading import load_model
 
-    bad = [x for x in kinds if x not in NODE_KINDS]
-    if bad:
-        raise InputError(f"--kinds: unknown {bad}; allowed: {', '.join(NODE_KINDS)}")
     direction: Direction
     if trace is not None:
         if targets or distractors:
             raise InputError("give either --trace or --target/--distractor, not both")
-        direction = NodeDirection(node=Node.parse(trace), through=through)  # type: ignore[arg-type]
+        direction = NodeDirection(node=Node.parse(trace), through=through)
     elif targets:
         if through is not None:
             raise InputError("--through only applies with --trace")
@@ -50,12 +48,17 @@ def run_attribute(
         raise InputError("say what to explain: --target TOKEN [--distractor TOKEN], or --trace NODE")
     ablations = [Intervention.on_node(Node.parse(a)) for a in ablate]
     model = load_model(model_ref)
+    for name in kinds or []:
+        try:
+            get_kind(name, model)
+        except InputError as e:
+            raise InputError(f"--kinds: {e}") from None
     cmp = compare(
         model,
         Run(prompt=prompt),
         Run(prompt=prompt, interventions=ablations),
         direction,
-        kinds=kinds,  # type: ignore[arg-type]
+        kinds=kinds or None,
         freeze_norm_scale=freeze_norm_scale,
     )
     attr = cmp.right  # the ablated run when --ablate is given, else identical to the baseline

@@ -56,7 +56,7 @@ def test_resuming_drops_files_the_manifest_does_not_name(tmp_path: Path) -> None
 
 
 def test_bad_node_addresses(ds: Dataset) -> None:
-    with pytest.raises(InputError, match="not one of: mlp_neuron, attn_head"):
+    with pytest.raises(InputError, match="not collated in this dataset; collated: attn_head, mlp_neuron"):
         ds.top_examples("neuron", 0, 0)
     with pytest.raises(InputError, match=r"layers 0\.\.1, index 0\.\.47"):
         ds.stats("mlp_neuron", 0, 48)

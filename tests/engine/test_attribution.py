@@ -52,7 +52,8 @@ def test_heads_and_neurons_decompose_their_layer(family: str) -> None:
         if block.mlp.down_proj.bias is None:
             torch.testing.assert_close(neurons, m["mlp_out"].direct_effect[i], atol=1e-5, rtol=1e-4)
         # Pairs sum to their head at each query token, for every metric that is additive.
-        pairs = m["attn_head_pair"]
+        pairs = m["attn_head"].pairs
+        assert pairs is not None
         torch.testing.assert_close(pairs.direct_effect[i].sum(-1), m["attn_head"].direct_effect[i])
         torch.testing.assert_close(pairs.total_effect[i].sum(-1), m["attn_head"].total_effect[i])
 
@@ -136,7 +137,7 @@ def test_value_tracing_projects_on_a_downstream_neuron() -> None:
     assert float(attr.metrics["embedding"].direct_effect.sum()) == pytest.approx(attr.value, abs=1e-4)
     with pytest.raises(InputError, match="needs a key position"):
         attribute(model, PROMPT, NodeDirection(node=head, through="query"))
-    with pytest.raises(InputError, match="downstream MLP neuron"):
+    with pytest.raises(InputError, match=r"downstream unit that reads the residual \(mlp_neuron\)"):
         attribute(model, PROMPT, NodeDirection(node=head, through="value", downstream=head))
 
 
@@ -156,17 +157,21 @@ def test_top_nodes_and_summary() -> None:
     assert [c.token for c in s.candidates[-2:]] == ["a", "b"] or {"a", "b", " "} & {
         c.token for c in s.candidates
     }
-    assert s.token_effects is not None and len(s.token_effects.mlp_total) == len(s.tokens)
-    assert sum(s.token_effects.attn_from_total) == pytest.approx(sum(s.token_effects.attn_to_total), abs=1e-4)
+    assert s.token_effects is not None
+    rows = {r.name: r for r in s.token_effects.rows}
+    assert list(rows) == ["mlp", "attn_from", "attn_to", "embedding"]
+    assert len(rows["mlp"].total) == len(s.tokens)
+    assert sum(rows["attn_from"].total) == pytest.approx(sum(rows["attn_to"].total), abs=1e-4)
     assert s.model_dump_json()  # JSON-ready
 
 
 def test_only_asked_kinds_are_computed() -> None:
     attr = attribute(tiny_model("llama"), PROMPT, TARGETS, kinds=["mlp_neuron"])
     assert set(attr.metrics) == {"mlp_neuron"}
-    assert attr.token_effects() is None
-    with pytest.raises(InputError, match="unknown node kinds"):
-        attribute(tiny_model("llama"), PROMPT, TARGETS, kinds=["neuron"])  # type: ignore[list-item]
+    effects = attr.token_effects()
+    assert effects is not None and [r.name for r in effects.rows] == ["mlp"]  # only the kinds asked for
+    with pytest.raises(InputError, match="unknown node kind 'neuron'; allowed: mlp_neuron, attn_head"):
+        attribute(tiny_model("llama"), PROMPT, TARGETS, kinds=["neuron"])
 
 
 def test_verify_correlates_estimates_with_ablations() -> None:
@@ -193,10 +198,10 @@ def test_write_norms_match_writes_formed_explicitly(family: str) -> None:
         w_o = block.attn.o_proj.weight.view(cfg.d_model, cfg.n_heads, cfg.d_head)
         v = cache[f"blocks.{i}.attn.v"][0].repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=1)
         pair_writes = torch.einsum("khe,dhe->hkd", v, w_o).norm(dim=-1)  # (head, kv_pos)
-        p = m["attn_head_pair"].activation[i]  # type: ignore[index]
-        torch.testing.assert_close(
-            m["attn_head_pair"].write_norm[i], p * pair_writes[:, None, :], atol=1e-5, rtol=1e-4
-        )
+        pairs = m["attn_head"].pairs
+        assert pairs is not None and pairs.activation is not None
+        p = pairs.activation[i]
+        torch.testing.assert_close(pairs.write_norm[i], p * pair_writes[:, None, :], atol=1e-5, rtol=1e-4)
         a = cache[f"blocks.{i}.mlp.post"][0]
         neuron_writes = a.abs() * block.mlp.down_proj.weight.norm(dim=0)
         torch.testing.assert_close(m["mlp_neuron"].write_norm[i], neuron_writes, atol=1e-5, rtol=1e-4)

@@ -135,12 +135,24 @@ def test_specs_round_trip_as_json_and_errors_name_the_field() -> None:
         '[{"target": {"kind": "attn_head", "layer": 1, "head": 2, "positions": [3]}, "op": {"kind": "scale", "factor": 0.5}}]'
     )
     assert adapter.validate_json(adapter.dump_json(specs)) == specs
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError):  # not a kind name at all
         Intervention.model_validate(
-            {"target": {"kind": "neuron", "layer": 0, "index": 1}, "op": {"kind": "zero"}}
+            {"target": {"kind": "Neuron!", "layer": 0, "index": 1}, "op": {"kind": "zero"}}
         )
     model = tiny_model("llama")
     bad = [
+        (
+            {"kind": "neuron", "layer": 0, "index": 1},
+            {"kind": "zero"},
+            "unknown node kind 'neuron'; allowed: mlp",
+        ),
+        ({"kind": "mlp_neuron", "layer": 0}, {"kind": "zero"}, "index is required for kind mlp_neuron"),
+        ({"kind": "embedding", "layer": 0}, {"kind": "zero"}, "layer is not allowed for kind embedding"),
+        (
+            {"kind": "mlp_neuron", "layer": 0, "index": 1, "key": 0},
+            {"kind": "zero"},
+            "has no .query, key. pairs",
+        ),
         ({"kind": "mlp_neuron", "layer": 9, "index": 0}, {"kind": "zero"}, "layer 9 out of range"),
         ({"kind": "mlp_neuron", "layer": 0, "index": 999}, {"kind": "zero"}, "index 999 out of range"),
         ({"kind": "attn_head", "layer": 0, "head": 0, "positions": [40]}, {"kind": "zero"}, "positions: 40"),

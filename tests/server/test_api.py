@@ -17,7 +17,13 @@ def test_model_info_reports_sizes_and_limits(client: TestClient) -> None:
     info = client.get("/api/model").json()
     assert info["n_layers"] == 2 and info["n_heads"] == 4 and info["architecture"] == "llama"
     assert info["limits"]["max_prompt_tokens"] == 40
-    assert "attn_head" in info["node_kinds"]
+    kinds = {k["name"]: k for k in info["kinds"]}
+    assert list(kinds) == ["mlp_neuron", "attn_head", "embedding", "attn_out", "mlp_out"]
+    head = kinds["attn_head"]
+    assert head["size"] == 4 and head["unit"] == "head" and head["pairs"] and head["pair_group"] == "pairs"
+    assert [c["through"] for c in head["pair_through"]] == ["query", "key", "query_key"]
+    assert kinds["mlp_neuron"]["weight_tokens"] and not head["weight_tokens"] and head["prompt_tokens"]
+    assert kinds["embedding"]["through"] == [] and not kinds["embedding"]["layered"]
 
 
 def test_tokenize_gives_ids_and_strings(client: TestClient) -> None:

@@ -32,8 +32,8 @@ DEBUG = {"prompt": "the cat sat on", "targets": [" "], "distractors": ["a"]}
         (
             "/api/debug",
             {**DEBUG, "interventions": [{"target": {"kind": "neuron", "layer": 0}, "op": {"kind": "zero"}}]},
-            "interventions.0.target",
-            "does not match any of the expected tags",
+            "interventions[0].target.kind",
+            "unknown node kind 'neuron'; allowed: mlp_neuron",
         ),
         (
             "/api/debug",

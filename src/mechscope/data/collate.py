@@ -39,6 +39,7 @@ import torch
 
 from mechscope.data import stats
 from mechscope.data.stats import Moments
+from mechscope.engine.kinds import Collation, Kind, get_kind, kinds_of
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder
 
 log = logging.getLogger(__name__)
-
-KINDS = ("mlp_neuron", "attn_head")
 
 
 @dataclass(frozen=True)
@@ -102,11 +101,18 @@ def merge_slots(buf: torch.Tensor, cand: torch.Tensor, largest: bool) -> tuple[t
 
 
 class KindState:
-    """Everything kept for the units of one node kind: (layer, unit) arrays."""
+    """Everything kept for the units of one node kind: (layer, unit) arrays.
 
-    def __init__(self, kind: str, layers: int, units: int, cfg: CollateConfig) -> None:
+    ``density_positive``: the density counts activations > 0 (from the histogram); otherwise the
+    kind's collation feeds its own counts. ``pairs``: top examples record a strongest key.
+    """
+
+    def __init__(self, kind: Kind, layers: int, units: int, cfg: CollateConfig) -> None:
         k, s, t, nb = cfg.top_k, cfg.random_samples, cfg.window, stats.N_BINS
-        self.kind, self.layers, self.units, self.seed = kind, layers, units, cfg.seed
+        self.kind, self.layers, self.units, self.seed = kind.name, layers, units, cfg.seed
+        assert kind.collation is not None
+        self.density, self.density_positive = kind.collation.density, kind.collation.density_positive
+        self.pairs = kind.pairs
         self.a: dict[str, torch.Tensor] = {
             "top_key": torch.full((layers, units, k), stats.EMPTY_TOP),
             "top_pos": torch.zeros(layers, units, k, dtype=torch.int16),
@@ -186,7 +192,7 @@ class KindState:
         for layer in range(self.layers):
             counts = self.scratch[layer].round().long()  # (code, unit)
             self.a["hist"][layer].index_add_(0, stats.CODE_TO_BIN, counts)
-            if self.kind == "mlp_neuron":  # codes of x >= 2^-126: positive, not zero or subnormal
+            if self.density_positive:  # codes of x >= 2^-126: positive, not zero or subnormal
                 self.a["active"][layer] += counts[512 + 2 :].sum(0)
         self.scratch.zero_()
         if self.closed is not None:
@@ -252,8 +258,9 @@ class CollationState:
     def __init__(self, model: HookedDecoder, cfg: CollateConfig) -> None:
         c = model.cfg
         self.kinds = {
-            "mlp_neuron": KindState("mlp_neuron", c.n_layers, c.d_mlp, cfg),
-            "attn_head": KindState("attn_head", c.n_layers, c.n_heads, cfg),
+            k.name: KindState(k, c.n_layers, k.size(c), cfg)
+            for k in kinds_of(model)
+            if k.collation is not None
         }
         self.done = 0  # windows collated, from the start of the range
 
@@ -288,38 +295,32 @@ class CollationState:
 
 # ----- the pass ---------------------------------------------------------------------------------
 def _hooks(model: HookedDecoder, state: CollationState, w0: list[int]) -> list[tuple[str, Any]]:
-    """Forward hooks that feed one batch's activations into ``state`` (``w0[0]``: first window)."""
-    from mechscope.engine.metrics import layer_weights
-
-    cfg = model.cfg
-    group = cfg.n_heads // cfg.n_kv_heads
-    weights = layer_weights(model)
-    neurons, heads = state.kinds["mlp_neuron"], state.kinds["attn_head"]
-    stash: dict[str, torch.Tensor] = {}
-
-    def on_mlp(x: torch.Tensor, hook: Any) -> None:
-        neurons.update(int(hook.name.split(".")[1]), x.float(), w0[0])
-
-    def keep(x: torch.Tensor, hook: Any) -> None:
-        stash[hook.name.rsplit(".", 1)[1]] = x
-
-    def on_z(z: torch.Tensor, hook: Any) -> None:
-        layer = int(hook.name.split(".")[1])
-        p = stash.pop("pattern").float()  # (batch, head, pos, kv_pos)
-        v = stash.pop("v").float().repeat_interleave(group, dim=2)  # (batch, kv_pos, head, d_head)
-        v_write = weights[layer].write_norm(v).transpose(1, 2)  # (batch, head, kv_pos): |W_O,h v|
-        strongest = (p * v_write[:, :, None, :]).argmax(-1).transpose(1, 2)  # (batch, pos, head)
-        heads.a["active"][layer] += (p[:, :, 1:, 0] < 0.5).sum((0, 2))
-        heads.update(layer, z.float().norm(dim=-1), w0[0], key_pos=strongest)
-
+    """Forward hooks that feed one batch's activations into ``state`` (``w0[0]``: first window):
+    each collated kind stashes its points of a layer and is fed at the last one."""
     hooks: list[tuple[str, Any]] = []
-    for i in range(cfg.n_layers):
-        hooks += [
-            (f"blocks.{i}.attn.v", keep),
-            (f"blocks.{i}.attn.pattern", keep),
-            (f"blocks.{i}.attn.z", on_z),
-        ]
-        hooks.append((f"blocks.{i}.mlp.post", on_mlp))
+    for ks in state.kinds.values():
+        kind = get_kind(ks.kind, model)
+        assert kind.collation is not None
+        rule = kind.collation
+        for layer in range(model.cfg.n_layers):
+            points = rule.points(layer)
+            stash: dict[str, torch.Tensor] = {}
+
+            def keep(x: torch.Tensor, hook: Any, stash: dict[str, torch.Tensor] = stash) -> None:
+                stash[hook.name] = x
+
+            def feed(
+                x: torch.Tensor, hook: Any, stash: dict[str, torch.Tensor] = stash, ks: KindState = ks,
+                layer: int = layer, rule: Collation = rule,
+            ) -> None:  # fmt: skip
+                stash[hook.name] = x
+                acts, key_pos, active = rule.feed(model, layer, stash)
+                stash.clear()
+                if active is not None:
+                    ks.a["active"][layer] += active
+                ks.update(layer, acts, w0[0], key_pos=key_pos)
+
+            hooks += [(p, keep) for p in points[:-1]] + [(points[-1], feed)]
     return hooks
 
 

@@ -70,7 +70,7 @@ def _examples(ks: KindState, windows: Windows) -> pa.Table:
             "position": pa.array(pos.numpy()[ok], pa.int16()),
             "token_id": pa.array(token.numpy()[ok], pa.int32()),
             "key_position": pa.array(
-                key_pos.numpy()[ok], pa.int16(), mask=np.full(int(ok.sum()), ks.kind != "attn_head")
+                key_pos.numpy()[ok], pa.int16(), mask=np.full(int(ok.sum()), not ks.pairs)
             ),
             "acts": _blobs(acts.numpy()[ok]),
         }
@@ -189,7 +189,11 @@ def build_tables(
                 "key": pa.array([*meta, "schema_version", "quantiles", "density_rule"], pa.string()),
                 "value": pa.array(
                     [json.dumps(v) for v in meta.values()]
-                    + [json.dumps(SCHEMA_VERSION), json.dumps(QUANTILES), json.dumps(DENSITY_RULE)],
+                    + [
+                        json.dumps(SCHEMA_VERSION),
+                        json.dumps(QUANTILES),
+                        json.dumps({ks.kind: ks.density for ks in state.kinds.values()}),
+                    ],
                     pa.string(),
                 ),
             }
@@ -229,9 +233,3 @@ def text_tables(windows: Windows, tok: Tokenizer) -> dict[str, pa.Table]:
             }
         ),
     }
-
-
-DENSITY_RULE = {
-    "mlp_neuron": "fraction of stream tokens with activation > 0",
-    "attn_head": "fraction of stream query tokens with attention to the start token < 0.5",
-}

@@ -40,7 +40,6 @@ MANIFEST = "manifest.json"
 DATABASE = "dataset.duckdb"
 STATES = "state/state-*.npz"  # checkpoints, named by the windows they hold
 PREVIEWS = "preview/preview-*.duckdb"  # databases of a running collation, likewise
-KINDS = ("mlp_neuron", "attn_head")
 # Sort orders make DuckDB's zone maps skip everything but the rows a query asks for.
 _ORDER = {
     "nodes": "kind, layer, unit",
@@ -216,7 +215,7 @@ class Dataset:
     """Read API over a collated dataset, for the server and notebooks.
 
     Methods are safe to call from several threads (each uses its own cursor). Node addresses are
-    ``(kind, layer, index)`` with ``kind`` in ``mlp_neuron`` / ``attn_head``.
+    ``(kind, layer, index)``, ``kind`` one of the collated node kinds (:meth:`units`).
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -225,6 +224,7 @@ class Dataset:
         self._con: Any = None
         self._con_path: str | None = None  # file name of the open database
         self._meta: dict[str, Any] | None = None
+        self._units: dict[str, tuple[int, int]] | None = None
 
     def close(self) -> None:
         if self._con is not None:
@@ -304,14 +304,27 @@ class Dataset:
     def attribution(self) -> str:
         return str(self.meta().get("attribution", ""))
 
+    def units(self) -> dict[str, tuple[int, int]]:
+        """Each collated node kind's ``(layers, units per layer)``, read from the nodes table
+        (one row per unit), so a dataset describes itself whatever kinds collated it."""
+        if self._units is None or self._con_path != DATABASE:  # a preview may have been replaced
+            rows = self._rows(
+                "SELECT kind, max(layer) + 1 AS layers, max(unit) + 1 AS units FROM nodes GROUP BY kind ORDER BY kind",
+                [],
+            )
+            self._units = {str(r["kind"]): (int(r["layers"]), int(r["units"])) for r in rows}
+        return self._units
+
     def check_node(self, kind: str, layer: int, index: int) -> None:
-        if kind not in KINDS:
-            raise InputError(f"node kind {kind!r} is not one of: {', '.join(KINDS)}")
-        n_layers, d_mlp, n_heads = self.meta()["model_shape"]
-        units = d_mlp if kind == "mlp_neuron" else n_heads
-        if not (0 <= layer < n_layers and 0 <= index < units):
+        units = self.units()
+        if kind not in units:
             raise InputError(
-                f"{kind} L{layer}.{index} does not exist: layers 0..{n_layers - 1}, index 0..{units - 1}"
+                f"node kind {kind!r} is not collated in this dataset; collated: {', '.join(units)}"
+            )
+        n_layers, size = units[kind]
+        if not (0 <= layer < n_layers and 0 <= index < size):
+            raise InputError(
+                f"{kind} L{layer}.{index} does not exist: layers 0..{n_layers - 1}, index 0..{size - 1}"
             )
 
     def _per_window(self) -> int:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 import torch
 from pydantic import BaseModel
 
-from mechscope.engine.directions import Direction, Objective, compile_direction
+from mechscope.engine.directions import Direction, compile_direction
 from mechscope.engine.interventions import Intervention, intervention_hooks
-from mechscope.engine.metrics import KIND_METRICS, Context, Metrics, attn_pairs_and_heads, required_points
-from mechscope.engine.nodes import NODE_KINDS, Node, NodeKind
+from mechscope.engine.kinds import Kind, get_kind, kinds_of
+from mechscope.engine.metrics import Context, Metrics
+from mechscope.engine.nodes import Node
+from mechscope.engine.objective import Objective
 from mechscope.engine.ranking import top_indices
 from mechscope.engine.recorder import record
 from mechscope.errors import InputError
@@ -42,17 +44,21 @@ class NodeRow(BaseModel):
     total_effect: float
 
 
-class TokenEffects(BaseModel):
-    """Per prompt token, summed over layers: direct effects and estimated total effects."""
+class TokenEffectRow(BaseModel):
+    """One source of effect per prompt token, summed over layers and units (a kind's row)."""
 
-    embedding_direct: list[float]
-    embedding_total: list[float]
-    mlp_direct: list[float]
-    mlp_total: list[float]
-    attn_from_direct: list[float]  # by attended-from (query) token
-    attn_from_total: list[float]
-    attn_to_direct: list[float]  # by attended-to (key) token
-    attn_to_total: list[float]
+    name: str
+    label: str
+    help: str
+    direct: list[float]  # direct effects
+    total: list[float]  # estimated total effects
+
+
+class TokenEffects(BaseModel):
+    """The Debugger's token heatmap: rows from each scored kind (embedding, MLP, attention from
+    the query's side and to the key's side, ...)."""
+
+    rows: list[TokenEffectRow]
 
 
 class TokenScore(BaseModel):
@@ -85,7 +91,7 @@ class Attribution:
     token_ids: list[int]
     objective: Objective
     value: float
-    metrics: dict[str, Metrics]  # kind -> metrics; "attn_head_pair" holds (query, key) pairs
+    metrics: dict[str, Metrics]  # kind name -> its metrics (with ``pairs`` for kinds with pairs)
     logits: torch.Tensor | None  # (d_vocab,) at the scored position, when the forward reached them
     interventions: list[Intervention] = field(default_factory=list)
 
@@ -109,24 +115,12 @@ class Attribution:
         ]
 
     def token_effects(self) -> TokenEffects | None:
-        m = self.metrics
-        if not {"embedding", "mlp_neuron", "attn_head_pair"} <= m.keys():
-            return None
-        pair = m["attn_head_pair"]
-
-        def lst(x: torch.Tensor) -> list[float]:
-            return [float(v) for v in x]
-
-        return TokenEffects(
-            embedding_direct=lst(m["embedding"].direct_effect),
-            embedding_total=lst(m["embedding"].total_effect),
-            mlp_direct=lst(m["mlp_neuron"].direct_effect.sum((0, 2))),
-            mlp_total=lst(m["mlp_neuron"].total_effect.sum((0, 2))),
-            attn_from_direct=lst(pair.direct_effect.sum((0, 1, 3))),
-            attn_from_total=lst(pair.total_effect.sum((0, 1, 3))),
-            attn_to_direct=lst(pair.direct_effect.sum((0, 1, 2))),
-            attn_to_total=lst(pair.total_effect.sum((0, 1, 2))),
-        )
+        rows = [
+            TokenEffectRow(**vars(r))
+            for name, m in self.metrics.items()
+            for r in self._kind(name).token_rows(m)
+        ]
+        return TokenEffects(rows=rows) if rows else None
 
     def top_nodes(
         self, k: int = 10, kinds: Sequence[str] | None = None, by: Sequence[str] = METRIC_NAMES
@@ -135,35 +129,41 @@ class Attribution:
         metrics), sorted by |estimated total effect|."""
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
-        rows: dict[tuple[str, tuple[int, ...]], NodeRow] = {}
-        for kind in kinds or self.metrics:
-            metrics = self.metrics[kind]
-            picks: list[torch.Tensor] = []
-            for metric in by:
-                t = getattr(metrics, metric)
-                if t is None:
+        rows: dict[str, NodeRow] = {}
+        for name in kinds or self.metrics:
+            kind = self._kind(name)
+            tables = [(self.metrics[name], kind.coords)]
+            if self.metrics[name].pairs is not None:
+                tables.append((self.metrics[name].pairs, kind.pair_coords))  # type: ignore[arg-type]
+            for metrics, coords in tables:
+                picks: list[torch.Tensor] = []
+                for metric in by:
+                    t = getattr(metrics, metric)
+                    if t is None:
+                        continue
+                    picks.append(top_indices(t, k))
+                    if metric in SIGNED:
+                        picks.append(top_indices(t, k, largest=False))
+                if not picks:
                     continue
-                picks.append(top_indices(t, k))
-                if metric in SIGNED:
-                    picks.append(top_indices(t, k, largest=False))
-            if not picks:
-                continue
-            shape = metrics.write_norm.shape
-            # One unravel for all picks: per-index calls cost more than the top-k itself.
-            coords = torch.stack(torch.unravel_index(torch.cat(picks).unique(), shape), -1).tolist()
-            for c in coords:
-                key = (kind, tuple(c))
-                if key not in rows and self._is_real(kind, key[1]):
-                    rows[key] = self._row(kind, key[1])
+                shape = metrics.write_norm.shape
+                # One unravel for all picks: per-index calls cost more than the top-k itself.
+                found = torch.stack(torch.unravel_index(torch.cat(picks).unique(), shape), -1).tolist()
+                for c in found:
+                    node = _node(name, coords, c)
+                    if node is not None and str(node) not in rows:
+                        rows[str(node)] = self._row(metrics, node, tuple(c))
         return sorted(rows.values(), key=lambda r: -abs(r.total_effect))
 
     def node_metrics(self, node: Node) -> NodeRow:
         """The metrics of one node."""
-        node.check(self.model.cfg, len(self.token_ids))
-        kind, coords = _coords(node)
-        if kind not in self.metrics:
-            raise InputError(f"this attribution has no {kind} metrics; ask for that kind")
-        return self._row(kind, coords)
+        node.check(self.model, len(self.token_ids))
+        if node.kind not in self.metrics:
+            raise InputError(f"this attribution has no {node.kind} metrics; ask for that kind")
+        kind, m = self._kind(node.kind), self.metrics[node.kind]
+        if node.key is not None and m.pairs is not None:
+            return self._row(m.pairs, node, tuple(getattr(node, f) for f in kind.pair_coords))
+        return self._row(m, node, tuple(getattr(node, f) for f in kind.coords))
 
     def summary(self, k: int = 10, candidates: int = 10) -> AttributionSummary:
         return AttributionSummary(
@@ -183,12 +183,10 @@ class Attribution:
         tok = self.model.tokenizer
         return tok.token_str(i) if tok is not None else str(i)
 
-    def _is_real(self, kind: str, coords: tuple[int, ...]) -> bool:
-        return not (kind == "attn_head_pair" and coords[3] > coords[2])  # causally masked pairs
+    def _kind(self, name: str) -> Kind:
+        return get_kind(name, self.model)
 
-    def _row(self, kind: str, coords: tuple[int, ...]) -> NodeRow:
-        m = self.metrics[kind]
-        node = _node(kind, coords)
+    def _row(self, m: Metrics, node: Node, coords: tuple[int, ...]) -> NodeRow:
         return NodeRow(
             node=node,
             label=str(node),
@@ -201,31 +199,13 @@ class Attribution:
         )
 
 
-def _node(kind: str, c: tuple[int, ...]) -> Node:
-    if kind == "mlp_neuron":
-        return Node(kind="mlp_neuron", layer=c[0], token=c[1], index=c[2])
-    if kind == "attn_head_pair":
-        return Node(kind="attn_head", layer=c[0], index=c[1], token=c[2], key=c[3])
-    if kind == "attn_head":
-        return Node(kind="attn_head", layer=c[0], index=c[1], token=c[2])
-    if kind == "embedding":
-        return Node(kind="embedding", token=c[0])
-    return Node(kind=kind, layer=c[0], token=c[1])  # type: ignore[arg-type]
-
-
-def _coords(node: Node) -> tuple[str, tuple[int, ...]]:
-    if node.kind == "mlp_neuron":
-        assert node.layer is not None and node.index is not None
-        return "mlp_neuron", (node.layer, node.token, node.index)
-    if node.kind == "attn_head":
-        assert node.layer is not None and node.index is not None
-        if node.key is not None:
-            return "attn_head_pair", (node.layer, node.index, node.token, node.key)
-        return "attn_head", (node.layer, node.index, node.token)
-    if node.kind == "embedding":
-        return "embedding", (node.token,)
-    assert node.layer is not None
-    return node.kind, (node.layer, node.token)
+def _node(kind: str, coords: tuple[str, ...], values: list[int]) -> Node | None:
+    """The node at ``values`` of a metric tensor with dimensions ``coords``; None for a causally
+    masked pair (key after query), which has metrics of zero and no meaning."""
+    fields = dict(zip(coords, values, strict=True))
+    if fields.get("key", 0) > fields["token"]:
+        return None
+    return Node(kind=kind, **fields)
 
 
 def prompt_ids(model: HookedDecoder, prompt: ModelInput) -> list[int]:
@@ -242,28 +222,32 @@ def attribute(
     direction: Direction,
     *,
     interventions: Sequence[Intervention] = (),
-    kinds: Sequence[NodeKind] = NODE_KINDS,
+    kinds: Sequence[str] | None = None,
     freeze_norm_scale: bool = True,
 ) -> Attribution:
-    """Score every node of ``kinds`` for ``direction`` on ``prompt`` (one forward, one backward).
+    """Score every node of ``kinds`` (default: every kind of the model marked ``default``) for
+    ``direction`` on ``prompt`` (one forward, one backward).
 
     ``interventions`` are applied during the pass: the result explains the edited model.
     ``freeze_norm_scale`` (default, as in TDB) stops the gradient through the final norm's scale
     (the traced node's norm when tracing), which makes direct effects linear.
     """
-    bad = [k for k in kinds if k not in NODE_KINDS]
-    if bad:
-        raise InputError(f"unknown node kinds {bad}; allowed: {list(NODE_KINDS)}")
+    chosen = [get_kind(k, model) for k in kinds] if kinds is not None else default_kinds(model)
     ids = prompt_ids(model, prompt)
     objective = compile_direction(model, ids, direction, freeze_norm_scale)
-    acts, grads = required_points(model, set(kinds))
+    acts: list[str] = []
+    grads: list[str] = []
+    for kind in chosen:
+        a, g = kind.points(model)
+        acts += a
+        grads += g
     extra = intervention_hooks(model, list(interventions), len(ids))
     rec = record(model, objective, acts, grads, extra)
     ctx = Context(model, rec, objective.start, objective.start_rank, len(ids))
-    metrics: dict[str, Metrics] = {}
-    for kind in kinds:
-        if kind == "attn_head":
-            metrics["attn_head_pair"], metrics["attn_head"] = attn_pairs_and_heads(ctx)
-        else:
-            metrics[kind] = KIND_METRICS[kind](ctx)
+    metrics = {kind.name: kind.metrics(ctx) for kind in chosen}
     return Attribution(model, ids, objective, rec.value, metrics, rec.logits, list(interventions))
+
+
+def default_kinds(model: HookedDecoder) -> list[Kind]:
+    """The kinds :func:`attribute` scores when the caller names none."""
+    return [k for k in kinds_of(model) if k.default]

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from mechscope.engine.attribution import AttributionSummary, NodeRow, attribute
+from mechscope.engine.attribution import AttributionSummary, NodeRow, attribute, prompt_ids
 from mechscope.engine.directions import Direction, LogitDiff, LogProb, NodeDirection, Prob, ResidualDirection
 from mechscope.engine.interventions import Intervention
-from mechscope.engine.nodes import NODE_KINDS, Node, NodeKind
+from mechscope.engine.nodes import Node
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def compare(
     direction: Direction,
     *,
     align: Alignment = "last",
-    kinds: Sequence[NodeKind] = NODE_KINDS,
+    kinds: Sequence[str] | None = None,
     freeze_norm_scale: bool = True,
 ) -> Comparison:
     """Attribute ``direction`` on both runs and align them.
@@ -178,8 +178,6 @@ def compare(
     The direction's positions (and a traced node's tokens) refer to the left prompt; on the right
     they are moved through the alignment, so "the last token" stays the last token.
     """
-    from mechscope.engine.attribution import prompt_ids
-
     n_left, n_right = (len(prompt_ids(model, run.model_input)) for run in (left, right))
     pairs = align_positions(n_left, n_right, align)
     mapping = dict(pairs)

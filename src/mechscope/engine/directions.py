@@ -12,14 +12,15 @@ sum over rows (its activation is the same in every row, attention being causal).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from mechscope.engine.nodes import Node
+from mechscope.engine.objective import Objective, detach_hook, resolve_position
+from mechscope.engine.tracing import node_objective
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn
 
@@ -85,58 +86,17 @@ class NodeDirection(_Spec):
 
     kind: Literal["node"] = "node"
     node: Node
-    through: Literal["pre", "post", "query", "key", "query_key", "value"] | None = None
+    through: str | None = Field(
+        default=None,
+        max_length=32,
+        description="one of the node kind's trace choices (GET /api/model); None = its default",
+    )
     downstream: Node | None = None
 
 
 Direction = Annotated[
     LogitDiff | LogProb | Prob | ResidualDirection | NodeDirection, Field(discriminator="kind")
 ]
-
-
-@dataclass
-class Objective:
-    """A direction of interest compiled for one prompt."""
-
-    rows: torch.Tensor  # (row, pos) token ids; row 0 is the prompt itself
-    prompt_len: int
-    position: int  # the prompt position whose output is scored
-    start: str  # residual hook point where the backward pass enters the residual stream
-    value: Callable[
-        [dict[str, torch.Tensor]], torch.Tensor
-    ]  # activations (..., row, pos, ...) by name -> (...)
-    read: tuple[str, ...]  # hook points whose activations the value is computed from
-    stop: str | None = None  # the forward may stop after this point: nothing later matters
-    fwd_hooks: list[tuple[str, HookFn]] = field(default_factory=list)  # freezes and detaches
-    pinned: list[int] = field(default_factory=list)  # token ids shown first in a logits table
-    linear: bool = True  # the value is linear in the start residual (direct effects sum to it)
-    description: str = ""
-
-    @property
-    def start_rank(self) -> int:
-        return residual_rank(self.start)
-
-
-def residual_rank(point: str) -> int:
-    """Order of residual-stream points: writes of rank <= r have landed at a point of rank r.
-
-    The embedding writes rank 0; layer l's attention writes 2l + 1 and its MLP 2l + 2.
-    """
-    parts = point.split(".")
-    layer, name = int(parts[1]), parts[2]
-    return 2 * layer + {"resid_pre": 0, "resid_mid": 1, "resid_post": 2}[name]
-
-
-def detach_hook(_x: torch.Tensor, _hook: object) -> torch.Tensor:
-    """A forward hook that stops the gradient through a tensor (e.g. a norm's scale)."""
-    return _x.detach()
-
-
-def resolve_position(position: int, n: int, what: str = "position") -> int:
-    p = position + n if position < 0 else position
-    if not 0 <= p < n:
-        raise InputError(f"{what} {position} out of range for a prompt of {n} tokens (allowed {-n}..{n - 1})")
-    return p
 
 
 def compile_direction(
@@ -150,9 +110,8 @@ def compile_direction(
     if isinstance(direction, ResidualDirection):
         return _residual_objective(model, list(prompt), direction)
     if isinstance(direction, NodeDirection):
-        from mechscope.engine.tracing import node_objective
-
-        return node_objective(model, list(prompt), direction, freeze_norm_scale)
+        d = direction
+        return node_objective(model, list(prompt), d.node, d.through, d.downstream, freeze_norm_scale)
     return _logit_objective(model, list(prompt), direction, freeze_norm_scale)
 
 

@@ -13,12 +13,12 @@ a call that covers the whole prompt; ``positions=None`` means every position, al
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from mechscope.engine.kinds import Site, get_kind
 from mechscope.engine.nodes import Node
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn, HookPoint
@@ -31,24 +31,30 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class NeuronTarget(_Spec):
-    kind: Literal["mlp_neuron"] = "mlp_neuron"
-    layer: int = Field(ge=0)
-    index: int | list[int] = Field(description="neuron index or indices")
+class NodeTarget(_Spec):
+    """Units of any node kind, with the fields of a :class:`Node`: a neuron (or several, by a
+    list of indices), a head's output at its query positions or with ``key`` one query-key pair
+    of its pattern, a layer's output, the token embedding, ... (``GET /api/model`` lists the kinds)."""
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a node kind (not 'residual')")
+    layer: int | None = Field(default=None, ge=0, description="block index, for kinds with layers")
+    index: int | list[int] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("index", "head"),  # ``head``: the field's name until 0.1
+        description="unit index (or indices, where the kind allows several)",
+    )
     positions: list[int] | None = Field(default=None, description="prompt positions; None = all")
-
-
-class HeadTarget(_Spec):
-    """A head's whole output at its query positions, or with ``key`` one query-key pair of its pattern."""
-
-    kind: Literal["attn_head"] = "attn_head"
-    layer: int = Field(ge=0)
-    head: int = Field(ge=0)
-    positions: list[int] | None = Field(default=None, description="query positions; None = all")
     key: int | None = Field(
-        default=None, description="key position: edit the attention probability of that pair"
+        default=None, ge=0, description="key position: edit the attention probability of that pair"
     )
     renormalize: bool = Field(default=False, description="with key: rescale the row to sum to 1 again")
+
+    @field_validator("index")
+    @classmethod
+    def _non_negative(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if v is not None and any(i < 0 for i in ([v] if isinstance(v, int) else v)):
+            raise ValueError("indices must be >= 0")
+        return v
 
 
 class ResidualTarget(_Spec):
@@ -58,23 +64,18 @@ class ResidualTarget(_Spec):
     positions: list[int] | None = None
 
 
-class LayerOutputTarget(_Spec):
-    """A whole attention or MLP layer's output (its write to the residual stream, biases included)."""
-
-    kind: Literal["attn_out", "mlp_out"]
-    layer: int = Field(ge=0)
-    positions: list[int] | None = None
+AnyTarget = NodeTarget | ResidualTarget
 
 
-class EmbeddingTarget(_Spec):
-    """The token embedding (learned position embeddings are left alone)."""
-
-    kind: Literal["embedding"] = "embedding"
-    positions: list[int] | None = None
+def _target_type(v: Any) -> str:
+    kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
+    return "residual" if kind == "residual" else "node"
 
 
-AnyTarget = NeuronTarget | HeadTarget | ResidualTarget | LayerOutputTarget | EmbeddingTarget
-Target = Annotated[AnyTarget, Field(discriminator="kind")]
+Target = Annotated[
+    Annotated[NodeTarget, Tag("node")] | Annotated[ResidualTarget, Tag("residual")],
+    Discriminator(_target_type),
+]
 
 
 class Zero(_Spec):
@@ -125,55 +126,34 @@ class Intervention(_Spec):
     ) -> Intervention:
         """The intervention that edits exactly ``node`` (zero-ablates it by default): the Debugger's
         "ablate" action. A head pair is edited without renormalising its row."""
-        target: AnyTarget
-        pos = [node.token]
-        if node.kind == "mlp_neuron":
-            assert node.layer is not None and node.index is not None
-            target = NeuronTarget(layer=node.layer, index=node.index, positions=pos)
-        elif node.kind == "attn_head":
-            assert node.layer is not None and node.index is not None
-            target = HeadTarget(layer=node.layer, head=node.index, positions=pos, key=node.key)
-        elif node.kind == "embedding":
-            target = EmbeddingTarget(positions=pos)
-        else:
-            assert node.layer is not None
-            target = LayerOutputTarget(kind=node.kind, layer=node.layer, positions=pos)
+        target = NodeTarget(
+            kind=node.kind, layer=node.layer, index=node.index, key=node.key, positions=[node.token]
+        )
         return cls(target=target, op=op or Zero())
 
 
-@dataclass
-class _Site:
-    """Where a target lives: a hook point and how to index the unit at given positions."""
-
-    point: str
-    pos_dim: int  # dimension of positions in the hook's tensor, batch excluded
-    unit: tuple[int | list[int] | slice, ...]  # index after positions (neurons, head, ...)
-    width: int  # size of one unit's value (1 for scalars)
-
-
-def _site(model: HookedDecoder, t: AnyTarget) -> _Site:
+def _site(model: HookedDecoder, t: AnyTarget) -> Site:
     cfg = model.cfg
-    if isinstance(t, EmbeddingTarget):
-        return _Site("embed", 0, (slice(None),), cfg.d_model)
-    if t.layer >= cfg.n_layers:
+    if t.layer is not None and t.layer >= cfg.n_layers:
         raise InputError(f"target.layer {t.layer} out of range 0..{cfg.n_layers - 1}")
-    b = f"blocks.{t.layer}"
-    if isinstance(t, NeuronTarget):
-        idx = [t.index] if isinstance(t.index, int) else list(t.index)
-        if not idx or any(not 0 <= i < cfg.d_mlp for i in idx):
-            raise InputError(f"target.index {t.index} out of range 0..{cfg.d_mlp - 1}")
-        return _Site(f"{b}.mlp.post", 0, (idx,), 1)
-    if isinstance(t, HeadTarget):
-        if t.head >= cfg.n_heads:
-            raise InputError(f"target.head {t.head} out of range 0..{cfg.n_heads - 1}")
-        if t.key is not None:
-            return _Site(f"{b}.attn.pattern", 1, (t.key,), 1)  # (head, pos, kv_pos): see _edit
-        return _Site(f"{b}.attn.z", 0, (t.head, slice(None)), cfg.d_head)
-    if isinstance(t, LayerOutputTarget):
-        return _Site(f"{b}.{t.kind}", 0, (slice(None),), cfg.d_model)
-    if t.point == "resid_mid" and cfg.parallel_residual:
-        raise InputError("target.point 'resid_mid' does not exist with parallel residual")
-    return _Site(f"{b}.{t.point}", 0, (slice(None),), cfg.d_model)
+    if isinstance(t, ResidualTarget):
+        if t.point == "resid_mid" and cfg.parallel_residual:
+            raise InputError("target.point 'resid_mid' does not exist with parallel residual")
+        return Site(f"blocks.{t.layer}.{t.point}", (slice(None),), cfg.d_model)
+    kind = get_kind(t.kind, model)
+    for name, present, wanted in (
+        ("layer", t.layer is not None, kind.layered),
+        ("index", t.index is not None, kind.unit is not None),
+    ):
+        if present != wanted:
+            raise InputError(
+                f"target.{name} is {'required' if wanted else 'not allowed'} for kind {kind.name}"
+            )
+    if t.key is not None and not kind.pairs:
+        raise InputError(f"target.key: kind {kind.name} has no (query, key) pairs")
+    if t.renormalize and t.key is None:
+        raise InputError("target.renormalize applies to a (query, key) pair target only (give key)")
+    return kind.site(model, t.layer, t.index, t.key)
 
 
 def _positions(positions: list[int] | None, n: int) -> list[int] | None:
@@ -214,36 +194,37 @@ def _compile(
     t, op = iv.target, iv.op
     site = _site(model, t)
     positions = _positions(t.positions, n)
-    pair = isinstance(t, HeadTarget) and t.key is not None
+    pair = site.pair
     if pair:
-        assert isinstance(t, HeadTarget) and t.key is not None
+        assert isinstance(t, NodeTarget) and t.key is not None
         if not isinstance(op, Zero | Set | Scale):
             raise InputError(f"op '{op.kind}' is not defined for a query-key pair; use zero, set or scale")
         if t.key >= n or (positions is not None and any(p < t.key for p in positions)):
             raise InputError(f"target.key {t.key} must be < {n} and <= every query position (causal)")
     value = _op_value(model, t, op, site, n)
     row_idx = None if rows is None else torch.tensor(list(rows), device=model.device)
-    renorm = isinstance(t, HeadTarget) and t.renormalize and pair
-    head = t.head if isinstance(t, HeadTarget) else None
+    renorm = pair and isinstance(t, NodeTarget) and t.renormalize
+    pos_dim = len(site.lead)  # dimension of positions in the hook's tensor, batch excluded
     idx: tuple[Any, ...] = (slice(None), slice(None) if positions is None else positions, *site.unit)
     if positions is not None and isinstance(site.unit[0], list):
         # Positions x neurons as a grid, not as pairs (advanced indexing pairs up lists).
         idx = (slice(None), torch.tensor(positions)[:, None], torch.tensor(site.unit[0])[None, :])
 
     def hook(x: torch.Tensor, _hp: HookPoint) -> torch.Tensor:
-        if positions is not None and x.shape[1 + site.pos_dim] != n:
+        if positions is not None and x.shape[1 + pos_dim] != n:
             return x  # a generation step after the prompt: explicit positions are the prompt's
         x = x.clone()
         view = x if row_idx is None else x[row_idx]
         if pair:
-            sel = view[:, head]  # (batch, pos, kv_pos)
+            lead: tuple[Any, ...] = (slice(None), *site.lead)
+            sel = view[lead]  # (batch, pos, kv_pos)
             pos = slice(None) if positions is None else positions
             before = sel[:, pos]
             before[..., site.unit[0]] = _apply(op, before[..., site.unit[0]], value)
             if renorm:
                 before = before / before.sum(-1, keepdim=True).clamp_min(1e-12)
             sel[:, pos] = before
-            view[:, head] = sel
+            view[lead] = sel
         else:
             view[idx] = _apply(op, view[idx], value)
         if row_idx is not None:
@@ -257,7 +238,7 @@ def _op_value(
     model: HookedDecoder,
     t: AnyTarget,
     op: Zero | Mean | Resample | Set | Scale | Add,
-    site: _Site,
+    site: Site,
     n: int,
 ) -> torch.Tensor | None:
     """The tensor an op needs (set/add values, means, resampled activations), shaped to broadcast."""

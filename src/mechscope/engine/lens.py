@@ -1,5 +1,5 @@
-"""Token views: the logit lens, the tokens a node promotes, suppresses and is driven by, and a
-head's query-by-key pairs on one sequence.
+"""Token views: the logit lens, a node's activation over a prompt, and the tokens a node promotes,
+suppresses and is driven by.
 
 Everything goes through the model's own sub-steps (``final_norm``, ``unembed``, the layer norms),
 so soft-capping, norm offsets and embedding scales are the model's, not a copy.
@@ -7,12 +7,13 @@ so soft-capping, norm offsets and embedding scales are the model's, not a copy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import BaseModel, Field
 
 from mechscope.engine.attribution import prompt_ids
+from mechscope.engine.kinds import get_kind, kinds_of
 from mechscope.engine.nodes import Node
 from mechscope.errors import InputError
 
@@ -54,29 +55,20 @@ class NodeActivations(BaseModel):
 
 def node_activations(model: HookedDecoder, prompt: ModelInput, node: Node) -> NodeActivations:
     """What ``node``'s unit does at each token of ``prompt`` (the node's own token picks the
-    pattern row shown for heads)."""
+    pattern row shown for kinds with (query, key) pairs)."""
     ids = prompt_ids(model, prompt)
-    node.check(model.cfg, len(ids))
-    b = f"blocks.{node.layer}"
-    point = {
-        "mlp_neuron": f"{b}.mlp.post",
-        "attn_head": f"{b}.attn.z",
-        "attn_out": f"{b}.attn_out",
-        "mlp_out": f"{b}.mlp_out",
-        "embedding": "embed",
-    }[node.kind]
-    names = [point] + ([f"{b}.attn.pattern"] if node.kind == "attn_head" else [])
+    node.check(model, len(ids))
+    kind = get_kind(node.kind, model)
+    layer = node.layer or 0
+    point = kind.hook(layer)
+    names = [point] + ([kind.pattern_point(layer)] if kind.pattern_point is not None else [])
     with torch.no_grad():
         _, cache = model.run_with_cache(torch.tensor([ids]), names=names)
-    x = cache[point][0].float()
+    values = kind.activations(cache[point][0])[:, node.index or 0]
     pattern = None
-    if node.kind == "mlp_neuron":
-        values = x[:, node.index]
-    elif node.kind == "attn_head":
-        values = x[:, node.index].norm(dim=-1)
-        pattern = [float(v) for v in cache[f"{b}.attn.pattern"][0, node.index, node.token, : node.token + 1]]
-    else:
-        values = x.norm(dim=-1)
+    if kind.pattern_point is not None:
+        row = cache[kind.pattern_point(layer)][0, node.index or 0, node.token, : node.token + 1]
+        pattern = [float(v) for v in row]
     return NodeActivations(
         node=node, tokens=[_tok(model, i) for i in ids], values=[float(v) for v in values], pattern=pattern
     )
@@ -121,30 +113,20 @@ def _ranked(model: HookedDecoder, scores: torch.Tensor, k: int, largest: bool) -
 
 def write_direction(model: HookedDecoder, node: Node, prompt: ModelInput | None = None) -> torch.Tensor:
     """The (d_model,) vector a node writes per unit of activation (neurons), or what it wrote on
-    ``prompt`` (heads: the head's output at its query token, or of one query-key pair)."""
-    cfg = model.cfg
-    if node.kind == "mlp_neuron":
-        assert node.layer is not None and node.index is not None
-        block = model.block(node.layer)
-        w = block.mlp.down_proj.weight[:, node.index].float()
-        return w * block.ln2_post.gain().float() if cfg.sandwich_norms else w
-    if node.kind != "attn_head":
-        raise InputError(f"output tokens are defined for MLP neurons and attention heads, not {node.kind}")
-    if prompt is None:
-        raise InputError("a head's write depends on the prompt: give one")
-    assert node.layer is not None and node.index is not None
-    ids = prompt_ids(model, prompt)
-    node.check(cfg, len(ids))
-    b = f"blocks.{node.layer}.attn"
-    with torch.no_grad():
-        _, cache = model.run_with_cache(torch.tensor([ids]), names=[f"{b}.v", f"{b}.pattern"])
-    h = node.index
-    v = cache[f"{b}.v"][0, :, h // (cfg.n_heads // cfg.n_kv_heads)].float()  # (kv_pos, d_head)
-    p = cache[f"{b}.pattern"][0, h, node.token].float()  # (kv_pos,)
-    z = p[node.key] * v[node.key] if node.key is not None else p @ v
-    w_o = model.block(node.layer).attn.o_proj.weight.float().view(cfg.d_model, cfg.n_heads, cfg.d_head)[:, h]
-    w = w_o @ z
-    return w * model.block(node.layer).ln1_post.gain().float() if cfg.sandwich_norms else w
+    ``prompt`` (kinds whose write depends on it: a head at its query token, or one pair)."""
+    kind = get_kind(node.kind, model)
+    if kind.write is None:
+        have = ", ".join(k.name for k in kinds_of(model) if k.write is not None)
+        raise InputError(f"output tokens are defined for {have}, not {node.kind}")
+    if kind.write_needs_prompt and prompt is None:
+        raise InputError(f"a {kind.label}'s write depends on the prompt: give one")
+    ids = None
+    if prompt is not None:
+        ids = prompt_ids(model, prompt)
+        node.check(model, len(ids))
+    elif node.layer is not None and node.layer >= model.cfg.n_layers:
+        raise InputError(f"node {node}: layer out of range 0..{model.cfg.n_layers - 1}")
+    return kind.write(model, node, ids).float()
 
 
 def node_tokens(
@@ -154,55 +136,27 @@ def node_tokens(
     unembedding) and, for neurons, the input tokens whose embeddings drive it most directly."""
     if not 1 <= k <= 100:
         raise InputError(f"k must be in 1..100, got {k}")
-    if node.layer is not None and node.layer >= model.cfg.n_layers:
-        raise InputError(f"node {node}: layer out of range 0..{model.cfg.n_layers - 1}")
+    kind = get_kind(node.kind, model)
     with torch.no_grad():
         w = write_direction(model, node, prompt) * model.ln_final.gain().float()
         logits = model.W_U.float() @ w  # (d_vocab,)
-        drivers = _drivers(model, node, k) if node.kind == "mlp_neuron" else None
+        drivers = _drivers(model, node, k) if kind.reader is not None else None
     return NodeTokens(
         promoted=_ranked(model, logits, k, True), suppressed=_ranked(model, logits, k, False), drivers=drivers
     )
 
 
 def _drivers(model: HookedDecoder, node: Node, k: int) -> list[TokenValue]:
-    """A neuron's pre-activation for each vocabulary token's embedding fed straight into its norm."""
+    """A unit's input for each vocabulary token's embedding fed straight into the norm it reads
+    through (a neuron's pre-activation)."""
     assert node.layer is not None and node.index is not None
-    block = model.block(node.layer)
-    mlp = block.mlp
-    row = (mlp.gate_proj if mlp.gated else mlp.up_proj).weight[node.index].float()
+    reader = get_kind(node.kind, model).reader
+    assert reader is not None
+    r = reader(model, node.layer, node.index)
+    row = r.row.float()
     emb = model.embed_tokens.weight
     scores = torch.empty(emb.shape[0])
     for s in range(0, emb.shape[0], VOCAB_CHUNK):
         x = emb[s : s + VOCAB_CHUNK].float() * model.cfg.embed_scale
-        scores[s : s + VOCAB_CHUNK] = block.ln2(x).float() @ row
+        scores[s : s + VOCAB_CHUNK] = r.norm(x).float() @ row
     return _ranked(model, scores, k, True)
-
-
-class HeadPairs(NamedTuple):
-    """One head on one sequence, every (query, key) pair: ``pattern`` the attention probabilities,
-    ``write`` each pair's write norm ``p[q, k] · |W_O,h v_k|`` (what collation ranks a query's
-    strongest key by), ``z_norm`` the head's activation ``|z|`` at each query."""
-
-    pattern: torch.Tensor  # (pos, kv_pos), each row sums to 1 over keys <= query
-    write: torch.Tensor  # (pos, kv_pos)
-    z_norm: torch.Tensor  # (pos,)
-
-
-def head_pairs(model: HookedDecoder, ids: list[int], layer: int, head: int) -> HeadPairs:
-    """Head ``head`` of block ``layer`` on the token ids ``ids`` (one forward)."""
-    from mechscope.engine.metrics import layer_weights
-
-    cfg = model.cfg
-    if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
-        raise InputError(
-            f"head L{layer}.{head} does not exist: layers 0..{cfg.n_layers - 1}, heads 0..{cfg.n_heads - 1}"
-        )
-    b = f"blocks.{layer}.attn"
-    with torch.no_grad():
-        _, cache = model.run_with_cache(torch.tensor([ids]), names=[f"{b}.pattern", f"{b}.v", f"{b}.z"])
-        p = cache[f"{b}.pattern"][0, head].float()  # (pos, kv_pos)
-        v = cache[f"{b}.v"][0].float().repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=1)
-        v_write = layer_weights(model)[layer].write_norm(v)[:, head]  # (kv_pos,): |W_O,h v_k|
-        z_norm = cache[f"{b}.z"][0, :, head].float().norm(dim=-1)  # (pos,)
-    return HeadPairs(pattern=p, write=p * v_write[None, :], z_norm=z_norm)

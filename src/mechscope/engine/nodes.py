@@ -1,28 +1,25 @@
 """Nodes: the units the debugger scores — a neuron, a head, an embedding, a layer's output at a token.
 
 A node is a pydantic model, so the same value travels through the library, the JSON API and a URL
-(``str(node)`` / :meth:`Node.parse`).
+(``str(node)`` / :meth:`Node.parse`). Its ``kind`` names a node kind of the registry
+(:mod:`mechscope.engine.kinds`), which says whether it has a layer, an index and a key.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mechscope.engine.kinds import get_kind, kinds_of
 from mechscope.errors import InputError
-from mechscope.models.config import ModelConfig
 
-NodeKind = Literal["mlp_neuron", "attn_head", "embedding", "attn_out", "mlp_out"]
-NODE_KINDS: tuple[NodeKind, ...] = ("mlp_neuron", "attn_head", "embedding", "attn_out", "mlp_out")
-"""Every kind, in residual-stream order. SAE latents join when the autoencoders land."""
+if TYPE_CHECKING:
+    from mechscope.models.decoder import HookedDecoder
 
-_LAYERED = {"mlp_neuron", "attn_head", "attn_out", "mlp_out"}
-_INDEXED = {"mlp_neuron", "attn_head"}
 _PATTERN = re.compile(
-    r"^(?:L(?P<layer>\d+)\.)?(?P<kind>mlp_neuron|attn_head|embedding|attn_out|mlp_out)"
-    r"(?:\.(?P<index>\d+))?@(?P<token>\d+)(?:<-(?P<key>\d+))?$"
+    r"^(?:L(?P<layer>\d+)\.)?(?P<kind>[a-z][a-z0-9_]*)(?:\.(?P<index>\d+))?@(?P<token>\d+)(?:<-(?P<key>\d+))?$"
 )
 
 
@@ -32,7 +29,7 @@ class Node(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: NodeKind
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a node kind of GET /api/model's kinds")
     layer: int | None = Field(default=None, ge=0, description="block index; None for embeddings")
     index: int | None = Field(default=None, ge=0, description="neuron or head index")
     token: int = Field(ge=0, description="position of the node (query position for heads)")
@@ -47,30 +44,34 @@ class Node(BaseModel):
     def parse(cls, text: str) -> Node:
         """``L3.mlp_neuron.123@5``, ``L5.attn_head.2@10<-3``, ``L5.attn_head.2@10``, ``embedding@4``."""
         m = _PATTERN.match(text.strip())
+        names = [k.name for k in kinds_of()]
         if m is None:
             raise InputError(
                 f"cannot parse node {text!r}; expected e.g. 'L3.mlp_neuron.123@5', 'L5.attn_head.2@10<-3', "
-                "'L5.attn_head.2@10', 'L2.mlp_out@4' or 'embedding@4'"
+                f"'L5.attn_head.2@10', 'L2.mlp_out@4' or 'embedding@4' (kinds: {', '.join(names)})"
             )
         g = {k: (int(v) if v is not None and k != "kind" else v) for k, v in m.groupdict().items()}
         return cls.model_validate(g)
 
-    def check(self, cfg: ModelConfig, n_tokens: int) -> Node:
+    def check(self, model: HookedDecoder, n_tokens: int) -> Node:
         """This node, or an :class:`InputError` naming the field that does not fit the model/prompt."""
-        if (self.layer is None) == (self.kind in _LAYERED):
+        cfg = model.cfg
+        kind = get_kind(self.kind, model)
+        if (self.layer is None) == kind.layered:
             raise InputError(f"node {self}: 'layer' is {'required' if self.layer is None else 'not allowed'}")
         if self.layer is not None and self.layer >= cfg.n_layers:
             raise InputError(f"node {self}: layer {self.layer} out of range 0..{cfg.n_layers - 1}")
-        if (self.index is None) == (self.kind in _INDEXED):
+        if (self.index is None) == (kind.unit is not None):
             raise InputError(f"node {self}: 'index' is {'required' if self.index is None else 'not allowed'}")
-        size = {"mlp_neuron": cfg.d_mlp, "attn_head": cfg.n_heads}.get(self.kind, 0)
+        size = kind.size(cfg)
         if self.index is not None and self.index >= size:
             raise InputError(f"node {self}: index {self.index} out of range 0..{size - 1}")
         if self.token >= n_tokens:
             raise InputError(f"node {self}: token {self.token} out of range 0..{n_tokens - 1}")
         if self.key is not None:
-            if self.kind != "attn_head":
-                raise InputError(f"node {self}: 'key' is only for attn_head nodes")
+            if not kind.pairs:
+                pairs = ", ".join(k.name for k in kinds_of(model) if k.pairs)
+                raise InputError(f"node {self}: 'key' is only for kinds with (query, key) pairs ({pairs})")
             if self.key > self.token:
                 raise InputError(
                     f"node {self}: key {self.key} is after the query {self.token} (causal attention)"

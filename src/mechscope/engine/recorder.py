@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mechscope.engine.directions import Objective
+from mechscope.engine.objective import Objective
 from mechscope.models.hooks import HookFn, HookPoint
 
 if TYPE_CHECKING:

@@ -8,19 +8,16 @@ compared with the estimate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from pydantic import BaseModel
 
 from mechscope.engine.attribution import Attribution
 from mechscope.engine.interventions import Intervention, intervention_hooks
+from mechscope.engine.kinds import get_kind
 from mechscope.engine.nodes import Node
 from mechscope.engine.recorder import evaluate
 from mechscope.errors import InputError
-
-if TYPE_CHECKING:
-    pass
 
 
 class VerifiedNode(BaseModel):
@@ -45,23 +42,23 @@ def ablation_effects(attr: Attribution, nodes: Sequence[Node], together: bool = 
     variants = 1 if together else len(nodes)
     hooks = intervention_hooks(model, attr.interventions, obj.prompt_len)
     for v, node in enumerate(nodes):
-        node.check(model.cfg, obj.prompt_len)
+        node.check(model, obj.prompt_len)
         rows = range((0 if together else v) * r, (0 if together else v) * r + r)
         hooks += intervention_hooks(model, [Intervention.on_node(node)], obj.prompt_len, rows)
     return attr.value - evaluate(model, obj, variants, hooks)
 
 
-FINE_GRAINED = ("mlp_neuron", "attn_head", "attn_head_pair")
-
-
-def verify(attr: Attribution, top_n: int = 20, kinds: Sequence[str] = FINE_GRAINED) -> Verification:
+def verify(attr: Attribution, top_n: int = 20, kinds: Sequence[str] | None = None) -> Verification:
     """Ablate the ``top_n`` nodes with the largest |estimated total effect| one at a time.
 
-    By default the nodes are neurons, heads and head pairs: zero-ablating a whole embedding or layer
-    output moves the residual stream far off its distribution, where no linear estimate holds.
+    By default the nodes are those of the kinds marked ``verify`` (neurons, heads and head pairs):
+    zero-ablating a whole embedding or layer output moves the residual stream far off its
+    distribution, where no linear estimate holds.
     """
     if top_n < 1:
         raise InputError(f"top_n must be >= 1, got {top_n}")
+    if kinds is None:
+        kinds = [k for k in attr.metrics if get_kind(k, attr.model).verify]
     rows = attr.top_nodes(k=top_n, kinds=[k for k in kinds if k in attr.metrics], by=("total_effect",))[
         :top_n
     ]

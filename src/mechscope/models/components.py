@@ -193,6 +193,18 @@ class Attention(nn.Module):
         self.z = HookPoint()  # (batch, pos, head, d_head): per-head weighted values
         self.result = HookPoint()  # (batch, pos, head, d_model): per-head output (opt-in)
 
+    def w_o_heads(self) -> torch.Tensor:
+        """The output projection per head, (d_model, head, d_head): head h writes ``W_O[:, h] @ z_h``."""
+        return self.o_proj.weight.view(self.cfg.d_model, self.cfg.n_heads, self.cfg.d_head)
+
+    def kv_head(self, head: int) -> int:
+        """The key/value head that query head ``head`` shares (grouped-query attention)."""
+        return head // (self.cfg.n_heads // self.cfg.n_kv_heads)
+
+    def per_query_head(self, kv: torch.Tensor, dim: int) -> torch.Tensor:
+        """Keys or values (..., kv_head, ...) repeated along ``dim`` to one per query head."""
+        return kv.repeat_interleave(self.cfg.n_heads // self.cfg.n_kv_heads, dim=dim)
+
     def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         cfg = self.cfg
         b, t, _ = x.shape
@@ -213,8 +225,9 @@ class Attention(nn.Module):
             z = self._fused(q, k, v, ctx.masks[self.layer_type])
         z = self.z(z)  # (batch, pos, head, d_head)
         if self.result.live:
-            w_o = self.o_proj.weight.view(cfg.d_model, cfg.n_heads, cfg.d_head)
-            result = self.result(torch.einsum("bphd,mhd->bphm", z, w_o))  # (batch, pos, head, d_model)
+            result = self.result(
+                torch.einsum("bphd,mhd->bphm", z, self.w_o_heads())
+            )  # (batch, pos, head, d_model)
             out = result.sum(2)
             return out + self.o_proj.bias if self.o_proj.bias is not None else out
         return _linear(self.o_proj, z.reshape(b, t, cfg.n_heads * cfg.d_head))
@@ -295,6 +308,11 @@ class MLP(nn.Module):
             self.gate = HookPoint()  # (batch, pos, d_mlp): act(pre)
             self.linear = HookPoint()  # (batch, pos, d_mlp): up(x), the linear branch
         self.post = HookPoint()  # (batch, pos, d_mlp): the neuron activations, input of down
+
+    def in_rows(self) -> torch.Tensor:
+        """(d_mlp, d_model): row n is the direction neuron n's pre-activation reads from its input
+        (the gate branch of a gated MLP, whose nonlinearity it passes through)."""
+        return (self.gate_proj if self.gated else self.up_proj).weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:

@@ -109,10 +109,7 @@ class HookedDecoder(nn.Module):
             self.lm_head = nn.Linear(cfg.d_model, cfg.d_vocab, bias=False)
         self.logits = HookPoint()  # (batch, pos, d_vocab)
         self.hook_points: dict[str, HookPoint] = {}
-        for name, mod in self.named_modules():
-            if isinstance(mod, HookPoint):
-                mod.name = name
-                self.hook_points[name] = mod
+        self._index_hook_points()
         self._inv_freq: dict[str, torch.Tensor] = {}
         if cfg.positional == "rotary":
             kinds = set(cfg.layer_types)
@@ -229,6 +226,56 @@ class HookedDecoder(nn.Module):
         return logits
 
     # ----- hooks ---------------------------------------------------------------------------
+    def _index_hook_points(self) -> None:
+        """Name every hook point by its module path (spliced modules' points included)."""
+        self.hook_points = {}
+        for name, mod in self.named_modules():
+            if isinstance(mod, HookPoint):
+                mod.name = name
+                self.hook_points[name] = mod
+
+    def splice(self, point: str, module: nn.Module, name: str) -> None:
+        """Run ``module`` on the activation at hook point ``point`` (after that point's hooks)
+        and pass its output on instead: a dictionary spliced into the residual stream, say.
+
+        The module becomes a child of the hook point, so its own hook points are named by their
+        module path, ``{point}.{name}.{...}`` (e.g. ``blocks.6.resid_post.sae.acts``), and it
+        moves with the model. The module must return a tensor of its input's shape.
+        """
+        hp = self.hook_point(point)
+        if not name.isidentifier():
+            raise HookError(f"splice name {name!r} must be a Python identifier (letters, digits, _)")
+        if name in hp._modules:
+            raise HookError(f"{hp.name!r} already has a module spliced in as {name!r}; unsplice it first")
+        hp.add_module(name, module)
+        hp.refresh()
+        self._index_hook_points()
+
+    def unsplice(self, point: str, name: str) -> nn.Module:
+        """Remove the module spliced in at ``point`` as ``name`` and return it."""
+        hp = self.hook_point(point)
+        module = hp._modules.pop(name, None)
+        if module is None:
+            raise HookError(f"nothing is spliced in at {hp.name!r} as {name!r}; spliced: {list(hp._modules)}")
+        hp.refresh()
+        self._index_hook_points()
+        return module
+
+    @contextmanager
+    def spliced(self, point: str, module: nn.Module, name: str) -> Iterator[HookedDecoder]:
+        """:meth:`splice` for the duration of a ``with`` block; removed even on error."""
+        self.splice(point, module, name)
+        try:
+            yield self
+        finally:
+            self.unsplice(point, name)
+
+    def splices(self) -> list[tuple[str, str, nn.Module]]:
+        """``(point, name, module)`` of every spliced module, in forward order."""
+        return [
+            (p, n, m) for p, hp in self.hook_points.items() for n, m in hp._modules.items() if m is not None
+        ]
+
     def _has_backward_hooks(self) -> bool:
         return any(hp.bwd_hooks for hp in self.hook_points.values())
 

@@ -26,7 +26,8 @@ HookFn = Callable[[torch.Tensor, "HookPoint"], torch.Tensor | None]
 
 
 class HookPoint(nn.Module):
-    """An identity on the forward pass that runs the hooks attached to it."""
+    """An identity on the forward pass that runs the hooks attached to it, then the modules
+    spliced in at it (its child modules, see :meth:`HookedDecoder.splice`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,6 +39,13 @@ class HookPoint(nn.Module):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.live:
             return x
+        x = self._run_forward(x)
+        for module in self._modules.values():  # spliced modules (HookedDecoder.splice), in order
+            if module is not None:
+                x = module(x)
+        return x
+
+    def _run_forward(self, x: torch.Tensor) -> torch.Tensor:
         for fn in self.fwd_hooks:
             out = fn(x, self)
             if out is not None:
@@ -70,18 +78,22 @@ class HookPoint(nn.Module):
         self.live = True
         return HookHandle(self, direction, fn)
 
+    def refresh(self) -> None:
+        """Recompute ``live`` after hooks or spliced modules change."""
+        self.live = bool(self.fwd_hooks or self.bwd_hooks or self._modules)
+
     def remove(self, direction: str, fn: HookFn) -> None:
         hooks = self._hooks(direction)
         for i, h in enumerate(hooks):
             if h is fn:
                 del hooks[i]
                 break
-        self.live = bool(self.fwd_hooks or self.bwd_hooks)
+        self.refresh()
 
     def clear(self) -> None:
         self.fwd_hooks.clear()
         self.bwd_hooks.clear()
-        self.live = False
+        self.refresh()
 
     def _hooks(self, direction: str) -> list[HookFn]:
         if direction == "fwd":

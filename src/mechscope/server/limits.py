@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mechscope.engine.interventions import Intervention, Mean
+from mechscope.engine.interventions import Intervention, Mean, NodeTarget
+from mechscope.engine.kinds import get_kind
+from mechscope.errors import InputError
 from mechscope.server.errors import FieldError
 from mechscope.server.settings import Limits
 
@@ -31,6 +33,11 @@ def at_most(value: int, limit: int, field: str, name: str) -> None:
 def interventions(model: HookedDecoder, ivs: Sequence[Intervention], field: str, limits: Limits) -> None:
     at_most(len(ivs), limits.max_batch, field, "max_batch")
     for i, iv in enumerate(ivs):
+        if isinstance(iv.target, NodeTarget):
+            try:
+                get_kind(iv.target.kind, model)
+            except InputError as e:
+                raise FieldError(f"{field}[{i}].target.kind", str(e)) from None
         if isinstance(iv.op, Mean):
             f = f"{field}[{i}].op.reference"
             at_most(len(iv.op.reference), limits.max_batch, f, "max_batch")
@@ -40,15 +47,19 @@ def interventions(model: HookedDecoder, ivs: Sequence[Intervention], field: str,
             prompt_tokens(model, iv.op.prompt, f"{field}[{i}].op.prompt", limits)
 
 
-def unit(model: HookedDecoder, kind: str, layer: int, index: int, fields: tuple[str, str]) -> None:
-    """A neuron or head of the served model; ``fields`` name the request's layer and index fields."""
+def unit(model: HookedDecoder, kind_name: str, layer: int, index: int, fields: tuple[str, str]) -> None:
+    """A unit (neuron, head, ...) of the served model; ``fields`` name the request's layer and index fields."""
     cfg = model.cfg
+    try:
+        kind = get_kind(kind_name, model)
+    except InputError as e:
+        raise FieldError("kind", str(e)) from None
     name = cfg.name or "the model"
     if layer >= cfg.n_layers:
         raise FieldError(
             fields[0], f"{fields[0]} {layer} does not exist: {name} has layers 0..{cfg.n_layers - 1}"
         )
-    size, what = (cfg.d_mlp, "neurons") if kind == "mlp_neuron" else (cfg.n_heads, "heads")
+    size, what = kind.size(cfg), f"{kind.unit or 'unit'}s"
     if index >= size:
         raise FieldError(
             fields[1], f"{fields[1]} {index} does not exist: {name} has {what} 0..{size - 1} per layer"

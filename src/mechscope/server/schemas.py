@@ -15,7 +15,7 @@ from mechscope.engine.attribution import AttributionSummary
 from mechscope.engine.compare import CandidatePair, NodePair
 from mechscope.engine.interventions import Intervention
 from mechscope.engine.lens import NodeActivations, NodeTokens
-from mechscope.engine.nodes import NODE_KINDS, Node, NodeKind
+from mechscope.engine.nodes import Node
 from mechscope.engine.patching import PatchSite
 from mechscope.server.settings import Limits
 
@@ -26,6 +26,34 @@ class _Request(BaseModel):
 
 Token = str | int
 """A continuation as text (tokenised without BOS) or as one token id."""
+
+
+class ThroughChoice(BaseModel):
+    through: str | None  # None: the kind's default
+    label: str
+
+
+class KindInfo(BaseModel):
+    """One node kind of the served model, as the registry describes it (the web app reads these
+    instead of spelling kinds)."""
+
+    name: str
+    label: str
+    group: str = Field(description="the node table's filter group of its unit nodes")
+    pair_group: str | None = Field(description="filter group of its (query, key) pair nodes; None: no pairs")
+    layered: bool
+    unit: str | None = Field(description="noun of one index; None when nodes have no index")
+    size: int | None = Field(description="indices per layer; None when nodes have no index")
+    pairs: bool
+    through: list[ThroughChoice] = Field(
+        description="trace choices of a unit node, default first; []: not traceable"
+    )
+    pair_through: list[ThroughChoice]
+    weight_tokens: bool = Field(description="POST /api/node/tokens answers from the weights alone")
+    prompt_tokens: bool = Field(description="POST /api/node returns promoted/suppressed tokens")
+    collated: bool = Field(description="collated datasets hold its examples")
+    pattern: bool = Field(description="it has a query x key view (/api/dataset/pattern)")
+    default: bool = Field(description="scored by /api/debug when the request names no kinds")
 
 
 class ModelInfo(BaseModel):
@@ -39,7 +67,7 @@ class ModelInfo(BaseModel):
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    node_kinds: list[str]
+    kinds: list[KindInfo]
     limits: Limits
 
 
@@ -63,7 +91,7 @@ class Trace(_Request):
     """Explain a node's activation instead of the logit difference (the trace banner)."""
 
     node: Node
-    through: Literal["pre", "post", "query", "key", "query_key", "value"] | None = None
+    through: str | None = Field(default=None, max_length=32, description="one of the kind's trace choices")
     downstream: Node | None = None
 
 
@@ -82,7 +110,9 @@ class DebugRequest(_Request):
     position: int = Field(default=-1, description="prompt position whose next token is scored")
     trace: Trace | None = None
     interventions: list[Intervention] = Field(default_factory=list)
-    kinds: list[NodeKind] = Field(default_factory=lambda: list(NODE_KINDS), min_length=1)
+    kinds: list[str] | None = Field(
+        default=None, min_length=1, max_length=64, description="node kinds to score; None: the default kinds"
+    )
     k: int = Field(default=10, ge=1, description="top nodes per kind and metric")
     freeze_norm_scale: bool = True
     align: Literal["last"] | list[tuple[int, int]] = "last"
@@ -114,7 +144,7 @@ class NodeRequest(_Request):
 class NodeTokensRequest(_Request):
     """A neuron's output and input tokens from the weights alone: no prompt."""
 
-    kind: Literal["mlp_neuron", "attn_head"]
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a kind with weight_tokens (GET /api/model)")
     layer: int = Field(ge=0)
     index: int = Field(ge=0)
     k: int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
@@ -205,7 +235,7 @@ class NodeStats(BaseModel):
 
 
 class DatasetNodeRequest(_Request):
-    kind: Literal["mlp_neuron", "attn_head"]
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a collated kind (GET /api/model)")
     layer: int = Field(ge=0)
     index: int = Field(ge=0)
     n: int = Field(default=10, ge=1, le=50, description="top examples")
@@ -222,6 +252,11 @@ class DatasetNode(BaseModel):
 class PatternRequest(_Request):
     """One attention head on one window of the collated dataset."""
 
+    kind: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="a kind with a pattern view; None: the model's first",
+    )
     layer: int = Field(ge=0)
     head: int = Field(ge=0)
     window_id: int = Field(ge=0, description="a window of the collated dataset (an example's window_id)")

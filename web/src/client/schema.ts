@@ -367,9 +367,9 @@ export interface components {
             index: number;
             /**
              * Kind
-             * @enum {string}
+             * @description a collated kind (GET /api/model)
              */
-            kind: "mlp_neuron" | "attn_head";
+            kind: string;
             /** Layer */
             layer: number;
             /**
@@ -441,8 +441,11 @@ export interface components {
              * @default 10
              */
             k?: number;
-            /** Kinds */
-            kinds?: ("mlp_neuron" | "attn_head" | "embedding" | "attn_out" | "mlp_out")[];
+            /**
+             * Kinds
+             * @description node kinds to score; None: the default kinds
+             */
+            kinds?: string[] | null;
             /**
              * Position
              * @description prompt position whose next token is scored
@@ -482,19 +485,6 @@ export interface components {
             right?: components["schemas"]["AttributionSummary"] | null;
             /** Value Diff */
             value_diff?: number | null;
-        };
-        /**
-         * EmbeddingTarget
-         * @description The token embedding (learned position embeddings are left alone).
-         */
-        EmbeddingTarget: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "embedding";
-            /** Positions */
-            positions?: number[] | null;
         };
         /**
          * ErrorBody
@@ -592,58 +582,79 @@ export interface components {
              */
             write: number[][];
         };
-        /**
-         * HeadTarget
-         * @description A head's whole output at its query positions, or with ``key`` one query-key pair of its pattern.
-         */
-        HeadTarget: {
-            /** Head */
-            head: number;
-            /**
-             * Key
-             * @description key position: edit the attention probability of that pair
-             */
-            key?: number | null;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "attn_head";
-            /** Layer */
-            layer: number;
-            /**
-             * Positions
-             * @description query positions; None = all
-             */
-            positions?: number[] | null;
-            /**
-             * Renormalize
-             * @description with key: rescale the row to sum to 1 again
-             * @default false
-             */
-            renormalize?: boolean;
-        };
         /** Intervention */
         Intervention: {
             /** Op */
             op: components["schemas"]["Zero"] | components["schemas"]["Mean"] | components["schemas"]["Resample"] | components["schemas"]["Set"] | components["schemas"]["Scale"] | components["schemas"]["Add"];
             /** Target */
-            target: components["schemas"]["NeuronTarget"] | components["schemas"]["HeadTarget"] | components["schemas"]["ResidualTarget"] | components["schemas"]["LayerOutputTarget"] | components["schemas"]["EmbeddingTarget"];
+            target: components["schemas"]["NodeTarget"] | components["schemas"]["ResidualTarget"];
         };
         /**
-         * LayerOutputTarget
-         * @description A whole attention or MLP layer's output (its write to the residual stream, biases included).
+         * KindInfo
+         * @description One node kind of the served model, as the registry describes it (the web app reads these
+         *     instead of spelling kinds).
          */
-        LayerOutputTarget: {
+        KindInfo: {
             /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
+             * Collated
+             * @description collated datasets hold its examples
              */
-            kind: "attn_out" | "mlp_out";
-            /** Layer */
-            layer: number;
-            /** Positions */
-            positions?: number[] | null;
+            collated: boolean;
+            /**
+             * Default
+             * @description scored by /api/debug when the request names no kinds
+             */
+            default: boolean;
+            /**
+             * Group
+             * @description the node table's filter group of its unit nodes
+             */
+            group: string;
+            /** Label */
+            label: string;
+            /** Layered */
+            layered: boolean;
+            /** Name */
+            name: string;
+            /**
+             * Pair Group
+             * @description filter group of its (query, key) pair nodes; None: no pairs
+             */
+            pair_group: string | null;
+            /** Pair Through */
+            pair_through: components["schemas"]["ThroughChoice"][];
+            /** Pairs */
+            pairs: boolean;
+            /**
+             * Pattern
+             * @description it has a query x key view (/api/dataset/pattern)
+             */
+            pattern: boolean;
+            /**
+             * Prompt Tokens
+             * @description POST /api/node returns promoted/suppressed tokens
+             */
+            prompt_tokens: boolean;
+            /**
+             * Size
+             * @description indices per layer; None when nodes have no index
+             */
+            size: number | null;
+            /**
+             * Through
+             * @description trace choices of a unit node, default first; []: not traceable
+             */
+            through: components["schemas"]["ThroughChoice"][];
+            /**
+             * Unit
+             * @description noun of one index; None when nodes have no index
+             */
+            unit: string | null;
+            /**
+             * Weight Tokens
+             * @description POST /api/node/tokens answers from the weights alone
+             */
+            weight_tokens: boolean;
         };
         /** LensRequest */
         LensRequest: {
@@ -730,6 +741,8 @@ export interface components {
             d_model: number;
             /** D Vocab */
             d_vocab: number;
+            /** Kinds */
+            kinds: components["schemas"]["KindInfo"][];
             limits: components["schemas"]["Limits"];
             /** N Ctx */
             n_ctx: number;
@@ -741,30 +754,8 @@ export interface components {
             n_layers: number;
             /** Name */
             name: string;
-            /** Node Kinds */
-            node_kinds: string[];
             /** Weights */
             weights: string;
-        };
-        /** NeuronTarget */
-        NeuronTarget: {
-            /**
-             * Index
-             * @description neuron index or indices
-             */
-            index: number | number[];
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "mlp_neuron";
-            /** Layer */
-            layer: number;
-            /**
-             * Positions
-             * @description prompt positions; None = all
-             */
-            positions?: number[] | null;
         };
         /**
          * Node
@@ -784,9 +775,9 @@ export interface components {
             key?: number | null;
             /**
              * Kind
-             * @enum {string}
+             * @description a node kind of GET /api/model's kinds
              */
-            kind: "mlp_neuron" | "attn_head" | "embedding" | "attn_out" | "mlp_out";
+            kind: string;
             /**
              * Layer
              * @description block index; None for embeddings
@@ -881,6 +872,45 @@ export interface components {
             /** Var */
             var: number;
         };
+        /**
+         * NodeTarget
+         * @description Units of any node kind, with the fields of a :class:`Node`: a neuron (or several, by a
+         *     list of indices), a head's output at its query positions or with ``key`` one query-key pair
+         *     of its pattern, a layer's output, the token embedding, ... (``GET /api/model`` lists the kinds).
+         */
+        NodeTarget: {
+            /**
+             * Index
+             * @description unit index (or indices, where the kind allows several)
+             */
+            index?: number | number[] | null;
+            /**
+             * Key
+             * @description key position: edit the attention probability of that pair
+             */
+            key?: number | null;
+            /**
+             * Kind
+             * @description a node kind (not 'residual')
+             */
+            kind: string;
+            /**
+             * Layer
+             * @description block index, for kinds with layers
+             */
+            layer?: number | null;
+            /**
+             * Positions
+             * @description prompt positions; None = all
+             */
+            positions?: number[] | null;
+            /**
+             * Renormalize
+             * @description with key: rescale the row to sum to 1 again
+             * @default false
+             */
+            renormalize?: boolean;
+        };
         /** NodeTokens */
         NodeTokens: {
             /** Drivers */
@@ -905,9 +935,9 @@ export interface components {
             k?: number;
             /**
              * Kind
-             * @enum {string}
+             * @description a kind with weight_tokens (GET /api/model)
              */
-            kind: "mlp_neuron" | "attn_head";
+            kind: string;
             /** Layer */
             layer: number;
         };
@@ -974,6 +1004,11 @@ export interface components {
              * @default 10
              */
             k?: number;
+            /**
+             * Kind
+             * @description a kind with a pattern view; None: the model's first
+             */
+            kind?: string | null;
             /** Layer */
             layer: number;
             /**
@@ -1003,10 +1038,11 @@ export interface components {
         /** ResidualTarget */
         ResidualTarget: {
             /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
+             * Kind
+             * @default residual
+             * @constant
              */
-            kind: "residual";
+            kind?: "residual";
             /** Layer */
             layer: number;
             /**
@@ -1061,27 +1097,37 @@ export interface components {
             /** Value */
             value: number | number[];
         };
+        /** ThroughChoice */
+        ThroughChoice: {
+            /** Label */
+            label: string;
+            /** Through */
+            through: string | null;
+        };
+        /**
+         * TokenEffectRow
+         * @description One source of effect per prompt token, summed over layers and units (a kind's row).
+         */
+        TokenEffectRow: {
+            /** Direct */
+            direct: number[];
+            /** Help */
+            help: string;
+            /** Label */
+            label: string;
+            /** Name */
+            name: string;
+            /** Total */
+            total: number[];
+        };
         /**
          * TokenEffects
-         * @description Per prompt token, summed over layers: direct effects and estimated total effects.
+         * @description The Debugger's token heatmap: rows from each scored kind (embedding, MLP, attention from
+         *     the query's side and to the key's side, ...).
          */
         TokenEffects: {
-            /** Attn From Direct */
-            attn_from_direct: number[];
-            /** Attn From Total */
-            attn_from_total: number[];
-            /** Attn To Direct */
-            attn_to_direct: number[];
-            /** Attn To Total */
-            attn_to_total: number[];
-            /** Embedding Direct */
-            embedding_direct: number[];
-            /** Embedding Total */
-            embedding_total: number[];
-            /** Mlp Direct */
-            mlp_direct: number[];
-            /** Mlp Total */
-            mlp_total: number[];
+            /** Rows */
+            rows: components["schemas"]["TokenEffectRow"][];
         };
         /** TokenInfo */
         TokenInfo: {
@@ -1159,8 +1205,11 @@ export interface components {
         Trace: {
             downstream?: components["schemas"]["Node"] | null;
             node: components["schemas"]["Node"];
-            /** Through */
-            through?: ("pre" | "post" | "query" | "key" | "query_key" | "value") | null;
+            /**
+             * Through
+             * @description one of the kind's trace choices
+             */
+            through?: string | null;
         };
         /** Verification */
         Verification: {
@@ -1211,8 +1260,11 @@ export interface components {
              * @default 10
              */
             k?: number;
-            /** Kinds */
-            kinds?: ("mlp_neuron" | "attn_head" | "embedding" | "attn_out" | "mlp_out")[];
+            /**
+             * Kinds
+             * @description node kinds to score; None: the default kinds
+             */
+            kinds?: string[] | null;
             /**
              * Position
              * @description prompt position whose next token is scored

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from fastapi import APIRouter
 
+from mechscope.engine.kinds import Kind, get_kind, kinds_of
 from mechscope.server import limits
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError
@@ -65,11 +66,11 @@ def _fill_acts(model: HookedDecoder, ds: Dataset, req: DatasetNodeRequest, examp
         return
     windows = ds.windows([e.window_id for e in todo])
     tokens = torch.tensor([windows[e.window_id]["token_ids"] for e in todo])
-    point = f"blocks.{req.layer}.mlp.post" if req.kind == "mlp_neuron" else f"blocks.{req.layer}.attn.z"
+    kind = get_kind(req.kind, model)
+    point = kind.hook(req.layer)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names=[point])
-    x = cache[point][:, :, req.index].float()  # (window, pos) or (window, pos, d_head)
-    acts = x if req.kind == "mlp_neuron" else x.norm(dim=-1)
+    acts = kind.activations(cache[point])[:, :, req.index]  # (window, pos)
     for e, a in zip(todo, acts, strict=True):
         e.acts = [float(v) for v in a]
 
@@ -106,12 +107,13 @@ async def dataset_node(req: DatasetNodeRequest, state: State) -> DatasetNode:
 async def dataset_pattern(req: PatternRequest, state: State) -> HeadPattern:
     """A head on one dataset window (one forward): its attention (query x key), each pair's write,
     the marked query's strongest key, and what the head's write there promotes and suppresses."""
-    from mechscope.engine.lens import head_pairs, node_tokens
+    from mechscope.engine.lens import node_tokens
     from mechscope.engine.nodes import Node
 
     ds = _ready(state)
     lim = state.settings.limits
-    limits.unit(state.model, "attn_head", req.layer, req.head, ("layer", "head"))
+    kind = _pattern_kind(state.model, req.kind)
+    limits.unit(state.model, kind.name, req.layer, req.head, ("layer", "head"))
     limits.at_most(req.k, lim.max_k, "k", "max_k")
     window = ds.windows([req.window_id]).get(req.window_id)
     if window is None:
@@ -127,9 +129,10 @@ async def dataset_pattern(req: PatternRequest, state: State) -> HeadPattern:
         raise FieldError("query", f"query {req.query} is past the window's last position {len(ids) - 1}")
 
     def work() -> HeadPattern:
-        pairs = head_pairs(state.model, ids, req.layer, req.head)
+        assert kind.pair_view is not None
+        pairs = kind.pair_view(state.model, ids, req.layer, req.head)
         q = req.query if req.query is not None else _peak(pairs.z_norm)
-        node = Node(kind="attn_head", layer=req.layer, index=req.head, token=q)
+        node = Node(kind=kind.name, layer=req.layer, index=req.head, token=q)
         return HeadPattern(
             window_id=req.window_id,
             tokens=window["tokens"],
@@ -143,6 +146,17 @@ async def dataset_pattern(req: PatternRequest, state: State) -> HeadPattern:
 
     result, _ = await state.worker.run(f"dataset-pattern:{ds.is_preview}:" + req.model_dump_json(), work)
     return result
+
+
+def _pattern_kind(model: HookedDecoder, name: str | None) -> Kind:
+    """The kind a pattern request names, or the model's first kind with a (query, key) view."""
+    have = [k for k in kinds_of(model) if k.pair_view is not None]
+    for k in have:
+        if name is None or k.name == name:
+            return k
+    raise FieldError(
+        "kind", f"kind {name!r} has no (query, key) view; kinds with one: {', '.join(k.name for k in have)}"
+    )
 
 
 def _peak(values: torch.Tensor) -> int:

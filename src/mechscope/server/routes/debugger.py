@@ -9,7 +9,9 @@ from fastapi import APIRouter
 
 from mechscope.engine.compare import Run
 from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
+from mechscope.engine.kinds import get_kind
 from mechscope.engine.verify import Verification
+from mechscope.errors import InputError
 from mechscope.server import limits
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError
@@ -26,8 +28,6 @@ def _continuation(t: Token) -> str | list[int]:
 
 
 def direction(req: DebugRequest) -> Direction:
-    from mechscope.errors import InputError
-
     if req.trace is not None:
         if req.targets or req.distractors:
             raise InputError("trace: give either a trace or targets/distractors, not both")
@@ -49,13 +49,16 @@ def check(state: State, req: DebugRequest) -> None:
     if req.prompt2 is not None:
         limits.prompt_tokens(state.model, req.prompt2, "prompt2", lim)
     limits.interventions(state.model, req.interventions, "interventions", lim)
+    for i, name in enumerate(req.kinds or []):
+        try:
+            get_kind(name, state.model)
+        except InputError as e:
+            raise FieldError(f"kinds.{i}", str(e)) from None
     if req.trace is not None:
-        from mechscope.errors import InputError
-
         for name, node in (("trace.node", req.trace.node), ("trace.downstream", req.trace.downstream)):
             try:
                 if node is not None:
-                    node.check(state.model.cfg, n)
+                    node.check(state.model, n)
             except InputError as e:
                 raise FieldError(name, f"{name}: {e}") from None
 

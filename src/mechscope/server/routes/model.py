@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mechscope.engine.nodes import NODE_KINDS
+from mechscope.engine.kinds import Kind, kinds_of
+from mechscope.models.config import ModelConfig
 from mechscope.server.deps import State
-from mechscope.server.schemas import ModelInfo, TokenInfo, TokenizeRequest, TokenizeResponse
+from mechscope.server.schemas import (
+    KindInfo,
+    ModelInfo,
+    ThroughChoice,
+    TokenInfo,
+    TokenizeRequest,
+    TokenizeResponse,
+)
 
 router = APIRouter(tags=["model"])
 
@@ -26,8 +34,33 @@ def model_info(state: State) -> ModelInfo:
         d_mlp=cfg.d_mlp,
         d_vocab=cfg.d_vocab,
         n_ctx=cfg.n_ctx,
-        node_kinds=list(NODE_KINDS),
+        kinds=[kind_info(k, cfg) for k in kinds_of(state.model)],
         limits=state.settings.limits,
+    )
+
+
+def kind_info(kind: Kind, cfg: ModelConfig) -> KindInfo:
+    """The registry's description of ``kind`` for the web app."""
+
+    def choices(pairs: tuple[tuple[str | None, str], ...]) -> list[ThroughChoice]:
+        return [ThroughChoice(through=t, label=label) for t, label in pairs]
+
+    return KindInfo(
+        name=kind.name,
+        label=kind.label,
+        group=kind.group,
+        pair_group=kind.pair_group,
+        layered=kind.layered,
+        unit=kind.unit,
+        size=kind.size(cfg) if kind.unit is not None else None,
+        pairs=kind.pairs,
+        through=choices(kind.trace.through) if kind.trace else [],
+        pair_through=choices(kind.trace.pair_through) if kind.trace else [],
+        weight_tokens=kind.write is not None and not kind.write_needs_prompt,
+        prompt_tokens=kind.write is not None,
+        collated=kind.collation is not None,
+        pattern=kind.pair_view is not None,
+        default=kind.default,
     )
 
 

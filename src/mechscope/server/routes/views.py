@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from mechscope.engine.kinds import get_kind, kinds_of
 from mechscope.engine.lens import LensResult, NodeTokens
 from mechscope.server import limits
 from mechscope.server.deps import State
@@ -25,11 +26,8 @@ async def node_detail(req: NodeRequest, state: State) -> NodeDetail:
 
     def work() -> NodeDetail:
         acts = node_activations(state.model, req.prompt, req.node)
-        tokens = (
-            node_tokens(state.model, req.node, req.prompt, req.k)
-            if req.node.kind in ("mlp_neuron", "attn_head")
-            else None
-        )
+        kind = get_kind(req.node.kind, state.model)
+        tokens = node_tokens(state.model, req.node, req.prompt, req.k) if kind.write is not None else None
         return NodeDetail(label=str(req.node), activations=acts, tokens=tokens)
 
     result, _ = await state.worker.run("node:" + req.model_dump_json(), work)
@@ -44,12 +42,17 @@ async def node_weight_tokens(req: NodeTokensRequest, state: State) -> NodeTokens
     from mechscope.engine.lens import node_tokens
     from mechscope.engine.nodes import Node
 
-    if req.kind == "attn_head":
-        raise FieldError(
-            "kind",
-            "a head's output tokens depend on the values it attends to, so they need a prompt: "
-            "POST /api/node with one, or /api/dataset/pattern for a dataset window",
+    kind = get_kind(req.kind, state.model)
+    if kind.write is None or kind.write_needs_prompt:
+        have = ", ".join(
+            k.name for k in kinds_of(state.model) if k.write is not None and not k.write_needs_prompt
         )
+        why = (
+            "depend on the prompt, so they need one: POST /api/node"
+            if kind.write_needs_prompt
+            else "are not defined"
+        )
+        raise FieldError("kind", f"a {kind.label}'s output tokens {why}; from the weights alone: {have}")
     limits.unit(state.model, req.kind, req.layer, req.index, ("layer", "index"))
     limits.at_most(req.k, state.settings.limits.max_k, "k", "max_k")
     node = Node(kind=req.kind, layer=req.layer, index=req.index, token=0)

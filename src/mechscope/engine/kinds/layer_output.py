@@ -1,0 +1,92 @@
+"""A whole attention or MLP layer's output at a token: its write to the residual stream, biases
+included (``L2.attn_out@4``, ``L2.mlp_out@4``). Two kinds from one definition."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from mechscope.engine.kinds.base import Kind, Site, Trace
+from mechscope.engine.metrics import Context, Metrics
+from mechscope.engine.objective import Objective, mlp_input_point
+from mechscope.errors import InputError
+
+if TYPE_CHECKING:
+    from mechscope.engine.nodes import Node
+    from mechscope.models.decoder import HookedDecoder
+
+
+def _kind(name: str, label: str, offset: int) -> Kind:
+    """``offset``: 1 for attention (it writes at rank 2l + 1), 2 for the MLP (2l + 2)."""
+
+    def hook(layer: int) -> str:
+        return f"blocks.{layer}.{name}"
+
+    def points(model: HookedDecoder) -> tuple[list[str], list[str]]:
+        names = [hook(i) for i in range(model.cfg.n_layers)]
+        return names, names
+
+    def metrics(ctx: Context) -> Metrics:
+        """Shapes (layer, pos)."""
+        cfg, n = ctx.model.cfg, ctx.n
+        write, de, te = (torch.zeros(cfg.n_layers, n) for _ in range(3))
+        for i in range(cfg.n_layers):
+            if not ctx.ran(hook(i)) or not ctx.upstream(2 * i + offset):
+                continue
+            x = ctx.rec.acts[hook(i)].float()
+            write[i] = x.norm(dim=-1)
+            de[i] = (x * ctx.g_start.float()).sum(-1)
+            te[i] = (x * ctx.rec.grads[hook(i)].float()).sum(-1)
+        return Metrics(None, write, de, te)
+
+    def site(
+        model: HookedDecoder, layer: int | None, _index: int | list[int] | None, _key: int | None
+    ) -> Site:
+        assert layer is not None
+        return Site(hook(layer), (slice(None),), model.cfg.d_model)
+
+    def trace(
+        model: HookedDecoder,
+        node: Node,
+        through: str | None,
+        _down: Node | None,
+        _freeze: bool,
+        **common: object,
+    ) -> Objective:
+        """The norm of the layer's write at the token (not linear: a norm)."""
+        assert node.layer is not None
+        if through is not None:
+            raise InputError(f"'through' is not used when tracing a layer output ({node})")
+        name, t = hook(node.layer), node.token
+
+        def norm_value(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+            return acts[name][..., 0, t, :].norm(dim=-1)
+
+        start = (
+            f"blocks.{node.layer}.resid_pre"
+            if offset == 1
+            else mlp_input_point(model.cfg.parallel_residual, node.layer)
+        )
+        return Objective(start=start, value=norm_value, read=(name,), stop=name, linear=False, **common)  # type: ignore[arg-type]
+
+    return Kind(
+        name=name,
+        label=label,
+        group="layers",
+        layered=True,
+        unit=None,
+        size=lambda _cfg: 1,
+        rank=lambda layer: 2 * layer + offset,
+        hook=hook,
+        activations=lambda x: x.float().norm(dim=-1, keepdim=True),
+        points=points,
+        metrics=metrics,
+        coords=("layer", "token"),
+        site=site,
+        trace=Trace(trace, through=((None, "trace"),)),
+    )
+
+
+ATTN_OUT = _kind("attn_out", "attention output", 1)
+MLP_OUT = _kind("mlp_out", "MLP output", 2)

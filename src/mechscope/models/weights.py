@@ -1,0 +1,99 @@
+"""Per-unit weight views: what each neuron and head reads from and writes to the residual stream.
+
+Written once here, with a Gemma post-norm's gain folded in where a family has one, so that the
+engine, collation and the dictionaries never re-derive a head's output matrix or a neuron's row.
+Per-layer statistics (write norms, Gram matrices) are cached per model until a weight changes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from mechscope.models.components import Norm
+    from mechscope.models.decoder import HookedDecoder
+
+
+@dataclass
+class LayerWeights:
+    """Weight-only quantities of one layer, with a post-norm's gain folded in (fp32)."""
+
+    down: torch.Tensor  # (d_model, d_mlp): neuron n writes down[:, n] per unit of activation
+    down_norm: torch.Tensor  # (d_mlp,): norm of each neuron's write per unit of activation
+    w_o: torch.Tensor  # (d_model, head, d_head): head h writes w_o[:, h] @ z_h
+    gram: torch.Tensor  # (head, d_head, d_head): W_O,h^T W_O,h, so |W_O,h x| = sqrt(x^T G_h x)
+
+    def write_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``|W_O,h x_h|`` for per-head vectors ``x`` (..., head, d_head), shape (..., head): the
+        norm of what each head writes to the residual stream for ``x``, without a d_model product."""
+        return torch.einsum("...he,hef,...hf->...h", x, self.gram, x).clamp_(min=0).sqrt_()
+
+
+_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[LayerWeights]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def layer_weights(model: HookedDecoder) -> list[LayerWeights]:
+    """Every layer's :class:`LayerWeights`, cached until a weight is replaced or edited in place.
+
+    Column norms of a (d_model, d_mlp) matrix are a strided reduction that costs more than the
+    metrics of a short prompt; they only change when the weights do.
+    """
+    cfg = model.cfg
+    params: list[torch.Tensor] = []
+    for i in range(cfg.n_layers):
+        b = model.block(i)
+        params += [b.mlp.down_proj.weight, b.attn.o_proj.weight]
+        if cfg.sandwich_norms:
+            params += [b.ln1_post.weight, b.ln2_post.weight]
+    key = tuple(v for p in params for v in (p.data_ptr(), p._version))
+    hit = _CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    out = []
+    with torch.no_grad():
+        for i in range(cfg.n_layers):
+            b = model.block(i)
+            down = b.mlp.down_proj.weight.float()
+            w_o = b.attn.w_o_heads().float()
+            if cfg.sandwich_norms:
+                down = down * b.ln2_post.gain().float()[:, None]
+                w_o = w_o * b.ln1_post.gain().float()[:, None, None]
+            gram = torch.einsum("dhe,dhf->hef", w_o, w_o)
+            out.append(LayerWeights(down, down.norm(dim=0), w_o, gram))
+    _CACHE[model] = (key, out)
+    return out
+
+
+def neuron_write(model: HookedDecoder, layer: int, index: int) -> torch.Tensor:
+    """(d_model,): what neuron ``index`` of block ``layer`` adds to the residual stream per unit."""
+    return layer_weights(model)[layer].down[:, index]
+
+
+def head_write(model: HookedDecoder, layer: int, head: int, z: torch.Tensor) -> torch.Tensor:
+    """(..., d_model): what head ``head`` adds to the residual stream for its weighted values ``z``
+    (..., d_head)."""
+    return z.float() @ layer_weights(model)[layer].w_o[:, head].T
+
+
+@dataclass
+class Reader:
+    """How a unit reads the residual stream: ``row . norm(resid)``."""
+
+    norm: Norm  # the norm its input passes through
+    row: torch.Tensor  # (d_model,)
+
+    def direction(self) -> torch.Tensor:
+        """The residual direction it reads, through the norm's gain (the scale frozen)."""
+        return (self.row * self.norm.gain()).detach()
+
+
+def neuron_reader(model: HookedDecoder, layer: int, index: int) -> Reader:
+    """Neuron ``index`` of block ``layer``: its pre-activation row through ``ln2``."""
+    block = model.block(layer)
+    return Reader(block.ln2, block.mlp.in_rows()[index])
