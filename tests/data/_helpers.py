@@ -11,8 +11,8 @@ import torch
 from mechscope.data.collate import CollationState
 from mechscope.data.corpora import Windows, make_windows, open_corpus
 from mechscope.data.store import DATABASE
-from mechscope.models.weights import layer_weights
 from mechscope.models.decoder import HookedDecoder
+from mechscope.models.weights import layer_weights
 
 WORDS = [
     *[
