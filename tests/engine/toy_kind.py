@@ -43,7 +43,9 @@ def _site(model: HookedDecoder, layer: int | None, index: int | list[int] | None
     return Site(_hook(layer), ([index] if isinstance(index, int) else list(index),), 1)
 
 
-def _feed(_model: HookedDecoder, layer: int, stash: dict[str, torch.Tensor]) -> tuple[torch.Tensor, None, None]:
+def _feed(
+    _model: HookedDecoder, layer: int, stash: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, None, None]:
     return stash[_hook(layer)].float(), None, None
 
 

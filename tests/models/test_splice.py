@@ -42,7 +42,11 @@ def test_splice_keeps_logits_names_its_points_and_unsplices() -> None:
     clean = model(tokens)
     with model.spliced("blocks.1.resid_mid", Recon(model.cfg.d_model), "sae"):
         names = model.hook_names()
-        assert {"blocks.1.resid_mid.sae.acts", "blocks.1.resid_mid.sae.recon", "blocks.1.resid_mid.sae.error"} <= set(names)
+        assert {
+            "blocks.1.resid_mid.sae.acts",
+            "blocks.1.resid_mid.sae.recon",
+            "blocks.1.resid_mid.sae.error",
+        } <= set(names)
         logits, cache = model.run_with_cache(tokens, names="blocks.1.resid_mid.sae.*")
         torch.testing.assert_close(logits, clean, atol=1e-5, rtol=1e-5)
         assert cache["blocks.1.resid_mid.sae.acts"].shape == (1, 5, 3)
