@@ -69,9 +69,9 @@ def test_splice_keeps_logits_names_its_points_and_unsplices() -> None:
 
 def test_splice_errors_name_the_problem() -> None:
     model = tiny_model("llama")
-    with pytest.raises(HookError, match="no hook point named 'blocks.9.resid_mid'"):
+    with pytest.raises(HookError, match=r"no hook point named 'blocks\.9\.resid_mid'"):
         model.splice("blocks.9.resid_mid", nn.Identity(), "x")
     with pytest.raises(HookError, match="must be a Python identifier"):
         model.splice("blocks.0.resid_mid", nn.Identity(), "a.b")
-    with pytest.raises(HookError, match="nothing is spliced in at 'blocks.0.resid_mid' as 'x'"):
+    with pytest.raises(HookError, match=r"nothing is spliced in at 'blocks\.0\.resid_mid' as 'x'"):
         model.unsplice("blocks.0.resid_mid", "x")
