@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from mechscope.data import stats
+from mechscope.data.schema import build_tables
 from mechscope.data.stats import Moments
 from mechscope.engine.kinds import Collation, Kind, get_kind, kinds_of
 from mechscope.errors import InputError
@@ -426,7 +427,6 @@ def checkpoint(
     """Make ``state`` durable; with ``preview``, also write a database of it when the shards done
     are a power of two (O(log n) writes in all, so early previews come fast and the total cost
     stays small) and the collation is not about to finish."""
-    from mechscope.data.schema import build_tables
 
     workspace.save_state(state.arrays(), state.done)
     shards = state.done // cfg.shard_windows
@@ -446,7 +446,6 @@ def finish(
     attribution: str | None,
 ) -> Path:
     """Write the finished ``state`` as the dataset (tables, Parquet, DuckDB) and mark it done."""
-    from mechscope.data.schema import build_tables
 
     meta = _meta(model, windows, cfg, corpus_name, attribution, windows.n)
     workspace.write_dataset(build_tables(state, windows, model, meta))

@@ -9,6 +9,8 @@ import torch
 from fastapi import APIRouter
 
 from mechscope.engine.kinds import Kind, get_kind, kinds_of
+from mechscope.engine.lens import node_tokens
+from mechscope.engine.nodes import Node
 from mechscope.server import limits
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError
@@ -107,8 +109,6 @@ async def dataset_node(req: DatasetNodeRequest, state: State) -> DatasetNode:
 async def dataset_pattern(req: PatternRequest, state: State) -> HeadPattern:
     """A head on one dataset window (one forward): its attention (query x key), each pair's write,
     the marked query's strongest key, and what the head's write there promotes and suppresses."""
-    from mechscope.engine.lens import node_tokens
-    from mechscope.engine.nodes import Node
 
     ds = _ready(state)
     lim = state.settings.limits

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from mechscope.engine.compare import Run
+from mechscope.engine.attribution import attribute
+from mechscope.engine.compare import Run, compare
 from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
 from mechscope.engine.kinds import get_kind
-from mechscope.engine.verify import Verification
+from mechscope.engine.verify import Verification, verify
 from mechscope.errors import InputError
 from mechscope.server import limits
 from mechscope.server.deps import State
@@ -70,8 +71,6 @@ def _runs(req: DebugRequest) -> tuple[Run, Run]:
 
 
 def debug_result(model: HookedDecoder, req: DebugRequest) -> DebugResponse:
-    from mechscope.engine.attribution import attribute
-    from mechscope.engine.compare import compare
 
     start = time.perf_counter()
     d = direction(req)
@@ -95,9 +94,6 @@ def debug_result(model: HookedDecoder, req: DebugRequest) -> DebugResponse:
 
 
 def verify_result(model: HookedDecoder, req: VerifyRequest) -> Verification:
-    from mechscope.engine.attribution import attribute
-    from mechscope.engine.compare import compare
-    from mechscope.engine.verify import verify
 
     d = direction(req)
     if not req.interventions and req.prompt2 is None:

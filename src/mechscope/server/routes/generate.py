@@ -6,6 +6,7 @@ import time
 
 from fastapi import APIRouter
 
+from mechscope.engine.interventions import intervention_hooks
 from mechscope.server import limits
 from mechscope.server.deps import State
 from mechscope.server.schemas import GenerateRequest, GenerateResponse, TokenInfo
@@ -17,7 +18,6 @@ router = APIRouter(tags=["generate"])
 async def generate(req: GenerateRequest, state: State) -> GenerateResponse:
     """Continue the prompt; interventions without positions apply to every generated token too,
     those with explicit positions to the prompt's tokens only."""
-    from mechscope.engine.interventions import intervention_hooks
 
     model, lim = state.model, state.settings.limits
     n = limits.prompt_tokens(model, req.prompt, "prompt", lim)

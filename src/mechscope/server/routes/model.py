@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mechscope.engine.kinds import Kind, kinds_of
+from mechscope.errors import InputError
 from mechscope.models.config import ModelConfig
 from mechscope.server.deps import State
 from mechscope.server.schemas import (
@@ -67,7 +68,6 @@ def kind_info(kind: Kind, cfg: ModelConfig) -> KindInfo:
 @router.post("/tokenize")
 def tokenize(req: TokenizeRequest, state: State) -> TokenizeResponse:
     """Token ids and their strings, as the model sees ``text`` (the live preview of the editors)."""
-    from mechscope.errors import InputError
 
     tok = state.model.tokenizer
     if tok is None:

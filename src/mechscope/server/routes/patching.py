@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mechscope.engine.patching import PatchingResult
+from mechscope.engine.directions import LogitDiff
+from mechscope.engine.patching import PatchingResult, patch
 from mechscope.server import limits
 from mechscope.server.deps import State
 from mechscope.server.schemas import PatchRequest
@@ -16,8 +17,6 @@ router = APIRouter(tags=["patching"])
 async def patch_sweep(req: PatchRequest, state: State) -> PatchingResult:
     """Patch each site from the clean prompt into the corrupted one (activation patching), or
     estimate it linearly from one forward-backward pair (attribution patching, the default)."""
-    from mechscope.engine.directions import LogitDiff
-    from mechscope.engine.patching import patch
 
     lim = state.settings.limits
     limits.prompt_tokens(state.model, req.clean, "clean", lim)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mechscope.engine.kinds import get_kind, kinds_of
-from mechscope.engine.lens import LensResult, NodeTokens
+from mechscope.engine.lens import LensResult, NodeTokens, logit_lens, node_activations, node_tokens
+from mechscope.engine.nodes import Node
 from mechscope.server import limits
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError
@@ -18,7 +19,6 @@ router = APIRouter(tags=["views"])
 async def node_detail(req: NodeRequest, state: State) -> NodeDetail:
     """A node's activation at every token of the prompt, and the tokens it promotes, suppresses
     and (neurons) is driven by."""
-    from mechscope.engine.lens import node_activations, node_tokens
 
     lim = state.settings.limits
     limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
@@ -39,8 +39,6 @@ async def node_weight_tokens(req: NodeTokensRequest, state: State) -> NodeTokens
     """A neuron's promoted and suppressed output tokens and its driving input tokens, from the
     weights alone. A head has no such answer: what it writes depends on the values it attends to,
     so its output tokens need a prompt (POST /api/node) or a dataset window (/api/dataset/pattern)."""
-    from mechscope.engine.lens import node_tokens
-    from mechscope.engine.nodes import Node
 
     kind = get_kind(req.kind, state.model)
     if kind.write is None or kind.write_needs_prompt:
@@ -65,7 +63,6 @@ async def node_weight_tokens(req: NodeTokensRequest, state: State) -> NodeTokens
 @router.post("/lens")
 async def lens(req: LensRequest, state: State) -> LensResult:
     """Logit lens: every layer's residual stream through the final norm and unembedding, top-k per position."""
-    from mechscope.engine.lens import logit_lens
 
     lim = state.settings.limits
     limits.prompt_tokens(state.model, req.prompt, "prompt", lim)
