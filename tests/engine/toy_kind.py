@@ -52,6 +52,7 @@ def _feed(
 TOY = Kind(
     name="resid_dim",
     label="residual coordinate",
+    value_label="coordinate value",
     group="coordinates",
     layered=True,
     unit="coordinate",

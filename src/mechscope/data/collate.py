@@ -259,7 +259,8 @@ class CollationState:
     def __init__(self, model: HookedDecoder, cfg: CollateConfig) -> None:
         c = model.cfg
         self.kinds = {
-            k.name: KindState(k, c.n_layers, k.size(c), cfg)
+            # A kind without layers (a dictionary's latents) is stored as layer 0.
+            k.name: KindState(k, c.n_layers if k.layered else 1, k.size(c), cfg)
             for k in kinds_of(model)
             if k.collation is not None
         }
@@ -303,7 +304,7 @@ def _hooks(model: HookedDecoder, state: CollationState, w0: list[int]) -> list[t
         kind = get_kind(ks.kind, model)
         assert kind.collation is not None
         rule = kind.collation
-        for layer in range(model.cfg.n_layers):
+        for layer in range(ks.layers):
             points = rule.points(layer)
             stash: dict[str, torch.Tensor] = {}
 

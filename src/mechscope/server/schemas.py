@@ -39,8 +39,11 @@ class KindInfo(BaseModel):
 
     name: str
     label: str
+    value_label: str = Field(description="what its activation is, for people")
     group: str = Field(description="the node table's filter group of its unit nodes")
+    group_label: str = Field(description="how the node table's filter names the group")
     pair_group: str | None = Field(description="filter group of its (query, key) pair nodes; None: no pairs")
+    pair_group_label: str | None
     layered: bool
     unit: str | None = Field(description="noun of one index; None when nodes have no index")
     size: int | None = Field(description="indices per layer; None when nodes have no index")

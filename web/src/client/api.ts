@@ -20,6 +20,8 @@ export type TokenScore = Schemas["TokenScore"];
 export type CandidatePair = Schemas["CandidatePair"];
 export type TokenEffects = Schemas["TokenEffects"];
 export type Through = NonNullable<Schemas["Trace"]["through"]>;
+export type KindInfo = Schemas["KindInfo"];
+export type ThroughChoice = Schemas["ThroughChoice"];
 export type ErrorBody = Schemas["ErrorBody"];
 
 /** A non-2xx answer: the server's ErrorBody message and field, or a description of what came back. */

@@ -610,6 +610,11 @@ export interface components {
              * @description the node table's filter group of its unit nodes
              */
             group: string;
+            /**
+             * Group Label
+             * @description how the node table's filter names the group
+             */
+            group_label: string;
             /** Label */
             label: string;
             /** Layered */
@@ -621,6 +626,8 @@ export interface components {
              * @description filter group of its (query, key) pair nodes; None: no pairs
              */
             pair_group: string | null;
+            /** Pair Group Label */
+            pair_group_label: string | null;
             /** Pair Through */
             pair_through: components["schemas"]["ThroughChoice"][];
             /** Pairs */
@@ -650,6 +657,11 @@ export interface components {
              * @description noun of one index; None when nodes have no index
              */
             unit: string | null;
+            /**
+             * Value Label
+             * @description what its activation is, for people
+             */
+            value_label: string;
             /**
              * Weight Tokens
              * @description POST /api/node/tokens answers from the weights alone

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { NodeRow } from "../client/api";
-import { NODE_GROUPS } from "./nodes";
-import { pairedRows, queryRows, singleRows } from "./nodeTable";
+import type { KindInfo, NodeRow } from "../client/api";
+import kindsFixture from "../test/fixtures/kinds.json";
+import { pairedRows, queryRows as query, singleRows, type RowQuery, type TableRow } from "./nodeTable";
 import { parseNode } from "./nodes";
+
+const kinds = kindsFixture as KindInfo[];
+const queryRows = (r: TableRow[], q: RowQuery) => query(r, q, kinds);
 
 const row = (label: string, total: number, token = " to", activation: number | null = null, key_token: string | null = null): NodeRow => ({
   node: parseNode(label)!,
@@ -22,7 +25,7 @@ const rows = singleRows([
   row("L23.attn_head.3@13", 2.99, " to", 12.7),
   row("L9.mlp_neuron.200@0", -1.2, "When", -0.1),
 ]);
-const all = { groups: NODE_GROUPS, filter: "" };
+const all = { groups: null, filter: "" };
 const labels = (r: { label: string }[]) => r.map((x) => x.label);
 
 describe("node table", () => {
@@ -48,8 +51,8 @@ describe("node table", () => {
     expect(labels(queryRows(rows, { ...q, groups: ["heads", "neurons"], filter: "" }))).toEqual([
       "L23.attn_head.3@13", "L9.mlp_neuron.200@0",
     ]);
-    expect(labels(queryRows(rows, { ...q, groups: NODE_GROUPS, filter: "mary" }))).toEqual(["embedding@1", "L0.attn_out@1"]);
-    expect(labels(queryRows(rows, { ...q, groups: NODE_GROUPS, filter: "john" }))).toEqual(["L23.attn_head.3@13<-9"]);
+    expect(labels(queryRows(rows, { ...q, groups: null, filter: "mary" }))).toEqual(["embedding@1", "L0.attn_out@1"]);
+    expect(labels(queryRows(rows, { ...q, groups: null, filter: "john" }))).toEqual(["L23.attn_head.3@13<-9"]);
     expect(queryRows(rows, { ...q, groups: [], filter: "" })).toEqual([]);
   });
 

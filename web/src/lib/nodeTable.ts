@@ -1,6 +1,6 @@
 /** Rows of the node tables (one run, or two runs paired), their sorting and filtering. */
-import type { Node, NodePair, NodeRow } from "../client/api";
-import { nodeGroup, type NodeGroup } from "./nodes";
+import type { KindInfo, Node, NodePair, NodeRow } from "../client/api";
+import { nodeGroup } from "./kinds";
 import type { SortColumn } from "./urlState";
 
 export interface TableRow {
@@ -65,7 +65,8 @@ export function pairedRows(pairs: NodePair[]): TableRow[] {
 }
 
 export interface RowQuery {
-  groups: NodeGroup[];
+  /** filter groups shown (lib/kinds.ts nodeGroup); null = every group */
+  groups: string[] | null;
   filter: string;
   sort: SortColumn;
   desc: boolean;
@@ -80,11 +81,11 @@ function sortValue(r: TableRow, col: SortColumn): number | string | null {
 }
 
 /** Filter by node group and text (label or token, case-insensitive), then sort; nulls always last. */
-export function queryRows(rows: TableRow[], q: RowQuery): TableRow[] {
+export function queryRows(rows: TableRow[], q: RowQuery, kinds: KindInfo[] | null): TableRow[] {
   const text = q.filter.trim().toLowerCase();
   const kept = rows.filter(
     (r) =>
-      q.groups.includes(nodeGroup(r.node)) &&
+      (q.groups === null || q.groups.includes(nodeGroup(r.node, kinds))) &&
       (!text ||
         r.label.toLowerCase().includes(text) ||
         r.token.toLowerCase().includes(text) ||

@@ -44,8 +44,10 @@ describe("URL state", () => {
 
   it("leaves defaults out of the URL and survives junk", () => {
     expect(encodeState({ ...DEFAULT_STATE, prompt: "hi" })).toBe("prompt=hi");
-    const s = decodeState("?prompt=hi&k=abc&sort=bogus&ablate=nonsense&iv=%7Bbroken&through=query&kinds=foo");
-    expect(s).toEqual({ ...DEFAULT_STATE, prompt: "hi" });
+    const s = decodeState("?prompt=hi&k=abc&sort=bogus&ablate=nonsense&iv=%7Bbroken&through=query&kinds=Foo!&show=%20");
+    expect(s).toEqual({ ...DEFAULT_STATE, prompt: "hi", groups: [] });
+    // A well-formed kind name travels as it is: which kinds exist is the server's to say (a 422 names them).
+    expect(toRequest(decodeState("?prompt=hi&target=a&kinds=foo,mlp_neuron")).kinds).toEqual(["foo", "mlp_neuron"]);
   });
 
   it("sends a trace instead of targets while tracing, and names the right pane", () => {

@@ -1,6 +1,6 @@
 /** The whole Debugger view lives in the URL: encode/decode it, and derive the API request from it. */
-import type { DebugRequest, Intervention, Node, NodeKind, Through } from "../client/api";
-import { NODE_GROUPS, NODE_KINDS, ablatedNode, ablation, formatNode, parseNode, type NodeGroup } from "./nodes";
+import type { DebugRequest, Intervention, Node, Through } from "../client/api";
+import { ablatedNode, ablation, formatNode, parseNode } from "./nodes";
 
 export type SortColumn =
   | "label" | "token" | "activation" | "write_norm" | "direct_effect" | "total_effect" | "left" | "diff" | "right";
@@ -8,7 +8,10 @@ export const SORT_COLUMNS: SortColumn[] = [
   "label", "token", "activation", "write_norm", "direct_effect", "total_effect", "left", "diff", "right",
 ];
 export type HeatMode = "direct" | "total";
-const THROUGH: Through[] = ["pre", "post", "query", "key", "query_key", "value"];
+// Names are checked by shape only: which kinds, groups and trace choices exist is the server's
+// registry's to say (GET /api/model), and a request naming an unknown one gets a 422 naming it.
+const NAME = /^[a-z][a-z0-9_]*$/;
+const names = (v: string | null): string[] => (v ?? "").split(",").filter((x) => NAME.test(x));
 
 export interface DebugState {
   prompt: string;
@@ -20,11 +23,13 @@ export interface DebugState {
   interventions: Intervention[];
   trace: Node | null;
   through: Through | null;
-  kinds: NodeKind[];
+  /** node kinds to score; null = the server's default kinds */
+  kinds: string[] | null;
   k: number;
   sort: SortColumn;
   desc: boolean;
-  groups: NodeGroup[];
+  /** node-table filter groups shown; null = all */
+  groups: string[] | null;
   filter: string;
   heat: HeatMode;
 }
@@ -38,16 +43,14 @@ export const DEFAULT_STATE: DebugState = {
   interventions: [],
   trace: null,
   through: null,
-  kinds: [...NODE_KINDS],
+  kinds: null,
   k: 10,
   sort: "total_effect",
   desc: true,
-  groups: [...NODE_GROUPS],
+  groups: null,
   filter: "",
   heat: "total",
 };
-
-const sameSet = <T,>(a: T[], b: T[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 export function encodeState(s: DebugState): string {
   const p = new URLSearchParams();
@@ -67,10 +70,10 @@ export function encodeState(s: DebugState): string {
   if (other.length) p.set("iv", JSON.stringify(other));
   if (s.trace) p.set("trace", formatNode(s.trace));
   if (s.trace && s.through) p.set("through", s.through);
-  if (!sameSet(s.kinds, NODE_KINDS)) p.set("kinds", s.kinds.join(","));
+  if (s.kinds !== null) p.set("kinds", s.kinds.join(","));
   if (s.k !== DEFAULT_STATE.k) p.set("k", String(s.k));
   if (s.sort !== DEFAULT_STATE.sort || s.desc !== DEFAULT_STATE.desc) p.set("sort", `${s.desc ? "-" : ""}${s.sort}`);
-  if (!sameSet(s.groups, NODE_GROUPS)) p.set("show", s.groups.join(","));
+  if (s.groups !== null) p.set("show", s.groups.join(","));
   if (s.filter) p.set("filter", s.filter);
   if (s.heat !== DEFAULT_STATE.heat) p.set("heat", s.heat);
   return p.toString();
@@ -83,7 +86,7 @@ function int(v: string | null, fallback: number): number {
 
 export function decodeState(search: string): DebugState {
   const p = new URLSearchParams(search);
-  const s: DebugState = { ...DEFAULT_STATE, kinds: [...NODE_KINDS], groups: [...NODE_GROUPS] };
+  const s: DebugState = { ...DEFAULT_STATE };
   s.prompt = p.get("prompt") ?? "";
   s.prompt2 = p.get("prompt2");
   s.targets = p.getAll("target");
@@ -105,9 +108,9 @@ export function decodeState(search: string): DebugState {
   }
   s.interventions = ivs;
   s.trace = parseNode(p.get("trace") ?? "");
-  const through = p.get("through") as Through | null;
-  s.through = s.trace && through && THROUGH.includes(through) ? through : null;
-  const kinds = (p.get("kinds") ?? "").split(",").filter((k): k is NodeKind => NODE_KINDS.includes(k as NodeKind));
+  const through = p.get("through");
+  s.through = s.trace && through && NAME.test(through) ? through : null;
+  const kinds = names(p.get("kinds"));
   if (kinds.length) s.kinds = kinds;
   s.k = Math.max(1, int(p.get("k"), DEFAULT_STATE.k));
   const sort = p.get("sort");
@@ -120,7 +123,7 @@ export function decodeState(search: string): DebugState {
     }
   }
   const show = p.get("show");
-  if (show !== null) s.groups = show.split(",").filter((g): g is NodeGroup => NODE_GROUPS.includes(g as NodeGroup));
+  if (show !== null) s.groups = names(show);
   s.filter = p.get("filter") ?? "";
   s.heat = p.get("heat") === "direct" ? "direct" : "total";
   return s;
@@ -142,7 +145,7 @@ export function toRequest(s: DebugState): DebugRequest {
   }
   if (s.position !== -1) req.position = s.position;
   if (s.interventions.length) req.interventions = s.interventions;
-  if (!sameSet(s.kinds, NODE_KINDS)) req.kinds = s.kinds;
+  if (s.kinds !== null) req.kinds = s.kinds;
   return req;
 }
 

@@ -53,7 +53,7 @@ describe("Debugger page", () => {
     });
     expect(new URLSearchParams(window.location.search).get("sort")).toBe("-activation");
     await userEvent.click(screen.getByLabelText(/^neurons/));
-    expect(new URLSearchParams(window.location.search).get("show")).toBe("heads,pairs,layers,embeddings");
+    expect(new URLSearchParams(window.location.search).get("show")).toBe("heads,pairs,embeddings,layers"); // the registry's order
     expect(window.history.length).toBe(before);
     const kinds = within(screen.getByTestId("node-table")).getAllByTestId("node-row").map((r) => r.dataset.kind);
     expect(kinds).not.toContain("mlp_neuron");

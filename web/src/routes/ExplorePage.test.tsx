@@ -71,7 +71,7 @@ describe("ExplorePage", () => {
     render(<App />);
     const table = await screen.findByTestId("token-nodes");
     const labels = () => within(table).getAllByTestId("token-node").map((r) => r.dataset.label);
-    expect(labels()).toEqual(["L2.N1475", "L8.H3", "L12.N866"]);
+    await waitFor(() => expect(labels()).toEqual(["L2.N1475", "L8.H3", "L12.N866"])); // short labels once the kinds are known
     await waitFor(() => expect(within(table).getByRole("link", { name: "L8.H3" })).toHaveAttribute("href", "/node/TestModel/attn_head/8/3"));
     expect(within(table).getByRole("link", { name: "L2.N1475" })).toHaveAttribute("href", "/node/TestModel/mlp_neuron/2/1475");
     const row = within(table).getAllByTestId("token-node")[1]!;

@@ -10,24 +10,17 @@ import { PromptForm } from "../components/Node/PromptForm";
 import { WeightTokens } from "../components/Node/TokenLists";
 import { useModelInfo, useResource } from "../hooks/useApi";
 import { navigate } from "../hooks/useLocation";
+import { kindOf } from "../lib/kinds";
 import { formatNode } from "../lib/nodes";
 import { encodeState, DEFAULT_STATE } from "../lib/urlState";
 import { nodePath, parseNodeRoute, withPrompt, type NodeRoute } from "./nodeHref";
-
-const KIND_NAME: Record<string, string> = {
-  mlp_neuron: "MLP neuron",
-  attn_head: "attention head",
-  attn_out: "attention layer output",
-  mlp_out: "MLP layer output",
-  embedding: "token embedding",
-};
 
 /** The node's label: `L3.mlp_neuron.7`, and `@token` only when it is on a prompt. */
 const label = (r: NodeRoute) => (r.prompt !== null ? formatNode(r.node) : formatNode(r.node).replace(/@\d+$/, ""));
 
 export function NodePage({ path, search }: { path: string; search: string }) {
-  const route = parseNodeRoute(path, search);
   const model = useModelInfo();
+  const route = parseNodeRoute(path, search, model?.kinds ?? null);
   // A path that names a model waits for the served model's name before asking anything of it.
   const waiting = "node" in route && route.model !== null && model === null;
   const wrongModel = "node" in route && route.model !== null && model !== null && model.name !== "" && route.model !== model.name;
@@ -38,14 +31,15 @@ export function NodePage({ path, search }: { path: string; search: string }) {
   if ("error" in route) return <div className="page box">{route.error}</div>;
   const { node, prompt } = route;
   const back = prompt !== null ? "/?" + encodeState({ ...DEFAULT_STATE, prompt }) : "/";
-  const unit = (node.kind === "mlp_neuron" || node.kind === "attn_head") && node.layer != null && node.index != null
-    ? { kind: node.kind, layer: node.layer, index: node.index } : null;
+  const kind = kindOf(model?.kinds ?? null, node.kind);
+  // A unit: a node with an index (a neuron, a head, a latent), with neighbours and dataset examples.
+  const unit = kind?.unit != null && node.index != null ? { kind, layer: node.layer ?? null, index: node.index } : null;
   const d = prompt !== null ? r.data : null;
   return (
     <div className="page node-page" data-testid="node-page">
       <div className="page-head">
         <h2>
-          <span className="mono">{label(route)}</span> <span className="muted kind-name">{KIND_NAME[node.kind]}</span>
+          <span className="mono">{label(route)}</span> <span className="muted kind-name">{kind?.label ?? node.kind}</span>
         </h2>
         <Link href={back} className="btn small">
           {prompt !== null ? "← Debugger with this prompt" : "← Debugger"}
@@ -64,18 +58,19 @@ export function NodePage({ path, search }: { path: string; search: string }) {
               {node.key != null ? ` ← key ${node.key}` : ""}
             </div>
           ) : (
-            !unit && <p className="muted">This node page needs a prompt: only neurons and heads have dataset examples.</p>
+            !unit?.kind.collated && <p className="muted">This node page needs a prompt: this kind of node has no dataset examples.</p>
           )}
           {r.error && <ErrorBox error={r.error} />}
-          {d && <OnPrompt d={d} node={node} stale={r.loading} onPick={(i) => navigate(withPrompt(path, prompt, i))} />}
-          {unit?.kind === "mlp_neuron" && <WeightTokens layer={unit.layer} index={unit.index} />}
-          {unit?.kind === "attn_head" && prompt === null && (
+          {d && <OnPrompt d={d} node={node} kind={kind} stale={r.loading} onPick={(i) => navigate(withPrompt(path, prompt, i))} />}
+          {unit?.kind.weight_tokens && <WeightTokens kind={unit.kind.name} layer={unit.layer} index={unit.index} />}
+          {unit && unit.kind.prompt_tokens && !unit.kind.weight_tokens && prompt === null && (
             <p className="box muted small" data-testid="head-tokens-note">
-              A head has no output tokens of its own: what it writes depends on the values it attends to. Run it on a
-              prompt above, or open the from/to view of an example below, to see what it promotes and suppresses there.
+              A {unit.kind.unit} has no output tokens of its own: what it writes depends on its input. Run it on a
+              prompt above{unit.kind.pattern ? ", or open the from/to view of an example below," : ""} to see what it
+              promotes and suppresses there.
             </p>
           )}
-          {unit && <DatasetSection {...unit} />}
+          {unit?.kind.collated && <DatasetSection kind={unit.kind} layer={unit.layer ?? 0} index={unit.index} />}
         </>
       )}
     </div>
@@ -89,7 +84,7 @@ function WrongModel({ route, model, search }: { route: NodeRoute; model: ModelIn
     <div className="box error-box" role="alert" data-testid="wrong-model">
       <strong>This link is for another model.</strong>
       <div>
-        It names the model <code>{route.model}</code>, but this server serves <code>{served}</code>: its neurons and heads are
+        It names the model <code>{route.model}</code>, but this server serves <code>{served}</code>: its units are
         not the same ones.
       </div>
       <Link href={here}>Open {label(route)} of {served} instead</Link>

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { neighbourHref, nodeHref, nodePath, parseNodeRoute, withPrompt } from "./nodeHref";
+import type { KindInfo } from "../client/api";
+import kindsFixture from "../test/fixtures/kinds.json";
+
+const kinds = kindsFixture as KindInfo[];
 
 const GGUF = "SmolLM2-135M-Instruct.Q4_1";
 
@@ -19,8 +23,9 @@ describe("node page paths", () => {
 
   it("refuses what is not a node page", () => {
     for (const path of ["/node/", "/node/M/neuron/1/2", "/node/M/mlp_neuron/a/2", "/node/a/b/mlp_neuron/1/2", "/node/%E0%A4%A/mlp_neuron/1/2"]) {
-      expect(parseNodeRoute(path, ""), path).toHaveProperty("error");
+      expect(parseNodeRoute(path, "", kinds), path).toHaveProperty("error");
     }
+    expect(parseNodeRoute("/node/M/neuron/1/2", "")).toHaveProperty("node"); // kinds not known yet: the shape alone
     expect(parseNodeRoute("/node/M/mlp_neuron/1/2", "?prompt=hi")).toEqual({ error: "the node page needs ?token=<position> with a prompt" });
   });
 

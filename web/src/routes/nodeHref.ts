@@ -1,8 +1,9 @@
-import type { Node, NodeKind } from "../client/api";
+import type { KindInfo, Node } from "../client/api";
+import { kindOf } from "../lib/kinds";
 
 /** The path of a node page: `/node/<model>/<kind>/<layer>/<index>` (the model URL-encoded; "-" for a
  * missing layer or index), or the model-less `/node/<kind>/<layer>/<index>` when the model has no name. */
-export function nodePath(kind: NodeKind, layer: number | null, index: number | null, model: string | null): string {
+export function nodePath(kind: string, layer: number | null, index: number | null, model: string | null): string {
   const unit = `${kind}/${layer ?? "-"}/${index ?? "-"}`;
   return model ? `/node/${encodeURIComponent(model)}/${unit}` : `/node/${unit}`;
 }
@@ -14,8 +15,6 @@ export function nodeHref(n: Node, prompt: string, model: string | null): string 
   return `${nodePath(n.kind, n.layer ?? null, n.index ?? null, model)}?${q.toString()}`;
 }
 
-const KINDS: NodeKind[] = ["mlp_neuron", "attn_head", "embedding", "attn_out", "mlp_out"];
-
 export interface NodeRoute {
   node: Node;
   /** the model the path names (null in the model-less form) */
@@ -25,10 +24,11 @@ export interface NodeRoute {
 }
 
 /** The node a node page's path names, its model and its prompt. Both path forms are accepted:
- * `/node/<model>/<kind>/<layer>/<index>` (canonical) and `/node/<kind>/<layer>/<index>`. */
-export function parseNodeRoute(path: string, search: string): NodeRoute | { error: string } {
-  const m = /^\/node\/(?:([^/]+)\/)?([a-z_]+)\/(-|\d+)\/(-|\d+)\/?$/.exec(path);
-  if (!m || !KINDS.includes(m[2] as NodeKind)) return { error: `not a node page: ${path}` };
+ * `/node/<model>/<kind>/<layer>/<index>` (canonical) and `/node/<kind>/<layer>/<index>`. The kind is
+ * checked against the served model's kinds once they are known (null: not yet). */
+export function parseNodeRoute(path: string, search: string, kinds: KindInfo[] | null = null): NodeRoute | { error: string } {
+  const m = /^\/node\/(?:([^/]+)\/)?([a-z][a-z0-9_]*)\/(-|\d+)\/(-|\d+)\/?$/.exec(path);
+  if (!m || (kinds !== null && !kindOf(kinds, m[2]!))) return { error: `not a node page: ${path}` };
   let model: string | null = null;
   if (m[1] !== undefined) {
     try {
@@ -43,14 +43,14 @@ export function parseNodeRoute(path: string, search: string): NodeRoute | { erro
   const token = num(q.get("token"));
   if (prompt !== null && (token === null || Number.isNaN(token))) return { error: "the node page needs ?token=<position> with a prompt" };
   return {
-    node: { kind: m[2] as NodeKind, layer: num(m[3]), index: num(m[4]), token: token ?? 0, key: num(q.get("key")) },
+    node: { kind: m[2]!, layer: num(m[3]), index: num(m[4]), token: token ?? 0, key: num(q.get("key")) },
     model,
     prompt,
   };
 }
 
 /** The same page for another layer/index of the same kind, keeping the query (prompt, token, key). */
-export function neighbourHref(kind: NodeKind, layer: number, index: number, search: string, model: string | null): string {
+export function neighbourHref(kind: string, layer: number | null, index: number, search: string, model: string | null): string {
   return nodePath(kind, layer, index, model) + search;
 }
 

@@ -1,10 +1,11 @@
 /** A fetch mock answering the API from fixtures; records the requests. */
 import { vi } from "vitest";
 import single from "./fixtures/debug-single.json";
+import kinds from "./fixtures/kinds.json";
 
 export const MODEL = {
   name: "TestModel", architecture: "llama", weights: "test", n_layers: 30, n_heads: 9, n_kv_heads: 3,
-  d_model: 576, d_mlp: 1536, d_vocab: 49152, n_ctx: 8192, node_kinds: [],
+  d_model: 576, d_mlp: 1536, d_vocab: 49152, n_ctx: 8192, kinds,
   limits: { max_prompt_tokens: 256, max_k: 100, max_verify: 50, max_new_tokens: 128, max_batch: 16 },
 };
 

@@ -91,7 +91,8 @@ class Kind:
 
     name: str  # as in node strings: L3.{name}.12@5
     label: str  # for people: "MLP neuron"
-    group: str  # the node table's filter group of its unit nodes
+    value_label: str  # what its activation is, for people: "neuron activation", "head output norm |z|"
+    group: str  # the node table's filter group of its unit nodes (a name that URLs keep)
     layered: bool  # nodes have a layer
     unit: str | None  # noun of one index ("neuron"); None when nodes have no index
     size: Callable[[ModelConfig], int]  # indices per layer (1 when nodes have no index)
@@ -108,6 +109,8 @@ class Kind:
     pairs: bool = False  # nodes may carry a key: a (query, key) pair of an attention head
     pair_coords: Coords = ()  # dimensions of its pair metric tensors
     pair_group: str | None = None
+    group_label: str | None = None  # how the filter shows ``group`` (default: the name)
+    pair_group_label: str | None = None
     pattern_point: Callable[[int], str] | None = None  # (batch, unit, pos, kv_pos) attention of layer l
     pair_view: Callable[..., Any] | None = None  # one unit's (query, key) view on a sequence
     write: Callable[..., torch.Tensor] | None = None  # (model, node, ids | None) -> (d_model,) write

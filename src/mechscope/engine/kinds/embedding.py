@@ -51,7 +51,8 @@ def _token_rows(m: Metrics) -> list[TokenRow]:
 
 KIND = Kind(
     name="embedding",
-    label="embedding",
+    label="token embedding",
+    value_label="embedding norm",
     group="embeddings",
     layered=False,
     unit=None,

@@ -280,6 +280,7 @@ def _token_rows(m: Metrics) -> list[TokenRow]:
 KIND = Kind(
     name="attn_head",
     label="attention head",
+    value_label="head output norm |z|",
     group="heads",
     layered=True,
     unit="head",
@@ -299,6 +300,7 @@ KIND = Kind(
     pairs=True,
     pair_coords=("layer", "index", "token", "key"),
     pair_group="pairs",
+    pair_group_label="head pairs",
     pattern_point=_pattern,
     pair_view=head_pairs,
     write=_write,

@@ -73,7 +73,9 @@ def _kind(name: str, label: str, offset: int) -> Kind:
     return Kind(
         name=name,
         label=label,
+        value_label="layer write norm",
         group="layers",
+        group_label="layer outputs",
         layered=True,
         unit=None,
         size=lambda _cfg: 1,
@@ -88,5 +90,5 @@ def _kind(name: str, label: str, offset: int) -> Kind:
     )
 
 
-ATTN_OUT = _kind("attn_out", "attention output", 1)
-MLP_OUT = _kind("mlp_out", "MLP output", 2)
+ATTN_OUT = _kind("attn_out", "attention layer output", 1)
+MLP_OUT = _kind("mlp_out", "MLP layer output", 2)

@@ -127,6 +127,7 @@ def _token_rows(m: Metrics) -> list[TokenRow]:
 KIND = Kind(
     name="mlp_neuron",
     label="MLP neuron",
+    value_label="neuron activation",
     group="neurons",
     layered=True,
     unit="neuron",

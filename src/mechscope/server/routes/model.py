@@ -49,8 +49,11 @@ def kind_info(kind: Kind, cfg: ModelConfig) -> KindInfo:
     return KindInfo(
         name=kind.name,
         label=kind.label,
+        value_label=kind.value_label,
         group=kind.group,
+        group_label=kind.group_label or kind.group,
         pair_group=kind.pair_group,
+        pair_group_label=(kind.pair_group_label or kind.pair_group) if kind.pair_group else None,
         layered=kind.layered,
         unit=kind.unit,
         size=kind.size(cfg) if kind.unit is not None else None,

@@ -2,10 +2,14 @@ import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { App } from "../../App";
+import type { KindInfo } from "../../client/api";
+import kinds from "../../test/fixtures/kinds.json";
 import { mockServer } from "../../test/mockServer";
 import { DatasetSection } from "./DatasetSection";
 import { Histogram } from "./Histogram";
 
+const NEURON = (kinds as KindInfo[]).find((k) => k.unit === "neuron")!;
+const HEAD = (kinds as KindInfo[]).find((k) => k.pattern)!;
 const DONE = { status: "done", fraction: 1, tokens_done: 1000, tokens_total: 1000, corpus: "wiki", attribution: "Wikipedia, CC BY-SA 4.0" };
 const RUNNING = { ...DONE, status: "running", fraction: 0.25, tokens_done: 250 };
 const STATS = { count: 1000, mean: 0.5, var: 0.25, skew: 1.5, kurtosis: 4, density: 0.1, max_activation: 4, hist: [5, 0, 30, 2], hist_lo: [-1, 0, 1, 2], hist_hi: [0, 1, 2, 4] };
@@ -30,7 +34,7 @@ describe("DatasetSection", () => {
       if (path === "/api/dataset") return { status: 200, body: status };
       return undefined;
     });
-    render(<DatasetSection kind="mlp_neuron" layer={3} index={7} pollMs={20} />);
+    render(<DatasetSection kind={NEURON} layer={3} index={7} pollMs={20} />);
     const bar = await screen.findByRole("progressbar");
     expect(bar).toHaveAttribute("aria-valuenow", "25");
     expect(screen.getByTestId("dataset-status")).toHaveTextContent("250 / 1,000 tokens");
@@ -52,7 +56,7 @@ describe("DatasetSection", () => {
       if (path === "/api/dataset") return { status: 200, body: status };
       return undefined;
     });
-    render(<DatasetSection kind="mlp_neuron" layer={3} index={7} pollMs={20} />);
+    render(<DatasetSection kind={NEURON} layer={3} index={7} pollMs={20} />);
     const top = await screen.findByTestId("top-examples");
     expect(within(top).getAllByTestId("example")).toHaveLength(1);
     expect(top).toHaveTextContent("Doc 2");
@@ -70,7 +74,7 @@ describe("DatasetSection", () => {
 
   it("renders the examples with the peak outlined, the head's key marked and the attribution", async () => {
     mockServer((path) => (path === "/api/dataset/node" ? { status: 200, body: NODE } : undefined));
-    render(<DatasetSection kind="attn_head" layer={3} index={7} />);
+    render(<DatasetSection kind={HEAD} layer={3} index={7} />);
     const top = await screen.findByTestId("top-examples");
     const lines = within(top).getAllByTestId("example");
     expect(lines).toHaveLength(2);
@@ -92,7 +96,7 @@ describe("DatasetSection", () => {
 
   it("says so when there is no dataset and shows no examples", async () => {
     mockServer((path) => (path === "/api/dataset/node" ? { status: 200, body: { status: { status: "none" }, stats: null, top: [], random: [], quantile: [] } } : undefined));
-    render(<DatasetSection kind="mlp_neuron" layer={0} index={0} />);
+    render(<DatasetSection kind={NEURON} layer={0} index={0} />);
     expect(await screen.findByTestId("dataset-status")).toHaveTextContent("mechscope collate");
     expect(screen.queryByTestId("example")).toBeNull();
     expect(screen.queryByTestId("attribution")).toBeNull();

@@ -1,6 +1,6 @@
-/** What makes a neuron or head fire over the collated corpus: statistics, histogram and example windows. */
+/** What makes a unit (neuron, head, latent, ...) fire over the collated corpus: statistics, histogram and example windows. */
 import { useEffect, useRef, useState } from "react";
-import { get, post, type Schemas } from "../../client/api";
+import { get, post, type KindInfo, type Schemas } from "../../client/api";
 import { useResource } from "../../hooks/useApi";
 import { maxAbs } from "../../lib/color";
 import { ErrorBox } from "../common/ErrorBox";
@@ -15,14 +15,16 @@ type DatasetNode = Schemas["DatasetNode"];
 const TOP_N = 20;
 
 interface Props {
-  kind: "mlp_neuron" | "attn_head";
+  kind: KindInfo;
+  /** 0 for a kind without layers */
   layer: number;
   index: number;
   /** how often GET /api/dataset is polled while the dataset is being built */
   pollMs?: number;
 }
 
-export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
+export function DatasetSection({ kind: info, layer, index, pollMs = 3000 }: Props) {
+  const kind = info.name;
   const [gen, setGen] = useState(0);
   const [live, setLive] = useState<DatasetStatus | null>(null);
   const r = useResource<DatasetNode>(JSON.stringify({ kind, layer, index, gen }), (signal) =>
@@ -73,7 +75,7 @@ export function DatasetSection({ kind, layer, index, pollMs = 3000 }: Props) {
       {status && status.status !== "done" && (
         <DatasetStatusLine s={status} shown="The examples below" waiting="The first examples appear after its first shard." />
       )}
-      {r.data?.stats && <DatasetBody d={r.data} attribution={status?.attribution ?? null} head={kind === "attn_head" ? { layer, head: index } : null} />}
+      {r.data?.stats && <DatasetBody d={r.data} attribution={status?.attribution ?? null} head={info.pattern ? { layer, head: index } : null} />}
     </section>
   );
 }

@@ -1,7 +1,8 @@
 /** Corpus windows that contain a text: the window with the text marked, its document, its top nodes. */
 import { fmt } from "../../lib/format";
 import { Link } from "../common/Link";
-import { highlight, hitNodes, KIND_LABEL, unitHref, unitLabel, type SearchHit, type Segment } from "./explore";
+import { unitLabel, useKinds } from "../../lib/kinds";
+import { highlight, hitNodes, unitHref, unitNoun, type SearchHit, type Segment } from "./explore";
 
 export function SearchHits({ hits, query, model }: { hits: SearchHit[]; query: string; model: string | null }) {
   return (
@@ -38,6 +39,7 @@ function trimmed(segs: Segment[]): Segment[] {
 
 function Hit({ hit, query, model }: { hit: SearchHit; query: string; model: string | null }) {
   const nodes = hitNodes(hit);
+  const kinds = useKinds();
   return (
     <li className="hit" data-testid="search-hit" data-window={hit.window_id}>
       <div className="hit-head">
@@ -60,9 +62,9 @@ function Hit({ hit, query, model }: { hit: SearchHit; query: string; model: stri
           <>
             <span className="muted small">top example of</span>
             {nodes.map((n) => {
-              const label = unitLabel(n.kind, n.layer, n.unit);
-              const href = unitHref(n.kind, n.layer, n.unit, model);
-              const title = `${KIND_LABEL[n.kind] ?? n.kind} ${label}: ${fmt(n.activation, 3)} at its peak${n.position != null ? `, token ${n.position} of the window` : ""}`;
+              const label = unitLabel(kinds, n.kind, n.layer, n.unit);
+              const href = unitHref(kinds, n.kind, n.layer, n.unit, model);
+              const title = `${unitNoun(kinds, n.kind)} ${label}: ${fmt(n.activation, 3)} at its peak${n.position != null ? `, token ${n.position} of the window` : ""}`;
               const body = (
                 <>
                   <span className="mono">{label}</span> <span className="node-chip-act">{fmt(n.activation, 2)}</span>

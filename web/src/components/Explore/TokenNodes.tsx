@@ -3,17 +3,19 @@ import { useMemo, useState } from "react";
 import { fmt } from "../../lib/format";
 import { Link } from "../common/Link";
 import { Tok } from "../common/Tok";
-import { KIND_LABEL, sortTokenNodes, unitHref, unitLabel, type TokenNode, type TokenSort } from "./explore";
+import { unitLabel, useKinds } from "../../lib/kinds";
+import { sortTokenNodes, unitHref, unitNoun, type TokenNode, type TokenSort } from "./explore";
 
 const COLUMNS: { col: TokenSort; label: string; help: string; num: boolean }[] = [
-  { col: "label", label: "node", help: "layer and neuron (N) or head (H); opens the node page", num: false },
-  { col: "kind", label: "kind", help: "MLP neuron or attention head", num: false },
+  { col: "label", label: "node", help: "layer and unit (N: neuron, H: head, ...); opens the node page", num: false },
+  { col: "kind", label: "kind", help: "the kind of unit", num: false },
   { col: "token", label: "token", help: "the token the examples peak on, as the model spells it", num: false },
   { col: "n_examples", label: "top examples", help: "how many of the node's top examples peak on this token", num: true },
   { col: "max_activation", label: "max act", help: "the node's largest activation over those examples (a head: |z|)", num: true },
 ];
 
 export function TokenNodes({ rows, model }: { rows: TokenNode[]; model: string | null }) {
+  const kinds = useKinds();
   const [sort, setSort] = useState<{ col: TokenSort; desc: boolean }>({ col: "n_examples", desc: true });
   const shown = useMemo(() => sortTokenNodes(rows, sort.col, sort.desc), [rows, sort]);
   const click = (col: TokenSort) =>
@@ -34,8 +36,8 @@ export function TokenNodes({ rows, model }: { rows: TokenNode[]; model: string |
         </thead>
         <tbody>
           {shown.map((r) => {
-            const label = unitLabel(r.kind, r.layer, r.unit);
-            const href = unitHref(r.kind, r.layer, r.unit, model);
+            const label = unitLabel(kinds, r.kind, r.layer, r.unit);
+            const href = unitHref(kinds, r.kind, r.layer, r.unit, model);
             return (
               <tr key={`${r.kind}/${r.layer}/${r.unit}/${r.token}`} data-testid="token-node" data-label={label} data-kind={r.kind}>
                 <td className="mono label-cell">
@@ -45,7 +47,7 @@ export function TokenNodes({ rows, model }: { rows: TokenNode[]; model: string |
                     label
                   )}
                 </td>
-                <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
+                <td>{unitNoun(kinds, r.kind)}</td>
                 <td><Tok t={r.token} /></td>
                 <td className="num">{r.n_examples}</td>
                 <td className="num">{fmt(r.max_activation, 3)}</td>

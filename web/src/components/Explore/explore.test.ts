@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { exploreHref, highlight, hitNodes, parseQuery, sortTokenNodes, tokenRequest, unitHref, unitLabel, type TokenNode } from "./explore";
+import { exploreHref, highlight, hitNodes, parseQuery, sortTokenNodes, tokenRequest, unitHref, type TokenNode } from "./explore";
+import type { KindInfo } from "../../client/api";
+import { unitLabel } from "../../lib/kinds";
+import kindsFixture from "../../test/fixtures/kinds.json";
+
+const kinds = kindsFixture as KindInfo[];
 
 describe("explorer URL", () => {
   it("reads ?token= and ?q= (spaces kept) and sets one, keeping the other", () => {
@@ -21,11 +26,12 @@ describe("explorer URL", () => {
 
 describe("node labels and links", () => {
   it("labels neurons N and heads H, and links them to the canonical node page", () => {
-    expect(unitLabel("mlp_neuron", 12, 866)).toBe("L12.N866");
-    expect(unitLabel("attn_head", 8, 3)).toBe("L8.H3");
-    expect(unitHref("mlp_neuron", 12, 866, "Smol.Q4_1")).toBe("/node/Smol.Q4_1/mlp_neuron/12/866");
-    expect(unitHref("attn_head", 8, 3, null)).toBe("/node/attn_head/8/3");
-    expect(unitHref("mlp_out", 8, 3, "m")).toBeNull();
+    expect(unitLabel(kinds, "mlp_neuron", 12, 866)).toBe("L12.N866");
+    expect(unitLabel(kinds, "attn_head", 8, 3)).toBe("L8.H3");
+    expect(unitHref(kinds, "mlp_neuron", 12, 866, "Smol.Q4_1")).toBe("/node/Smol.Q4_1/mlp_neuron/12/866");
+    expect(unitHref(kinds, "attn_head", 8, 3, null)).toBe("/node/attn_head/8/3");
+    expect(unitHref(kinds, "mlp_out", 8, 3, "m")).toBeNull();
+    expect(unitHref(kinds, "not_a_kind", 8, 3, "m")).toBeNull();
   });
 
   it("types a hit's nodes and drops malformed ones", () => {
@@ -65,7 +71,7 @@ describe("highlight", () => {
 describe("sortTokenNodes", () => {
   const row = (kind: string, layer: number, unit: number, n: number, max: number): TokenNode => ({ kind, layer, unit, token: " the", n_examples: n, max_activation: max });
   const rows = [row("mlp_neuron", 27, 931, 20, 23.4), row("attn_head", 3, 1, 20, 5), row("mlp_neuron", 2, 7, 4, 30)];
-  const labels = (xs: TokenNode[]) => xs.map((r) => unitLabel(r.kind, r.layer, r.unit));
+  const labels = (xs: TokenNode[]) => xs.map((r) => unitLabel(kinds, r.kind, r.layer, r.unit));
 
   it("sorts by a column either way; ties keep the server's order", () => {
     expect(labels(sortTokenNodes(rows, "n_examples", true))).toEqual(["L27.N931", "L3.H1", "L2.N7"]);

@@ -1,5 +1,6 @@
 /** The explorer's pure helpers: the URL's queries, node labels and links, match highlighting. */
-import type { NodeKind, Schemas } from "../../client/api";
+import type { KindInfo, Schemas } from "../../client/api";
+import { kindOf } from "../../lib/kinds";
 import { nodePath } from "../../routes/nodeHref";
 
 export type TokenNode = Schemas["TokenNode"];
@@ -43,20 +44,14 @@ export function tokenRequest(token: string): string | number {
   return m ? Number(m[1]) : token;
 }
 
-const SHORT: Record<string, string> = { mlp_neuron: "N", attn_head: "H" };
-export const KIND_LABEL: Record<string, string> = { mlp_neuron: "neuron", attn_head: "head" };
-
-/** `L12.N866` for a neuron, `L8.H3` for a head (`L3.<kind>.7` for another kind). */
-export function unitLabel(kind: string, layer: number, unit: number): string {
-  const s = SHORT[kind];
-  return s ? `L${layer}.${s}${unit}` : `L${layer}.${kind}.${unit}`;
+/** The node page of a dataset unit; null for a kind the served model does not list or collate. */
+export function unitHref(kinds: KindInfo[] | null, kind: string, layer: number, unit: number, model: string | null): string | null {
+  const k = kindOf(kinds, kind);
+  return k?.collated ? nodePath(kind, k.layered ? layer : null, unit, model) : null;
 }
 
-/** The node page of a dataset unit (neurons and heads only; null for any other kind). */
-export function unitHref(kind: string, layer: number, unit: number, model: string | null): string | null {
-  if (kind !== "mlp_neuron" && kind !== "attn_head") return null;
-  return nodePath(kind as NodeKind, layer, unit, model);
-}
+/** What a unit of a kind is called ("neuron", "head"; the kind's name when unknown). */
+export const unitNoun = (kinds: KindInfo[] | null, kind: string): string => kindOf(kinds, kind)?.unit ?? kind;
 
 /** The nodes of a hit, typed (the API gives them as loose objects); malformed entries are dropped. */
 export function hitNodes(hit: SearchHit): HitNode[] {

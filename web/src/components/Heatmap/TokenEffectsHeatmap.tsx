@@ -1,16 +1,10 @@
-/** The prompt's tokens coloured by their effects: one row per source of effect, direct or total. */
+/** The prompt's tokens coloured by their effects: one row per source of effect (the rows the scored
+ * kinds contribute, labelled by the server), direct or total. */
 import type { TokenEffects } from "../../client/api";
 import { divergingColor, maxAbs, textColor } from "../../lib/color";
 import { signed } from "../../lib/format";
 import type { HeatMode } from "../../lib/urlState";
 import { Tok } from "../common/Tok";
-
-const ROWS: { key: "embedding" | "mlp" | "attn_from" | "attn_to"; label: string; help: string }[] = [
-  { key: "embedding", label: "embedding", help: "the token's embedding" },
-  { key: "mlp", label: "MLP", help: "MLP neurons at the token" },
-  { key: "attn_from", label: "attn from", help: "attention heads, by the token attending (query)" },
-  { key: "attn_to", label: "attn to", help: "attention heads, by the token attended to (key)" },
-];
 
 interface Props {
   tokens: string[];
@@ -33,11 +27,11 @@ export function TokenEffectsHeatmap({ tokens, effects, mode, position, testId }:
               </th>
             ))}
           </tr>
-          {ROWS.map((r) => {
-            const values = effects[`${r.key}_${mode}`];
+          {effects.rows.map((r) => {
+            const values = r[mode];
             const max = maxAbs(values);
             return (
-              <tr key={r.key}>
+              <tr key={r.name}>
                 <th className="row-label" title={`${r.help}; colour scaled to the row's max |value| = ${max.toFixed(3)}`}>
                   {r.label}
                 </th>

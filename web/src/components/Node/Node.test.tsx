@@ -51,7 +51,7 @@ describe("node page without a prompt", () => {
     at("/node/TestModel/attn_head/3/7");
     const calls = server();
     render(<App />);
-    expect(await screen.findByTestId("head-tokens-note")).toHaveTextContent("depends on the values it attends to");
+    expect(await screen.findByTestId("head-tokens-note")).toHaveTextContent("depends on its input");
     await screen.findByTestId("dataset-status");
     expect(calls.some((c) => c.path === "/api/node/tokens" || c.path === "/api/node")).toBe(false);
   });

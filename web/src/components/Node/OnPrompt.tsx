@@ -1,34 +1,28 @@
 /** A node on the user's prompt: its value at every token (click one to move the node there), a head's
  * attention row, and what a head's write at that token promotes and suppresses. */
-import type { Node, NodeDetail } from "../../client/api";
+import type { KindInfo, Node, NodeDetail } from "../../client/api";
 import { divergingColor, maxAbs, textColor } from "../../lib/color";
 import { fmt, signed } from "../../lib/format";
 import { Tok } from "../common/Tok";
 import { OutputTokens } from "./TokenLists";
 
-const VALUE_NAME: Record<string, string> = {
-  mlp_neuron: "neuron activation",
-  attn_head: "head output norm |z|",
-  attn_out: "layer write norm",
-  mlp_out: "layer write norm",
-  embedding: "embedding norm",
-};
-
 interface Props {
   d: NodeDetail;
   node: Node;
+  /** the node's kind (null until /api/model has answered) */
+  kind: KindInfo | null;
   stale: boolean;
   /** move the node to another token of the prompt */
   onPick: (position: number) => void;
 }
 
-export function OnPrompt({ d, node, stale, onPick }: Props) {
+export function OnPrompt({ d, node, kind, stale, onPick }: Props) {
   const q = node.token;
   const at = d.activations.tokens[q] ?? "";
   return (
     <div className={"node-body" + (stale ? " stale" : "")} data-testid="on-prompt">
       <section className="box">
-        <h3>{VALUE_NAME[node.kind] ?? "value"} at every token <span className="muted small">(click a token to move the node there)</span></h3>
+        <h3>{kind?.value_label ?? "value"} at every token <span className="muted small">(click a token to move the node there)</span></h3>
         <TokenRow tokens={d.activations.tokens} values={d.activations.values} mark={q} onPick={onPick} testId="node-activations" />
       </section>
       {d.activations.pattern && (
@@ -37,10 +31,10 @@ export function OnPrompt({ d, node, stale, onPick }: Props) {
           <TokenRow tokens={d.activations.tokens} values={d.activations.pattern} mark={node.key ?? null} percent />
         </section>
       )}
-      {node.kind === "mlp_neuron" ? null : d.tokens ? (
+      {kind?.weight_tokens ? null : d.tokens ? (
         <section className="box" data-testid="prompt-tokens-out">
           <h3>
-            What the head writes at token {q} (<Tok t={at} />){node.key != null ? ` from key ${node.key}` : ""}
+            What the {kind?.unit ?? "node"} writes at token {q} (<Tok t={at} />){node.key != null ? ` from key ${node.key}` : ""}
             <span className="muted small"> promotes and suppresses</span>
           </h3>
           <OutputTokens tokens={d.tokens} />

@@ -44,10 +44,10 @@ export function OutputTokens({ tokens, testId }: { tokens: NodeTokens; testId?: 
   );
 }
 
-/** A neuron's tokens from its weights alone: the same on every prompt, so shown without one. */
-export function WeightTokens({ layer, index }: { layer: number; index: number }) {
-  const r = useResource<NodeTokens>(JSON.stringify({ layer, index }), (signal) =>
-    post("/api/node/tokens", { kind: "mlp_neuron", layer, index, k: K }, signal),
+/** A unit's tokens from its weights alone (a neuron's): the same on every prompt, so shown without one. */
+export function WeightTokens({ kind, layer, index }: { kind: string; layer: number | null; index: number }) {
+  const r = useResource<NodeTokens>(JSON.stringify({ kind, layer, index }), (signal) =>
+    post("/api/node/tokens", { kind, layer: layer ?? 0, index, k: K }, signal),
   );
   return (
     <section className="box" data-testid="weight-tokens">

@@ -2,7 +2,8 @@
 import { useMemo } from "react";
 import { divergingColor, maxAbs, textColor } from "../../lib/color";
 import { fmt, signed } from "../../lib/format";
-import { formatNode, NODE_GROUPS, nodeGroup, type NodeGroup } from "../../lib/nodes";
+import { nodeGroup, nodeGroups, useKinds } from "../../lib/kinds";
+import { formatNode } from "../../lib/nodes";
 import { ABS_COLUMNS, PAIRED_COLUMNS, queryRows, SINGLE_COLUMNS, type TableRow } from "../../lib/nodeTable";
 import type { SortColumn } from "../../lib/urlState";
 import { Tok } from "../common/Tok";
@@ -24,7 +25,7 @@ const HEADERS: Record<SortColumn, { label: string; help: string }> = {
 export interface TableQuery {
   sort: SortColumn;
   desc: boolean;
-  groups: NodeGroup[];
+  groups: string[] | null;
   filter: string;
 }
 
@@ -43,12 +44,17 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
   // A sort column the table does not have (e.g. "diff" on one run) falls back to its default.
   const sort = columns.includes(query.sort) ? query.sort : paired ? "diff" : "total_effect";
   const desc = columns.includes(query.sort) ? query.desc : true;
-  const shown = useMemo(() => queryRows(rows, { ...query, sort, desc }), [rows, query, sort, desc]);
+  const kinds = useKinds();
+  const shown = useMemo(() => queryRows(rows, { ...query, sort, desc }, kinds), [rows, query, sort, desc, kinds]);
+  const groups = useMemo(() => nodeGroups(kinds), [kinds]);
   const counts = useMemo(() => {
-    const c = Object.fromEntries(NODE_GROUPS.map((g) => [g, 0])) as Record<NodeGroup, number>;
-    for (const r of rows) c[nodeGroup(r.node)] += 1;
+    const c: Record<string, number> = {};
+    for (const r of rows) {
+      const g = nodeGroup(r.node, kinds);
+      c[g] = (c[g] ?? 0) + 1;
+    }
     return c;
-  }, [rows]);
+  }, [rows, kinds]);
   const numeric = columns.filter((c) => c !== "label" && c !== "token");
   const max = Object.fromEntries(numeric.map((c) => [c, maxAbs(shown.map((r) => r[c as keyof TableRow] as number | null))]));
   const clickSort = (c: SortColumn) =>
@@ -56,7 +62,7 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
   return (
     <div className="node-table-wrap">
       <div className="node-table-bar">
-        <NodeTableControls groups={query.groups} filter={query.filter} counts={counts}
+        <NodeTableControls groups={groups} selected={query.groups} filter={query.filter} counts={counts}
           onGroups={(groups) => onQuery({ groups })} onFilter={(filter) => onQuery({ filter })} />
         {toolbar}
       </div>

@@ -1,33 +1,29 @@
-/** Node table filters: kind groups (checkboxes) and a text filter. */
-import { NODE_GROUPS, type NodeGroup } from "../../lib/nodes";
-
-const GROUP_LABEL: Record<NodeGroup, string> = {
-  neurons: "neurons",
-  heads: "heads",
-  pairs: "head pairs",
-  layers: "layer outputs",
-  embeddings: "embeddings",
-};
+/** Node table filters: kind groups (checkboxes, from the registry) and a text filter. */
+import type { Group } from "../../lib/kinds";
 
 interface Props {
-  groups: NodeGroup[];
+  /** every group the model's kinds have, in order */
+  groups: Group[];
+  /** the groups shown; null = all */
+  selected: string[] | null;
   filter: string;
-  counts: Record<NodeGroup, number>;
-  onGroups: (g: NodeGroup[]) => void;
+  counts: Record<string, number>;
+  onGroups: (g: string[] | null) => void;
   onFilter: (f: string) => void;
 }
 
-export function NodeTableControls({ groups, filter, counts, onGroups, onFilter }: Props) {
+export function NodeTableControls({ groups, selected, filter, counts, onGroups, onFilter }: Props) {
+  const shown = (g: string) => selected === null || selected.includes(g);
+  const toggle = (g: string, on: boolean) => {
+    const next = groups.map((x) => x.name).filter((x) => (x === g ? on : shown(x)));
+    onGroups(next.length === groups.length ? null : next);
+  };
   return (
     <div className="table-controls">
-      {NODE_GROUPS.map((g) => (
-        <label key={g} className="check">
-          <input
-            type="checkbox"
-            checked={groups.includes(g)}
-            onChange={(e) => onGroups(e.target.checked ? NODE_GROUPS.filter((x) => x === g || groups.includes(x)) : groups.filter((x) => x !== g))}
-          />
-          {GROUP_LABEL[g]} <span className="muted">{counts[g]}</span>
+      {groups.map((g) => (
+        <label key={g.name} className="check">
+          <input type="checkbox" checked={shown(g.name)} onChange={(e) => toggle(g.name, e.target.checked)} />
+          {g.label} <span className="muted">{counts[g.name] ?? 0}</span>
         </label>
       ))}
       <input

@@ -1,6 +1,6 @@
-/** Per-row actions: ablate, trace (through Q/K/Q+K for pairs, V for heads), open the node page. */
+/** Per-row actions: ablate, trace (through the choices the node's kind offers), open the node page. */
 import type { Node, Through } from "../../client/api";
-import { traceChoices } from "../../lib/nodes";
+import { traceChoices, useKinds } from "../../lib/kinds";
 
 export interface NodeActions {
   onAblate: (n: Node) => void;
@@ -10,7 +10,7 @@ export interface NodeActions {
 }
 
 export function RowActions({ node, actions, ablated }: { node: Node; actions: NodeActions; ablated: boolean }) {
-  const traces = traceChoices(node);
+  const traces = traceChoices(node, useKinds());
   return (
     <span className="row-actions">
       <button type="button" className="act" data-testid="ablate" disabled={ablated}
