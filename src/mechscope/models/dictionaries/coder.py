@@ -62,6 +62,7 @@ class SparseCoder(nn.Module):
         self.acts = HookPoint()  # (batch, pos, n): the latents
         self.recon = HookPoint()  # (batch, pos, d_out): the reconstruction of the (edited) latents
         self.error = HookPoint()  # (batch, pos, d_out): the input minus the unedited reconstruction
+        self.training_stats: dict[str, float] = {}  # the last training step's metrics, saved with it
 
     # ----- the maths ---------------------------------------------------------------------------
     @property
