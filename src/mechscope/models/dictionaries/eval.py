@@ -97,6 +97,11 @@ def evaluate(model: HookedDecoder, coder: SparseCoder, windows: torch.Tensor, ba
     fired = torch.zeros(n, dtype=torch.float64)
     tokens = predictions = 0
     acts_point, err_point = f"{hook}.{_SPLICE}.acts", f"{hook}.{_SPLICE}.error"
+    got: dict[str, torch.Tensor] = {}
+
+    def keep(x: torch.Tensor, hp: HookPoint) -> None:
+        got[hp.name] = x
+
     for b in range(0, windows.shape[0], batch):
         w = windows[b : b + batch].to(model.device)
         with torch.no_grad():
@@ -105,11 +110,7 @@ def evaluate(model: HookedDecoder, coder: SparseCoder, windows: torch.Tensor, ba
             s["ce_clean"] += float(ce)
             for key, fn in (("ce_zero", torch.zeros_like), ("ce_mean", lambda x: mean.to(x).expand_as(x))):
                 s[key] += float(_ce(model.run_with_hooks(w, fwd=[(hook, _replace_stream(fn))]), w)[0])
-            got: dict[str, torch.Tensor] = {}
-
-            def keep(x: torch.Tensor, hp: HookPoint) -> None:
-                got[hp.name] = x
-
+            got.clear()
             with model.spliced(hook, coder, _SPLICE):
                 fwd = [(hook, keep), (acts_point, keep), (err_point, _replace_stream(torch.zeros_like))]
                 spliced = model.run_with_hooks(w, fwd=fwd)
