@@ -286,7 +286,8 @@ def train(
     widths = {h: residual_map(model, h).width for h in cfg.hooks}
     trainees, start = _resume_or_init(model, windows, cfg, widths, out)
     t0, seen = time.perf_counter(), 0
-    source = chunks(model, windows, cfg.hooks, cfg.chunk_windows, cfg.model_batch, cfg.seed,
+    per_chunk = min(cfg.chunk_windows, windows.shape[0])  # a small corpus is one chunk
+    source = chunks(model, windows, cfg.hooks, per_chunk, cfg.model_batch, cfg.seed,
                     cfg.sink_factor, start)  # fmt: skip
     for done_chunks, chunk in enumerate(source, 1):
         if _finished(trainees, cfg):  # a resumed run that had finished
