@@ -136,3 +136,17 @@ def test_bad_files_name_the_file_and_the_field(tmp_path: Path) -> None:
     (tmp_path / "x.pt").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="not a weights-only torch state dict"):
         load_any(tmp_path / "x.pt", hook="blocks.0.resid_post")
+
+
+@pytest.mark.parametrize("name", ["saelens_topk", "saelens_jumprelu", "saelens_standard"])
+def test_files_written_by_saelens_load_and_compute_what_saelens_computed(name: str) -> None:
+    """Fixtures written by SAELens 6.54.12's own ``save_model`` (scripts/make_saelens_fixtures.py),
+    with the latents and reconstructions SAELens computed for the stored inputs."""
+    folder = Path(__file__).parent / "fixtures" / name
+    coder = load_any(folder)
+    assert coder.cfg.hook == "blocks.1.resid_post" and coder.cfg.model == "tiny"
+    expected = load_file(str(folder / "expected.safetensors"))
+    with torch.no_grad():
+        acts = coder.encode(expected["x"])
+        torch.testing.assert_close(acts, expected["acts"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(coder.decode(acts), expected["recon"], atol=1e-5, rtol=1e-5)
