@@ -57,8 +57,8 @@ class TrainConfig:
     """Tokens per optimiser step."""
     lr: float | None = None
     """Adam learning rate; None: 2e-4 / sqrt(n_latents / 2^14), sparsify's scaling law."""
-    warmup_steps: int = 100
-    """Linear learning-rate warm-up from 0, in steps."""
+    warmup_steps: int | None = None
+    """Linear learning-rate warm-up from 0, in steps; None: 5% of the steps, at most 1000."""
     decay_fraction: float = 0.2
     """Linear decay to 0 over this last fraction of the tokens (0: constant after warm-up)."""
     auxk: bool = True
@@ -67,8 +67,9 @@ class TrainConfig:
     """Weight of the AuxK loss."""
     k_aux: int | None = None
     """Dead latents in the AuxK reconstruction; None: d_in // 2."""
-    dead_tokens: int = 10_000_000
-    """A latent is dead after this many training tokens without activating (OpenAI: 10M)."""
+    dead_tokens: int | None = None
+    """A latent is dead after this many training tokens without activating; None: OpenAI's 10M,
+    or a tenth of ``tokens`` when that is less (so that AuxK acts in short runs too)."""
     l1_coef: float = 0.01
     """ReLU only: weight of the L1 penalty sum_i a_i |W_dec,i| (mean over tokens)."""
     tied_init: bool = True
@@ -114,6 +115,12 @@ class TrainConfig:
     @property
     def chunk_windows(self) -> int:
         return max(1, math.ceil(self.chunk_tokens / (self.window - 1)))
+
+    @property
+    def dead_after(self) -> int:
+        return (
+            self.dead_tokens if self.dead_tokens is not None else min(10_000_000, max(1, self.tokens // 10))
+        )
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else 2e-4 / math.sqrt(self.n_latents / 2**14)
@@ -188,12 +195,14 @@ def new_trainee(cfg: TrainConfig, hook: str, d_in: int, sample: torch.Tensor, mo
 
 
 # ----- one step ---------------------------------------------------------------------------------
-def _decode_topk(coder: SparseCoder, vals: torch.Tensor, idx: torch.Tensor, sparse: bool) -> torch.Tensor:
-    """(tokens, k) values at (tokens, k) latent indices -> (tokens, d_out), without b_dec."""
+def decode_topk(w_dec: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor, sparse: bool) -> torch.Tensor:
+    """(tokens, k) values at (tokens, k) latent indices -> (tokens, d_out) through ``w_dec`` (n,
+    d_out), without b_dec: a scatter and a dense matmul, or ``embedding_bag`` over the k rows
+    (bench/sae.py compares them)."""
     if sparse:
-        return F.embedding_bag(idx, coder.W_dec, per_sample_weights=vals, mode="sum")
-    dense = torch.zeros(vals.shape[0], coder.cfg.n_latents, dtype=vals.dtype).scatter(1, idx, vals)
-    return dense @ coder.W_dec
+        return F.embedding_bag(idx, w_dec, per_sample_weights=vals, mode="sum")
+    dense = torch.zeros(vals.shape[0], w_dec.shape[0], dtype=vals.dtype).scatter(1, idx, vals)
+    return dense @ w_dec
 
 
 def step(t: Trainee, cfg: TrainConfig, x: torch.Tensor, lr: float) -> dict[str, float]:
@@ -204,7 +213,7 @@ def step(t: Trainee, cfg: TrainConfig, x: torch.Tensor, lr: float) -> dict[str, 
     if cfg.activation == "topk":
         vals, idx = pre.topk(cfg.k, dim=-1, sorted=False)
         vals = vals.relu()
-        recon = _decode_topk(c, vals, idx, cfg.decode == "sparse") + c.b_dec
+        recon = decode_topk(c.W_dec, vals, idx, cfg.decode == "sparse") + c.b_dec
         fired = torch.zeros(c.cfg.n_latents, dtype=torch.bool)
         fired[idx[vals > 0]] = True
         l0 = float((vals > 0).sum()) / len(x)
@@ -219,14 +228,14 @@ def step(t: Trainee, cfg: TrainConfig, x: torch.Tensor, lr: float) -> dict[str, 
     loss = fvu
     t.since_fired += len(x)
     t.since_fired[fired] = 0
-    dead = t.since_fired >= cfg.dead_tokens
+    dead = t.since_fired >= cfg.dead_after
     aux = torch.zeros(())
     if cfg.auxk and cfg.activation != "relu" and bool(dead.any()):
         k_aux = min(cfg.k_aux or c.cfg.d_in // 2, int(dead.sum()))
         masked = pre.masked_fill(~dead, -math.inf)
         a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
         residual = err.detach()
-        aux_recon = _decode_topk(c, a_vals.relu(), a_idx, cfg.decode == "sparse")
+        aux_recon = decode_topk(c.W_dec, a_vals.relu(), a_idx, cfg.decode == "sparse")
         aux = (aux_recon - residual).pow(2).sum() / (residual - residual.mean(0)).pow(2).sum().clamp_min(
             1e-12
         )
@@ -260,7 +269,10 @@ def lr_at(cfg: TrainConfig, t: Trainee) -> float:
     """Warm-up over ``warmup_steps``, then constant, then a linear decay to 0 over the last
     ``decay_fraction`` of the tokens (by tokens, so every hook point follows the same curve)."""
     base = cfg.learning_rate()
-    warm = min(1.0, (t.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    steps = (
+        cfg.warmup_steps if cfg.warmup_steps is not None else min(1000, cfg.tokens // cfg.batch_tokens // 20)
+    )
+    warm = min(1.0, (t.step + 1) / steps) if steps else 1.0
     left = 1 - t.tokens / cfg.tokens
     decay = min(1.0, left / cfg.decay_fraction) if cfg.decay_fraction > 0 else 1.0
     return base * warm * max(decay, 0.0)
