@@ -92,8 +92,9 @@ class TrainConfig:
     """Shuffling buffer: tokens per chunk (each chunk is shuffled and drained before the next)."""
     checkpoint_chunks: int = 1
     """Write a checkpoint every this many chunks."""
-    decode: str = "dense"
-    """TopK decoding: dense (a matmul) or sparse (embedding_bag over the k active rows)."""
+    decode: str = "sparse"
+    """TopK decoding: sparse (embedding_bag over the k active rows; 1.6x faster steps at 576 ->
+    4608 on CPU, bench/sae.py) or dense (a scatter and a matmul)."""
     seed: int = 0
     """Seed of the initialisation and the shuffles: equal seeds give equal weights."""
 
