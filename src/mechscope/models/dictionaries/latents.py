@@ -79,7 +79,8 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
             scale = ctx.rec.acts[rmap.post_norm].float()  # (pos, 1)
             write /= scale
             de /= scale
-        te = a * ctx.rec.grads[acts_point].float()
+        grad = ctx.rec.grads.get(acts_point)  # None when the value does not depend on the latents
+        te = a * grad.float() if grad is not None else torch.zeros_like(a)
         return Metrics(a, write, de, te)
 
     def site(
