@@ -334,5 +334,9 @@ def hooks(model: str | None, aliases: bool) -> None:
             click.echo(f"{alias} -> {name}")
 
 
+from mechscope.cli_dictionaries import register as _register_dictionaries  # noqa: E402
+
+_register_dictionaries(main)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

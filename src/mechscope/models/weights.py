@@ -97,3 +97,73 @@ def neuron_reader(model: HookedDecoder, layer: int, index: int) -> Reader:
     """Neuron ``index`` of block ``layer``: its pre-activation row through ``ln2``."""
     block = model.block(layer)
     return Reader(block.ln2, block.mlp.in_rows()[index])
+
+
+# ----- hook-point spaces -> the residual stream (the dictionaries' decoder directions) -----------
+_IDENTITY_SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
+
+
+@dataclass
+class ResidualMap:
+    """The linear map from a hook point's space to what it adds to the residual stream.
+
+    ``matrix`` (d_model, width) maps a vector of the point's space (a neuron pattern of
+    ``mlp.post``, a flattened ``attn.z``) to its residual write; None is the identity (the point
+    is a residual stream or a layer's write). ``post_norm`` names the scale hook point of a Gemma
+    post-norm that divides the write at run time (its gain is folded into ``matrix``), else None.
+    """
+
+    point: str
+    layer: int
+    width: int  # size of one vector of the point's space (flattened)
+    rank: int  # where the write lands in the residual stream (see engine/objective.residual_rank)
+    matrix: torch.Tensor | None
+    post_norm: str | None = None
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        """(..., width) -> (..., d_model)."""
+        return v.float() if self.matrix is None else v.float() @ self.matrix.T
+
+
+_SITES = (*_IDENTITY_SITES, "mlp.post", "attn.z")
+_WRITE_OFFSET = {"resid_pre": 0, "resid_mid": 1, "attn_out": 1, "attn.z": 1}  # others: 2 (MLP side)
+
+
+def _split_point(point: str) -> tuple[int, str]:
+    from mechscope.errors import InputError
+
+    parts = point.split(".")
+    site = ".".join(parts[2:])
+    if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit() or site not in _SITES:
+        allowed = ", ".join(f"blocks.{{i}}.{s}" for s in _SITES)
+        raise InputError(f"hook point {point!r} has no linear map to the residual stream; allowed: {allowed}")
+    return int(parts[1]), site
+
+
+def write_rank(point: str) -> int:
+    """Where a write made at ``point`` lands in the residual stream (the ranks of
+    :func:`mechscope.engine.objective.residual_rank`: layer l's attention writes 2l + 1, its MLP
+    2l + 2; a residual point's own rank)."""
+    layer, site = _split_point(point)
+    return 2 * layer + _WRITE_OFFSET.get(site, 2)
+
+
+def residual_map(model: HookedDecoder, point: str) -> ResidualMap:
+    """The :class:`ResidualMap` of hook point ``point`` of ``model``, built from the views of
+    :func:`layer_weights` (never re-derived); an InputError for points with no linear write."""
+    from mechscope.errors import InputError
+
+    cfg = model.cfg
+    layer, site = _split_point(point)
+    if point not in model.hook_points:
+        raise InputError(f"hook point {point!r}: the model has no such point ({cfg.n_layers} layers)")
+    two = 2 * layer
+    if site in _IDENTITY_SITES:
+        return ResidualMap(point, layer, cfg.d_model, write_rank(point), None)
+    lw = layer_weights(model)[layer]
+    if site == "mlp.post":
+        post = f"blocks.{layer}.ln2_post.scale" if cfg.sandwich_norms else None
+        return ResidualMap(point, layer, cfg.d_mlp, two + 2, lw.down, post)
+    w_o = lw.w_o.reshape(cfg.d_model, cfg.n_heads * cfg.d_head)  # (d_model, head * d_head)
+    post = f"blocks.{layer}.ln1_post.scale" if cfg.sandwich_norms else None
+    return ResidualMap(point, layer, cfg.n_heads * cfg.d_head, two + 1, w_o, post)

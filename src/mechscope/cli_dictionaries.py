@@ -1,0 +1,168 @@
+"""``mechscope train-sae`` and ``mechscope eval-sae``: thin wrappers over models/dictionaries."""
+
+from __future__ import annotations
+
+import sys
+import time
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Any)
+
+MODEL_HELP = "A .gguf file, a Hugging Face checkpoint folder, or a name: smollm2 (default), gemma3-270m."
+SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "loss_added_nats",
+         "kl_to_clean", "ce_recovered_vs_zero", "ce_recovered_vs_mean", "dead_fraction", "dense_latents")  # fmt: skip
+
+
+def _friendly(fn: F) -> F:
+    """mechscope's typed errors as a one-line message and exit status 1 (as in cli.py; repeated
+    here because cli.py imports this module)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mechscope.errors import MechscopeError
+
+        try:
+            return fn(*args, **kwargs)
+        except MechscopeError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.command("train-sae")
+@click.option("--model", "-m", "model_ref", default=None, help=MODEL_HELP)
+@click.option("--hook", "hooks", required=True, help="Hook point(s), comma-separated: all from one forward.")
+@click.option("--latents", required=True, type=click.IntRange(1), help="Latents per dictionary.")
+@click.option(
+    "--k", "k", default=32, show_default=True, type=click.IntRange(1), help="Active latents per token."
+)
+@click.option(
+    "--tokens", default=1_000_000, show_default=True, type=click.IntRange(1), help="Training tokens."
+)
+@click.option("--corpus", "-c", default=None, help="A corpus file or folder, or wiki (the default).")
+@click.option("--kind", default="sae", show_default=True, help="sae (transcoders are not trainable yet).")
+@click.option("--activation", default="topk", show_default=True, help="topk, batchtopk or relu.")
+@click.option(
+    "--out", default=None, help="Output folder (default $MECHSCOPE_HOME/dictionaries/<model>/<run>)."
+)
+@click.option(
+    "--batch-tokens", default=4096, show_default=True, type=click.IntRange(1), help="Tokens per step."
+)
+@click.option(
+    "--lr", default=None, type=float, help="Adam learning rate (default 2e-4 / sqrt(latents / 2^14))."
+)
+@click.option("--window", default=128, show_default=True, type=click.IntRange(2), help="Tokens per sequence.")
+@click.option("--no-auxk", is_flag=True, help="Turn the AuxK loss off.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and shuffles.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@_friendly
+def train_sae(
+    model_ref: str | None, hooks: str, latents: int, k: int, tokens: int, corpus: str | None, kind: str,
+    activation: str, out: str | None, batch_tokens: int, lr: float | None, window: int, no_auxk: bool,
+    seed: int, quiet: bool,
+) -> None:  # fmt: skip
+    """Train a sparse dictionary per hook point (resumable: rerun the command after a kill)."""
+    from mechscope.data.corpora import make_windows, open_corpus
+    from mechscope.errors import InputError
+    from mechscope.models.dictionaries.training import TrainConfig
+    from mechscope.models.dictionaries.workflow import train_to_folder
+    from mechscope.models.loading import load_model
+    from mechscope.models.loading.assets import mechscope_home
+
+    if kind != "sae":
+        raise InputError(f"--kind {kind!r}: only sae can be trained so far (transcoders are planned)")
+    names = tuple(h.strip() for h in hooks.split(",") if h.strip())
+    cfg = TrainConfig(hooks=names, n_latents=latents, k=k, tokens=tokens, activation=activation,
+                      batch_tokens=batch_tokens, lr=lr, window=window, auxk=not no_auxk, seed=seed)  # fmt: skip
+    text = open_corpus(corpus)
+    next(text.documents())  # a bad corpus fails before the model loads
+    model = load_model(model_ref)
+    for h in names:
+        model.hook_point(h)  # an unknown hook point fails now, naming the allowed ones
+    if model.tokenizer is None:
+        raise InputError("this model has no tokenizer; training needs one to cut the corpus into windows")
+    eval_windows = 64
+    # Enough windows for the tokens asked (sinks left out: 10% spare) and the held-out set.
+    windows = make_windows(text, model.tokenizer, window, int(tokens * 1.1) + eval_windows * (window - 1))
+    run = f"{text.name}-{'+'.join(names)}-{latents}-k{k}-{activation}"
+    root = Path(out) if out else mechscope_home() / "dictionaries" / (model.cfg.name or "model") / run
+    t0 = time.perf_counter()
+    results = train_to_folder(
+        model, windows.tokens, cfg, root, eval_windows, None if quiet else _progress(cfg)
+    )
+    if not quiet:
+        click.echo("", err=True)
+    click.echo(f"dictionaries: {root} ({time.perf_counter() - t0:.0f} s)")
+    for hook, ev in results.items():
+        click.echo(f"{hook}: " + ", ".join(f"{m} {_fmt(getattr(ev, m))}" for m in SHOWN))
+
+
+@click.command("eval-sae")
+@click.argument("path")
+@click.option("--model", "-m", "model_ref", default=None, help=MODEL_HELP)
+@click.option("--corpus", "-c", default=None, help="A corpus file or folder, or wiki (the default).")
+@click.option("--tokens", default=65536, show_default=True, type=click.IntRange(1), help="Evaluation tokens.")
+@click.option("--hook", default=None, help="The hook point, for files that do not name it (OpenAI .pt).")
+@click.option("--window", default=128, show_default=True, type=click.IntRange(2), help="Tokens per sequence.")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+@_friendly
+def eval_sae(
+    path: str,
+    model_ref: str | None,
+    corpus: str | None,
+    tokens: int,
+    hook: str | None,
+    window: int,
+    as_json: bool,
+) -> None:
+    """Evaluate a dictionary (any supported format) and store the result with it (mechscope folders)."""
+    import json
+
+    from mechscope.data.corpora import make_windows, open_corpus
+    from mechscope.models.dictionaries.eval import evaluate
+    from mechscope.models.loading import load_model
+    from mechscope.models.loading.dictionary_formats import NATIVE_CONFIG, load_any, save_dictionary
+
+    coder = load_any(path, hook)
+    text = open_corpus(corpus)
+    model = load_model(model_ref)
+    model.hook_point(coder.cfg.hook)
+    windows = make_windows(text, model.tokenizer, window, tokens) if model.tokenizer else None
+    if windows is None:
+        raise click.ClickException("this model has no tokenizer; evaluation needs one")
+    ev = evaluate(model, coder, windows.tokens)
+    folder = Path(path).expanduser()
+    if (folder / NATIVE_CONFIG).is_file():
+        save_dictionary(coder, folder, ev.to_dict())
+    if as_json:
+        click.echo(json.dumps(ev.to_dict(), indent=2))
+        return
+    for m in ("hook", "tokens", "predictions", *SHOWN, "fvu", "mse", "ce_clean", "ce_with_dictionary",
+              "ce_zero_ablation", "ce_mean_ablation", "dead_latents"):  # fmt: skip
+        click.echo(f"{m:<40} {_fmt(getattr(ev, m))}")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _progress(cfg: Any) -> Any:
+    total = max(1, -(-cfg.tokens // cfg.chunk_tokens))
+
+    def show(chunk: int, metrics: dict[str, dict[str, float]], tok_s: float) -> None:
+        parts = [f"{h} L0 {m.get('l0', 0):.1f} FVU {m.get('fvu', 0):.3f} dead {100 * m.get('dead', 0):.1f}%"
+                 for h, m in metrics.items()]  # fmt: skip
+        sys.stderr.write(f"\rchunk {chunk + 1}/~{total}  " + "  ".join(parts) + f"  {tok_s:,.0f} tok/s ")
+        sys.stderr.flush()
+
+    return show
+
+
+def register(group: click.Group) -> None:
+    """Add the commands to the ``mechscope`` group (called once by cli.py)."""
+    group.add_command(train_sae)
+    group.add_command(eval_sae)

@@ -1,0 +1,136 @@
+"""A spliced dictionary's latents as a node kind of the engine's registry.
+
+The kind has no layer (the layer is in its name, e.g. ``sae_l6_resid_post``), one node per
+latent and token (``sae_l6_resid_post.17@5``), and the four metrics of docs/attribution.md:
+
+- activation: the latent's value ``a`` at ``{point}.{name}.acts``;
+- write norm: ``|a|`` times the norm of its decoder row mapped into the residual stream
+  (:func:`mechscope.models.weights.residual_map`: the identity for residual points and layer
+  writes, the down projection for ``mlp.post``, W_O for ``attn.z``);
+- direct effect: ``a`` times (mapped decoder row . g) at the backward's entry point, for a
+  dictionary upstream of it;
+- estimated total effect: ``a`` times the gradient at ``acts``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow
+from mechscope.engine.metrics import Context, Metrics
+from mechscope.errors import InputError
+from mechscope.models.weights import residual_map, write_rank
+
+if TYPE_CHECKING:
+    from mechscope.engine.nodes import Node
+    from mechscope.models.decoder import HookedDecoder
+    from mechscope.models.dictionaries.coder import SparseCoder
+
+
+def residual_rows(coder: SparseCoder, model: HookedDecoder, point: str) -> torch.Tensor:
+    """(n, d_model): each latent's decoder row mapped into the residual stream (fp32), cached on
+    the coder until its decoder or the model's weights change."""
+    rmap = residual_map(model, point)
+    key = (
+        id(model),
+        point,
+        coder.W_dec.data_ptr(),
+        coder.W_dec._version,
+        float(coder.scale_out),
+        id(rmap.matrix),
+    )
+    cache = coder.__dict__.setdefault("_residual_rows", {})
+    hit = cache.get("key"), cache.get("rows")
+    if hit[0] == key and hit[1] is not None:
+        return hit[1]
+    with torch.no_grad():
+        rows = rmap.apply(coder.decoder_rows().float())
+    cache.update(key=key, rows=rows)
+    return rows
+
+
+def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
+    """The node kind of ``coder``'s latents, spliced at ``point`` as ``name``."""
+    acts_point = f"{point}.{name}.acts"
+    n = coder.cfg.n_latents
+
+    rank = write_rank(point)
+
+    def points(model: HookedDecoder) -> tuple[list[str], list[str]]:
+        rmap = residual_map(model, point)
+        return [acts_point] + ([rmap.post_norm] if rmap.post_norm else []), [acts_point]
+
+    def metrics(ctx: Context) -> Metrics:
+        """Shapes (pos, n)."""
+        rmap = residual_map(ctx.model, point)
+        zero = torch.zeros(ctx.n, n)
+        if not ctx.ran(acts_point):
+            return Metrics(zero, zero.clone(), zero.clone(), zero.clone())
+        rows = residual_rows(coder, ctx.model, point)  # (n, d_model)
+        a = ctx.rec.acts[acts_point].float()  # (pos, n)
+        write = a.abs() * rows.norm(dim=-1)
+        de = torch.zeros(ctx.n, n)
+        if ctx.upstream(rank):
+            r = ctx.reached
+            de[r] = a[r] * (ctx.g_start.float()[r] @ rows.T)
+        if rmap.post_norm is not None:  # a Gemma post-norm divides the write by its frozen scale
+            scale = ctx.rec.acts[rmap.post_norm].float()  # (pos, 1)
+            write /= scale
+            de /= scale
+        grad = ctx.rec.grads.get(acts_point)  # None when the value does not depend on the latents
+        te = a * grad.float() if grad is not None else torch.zeros_like(a)
+        return Metrics(a, write, de, te)
+
+    def site(
+        model: HookedDecoder, _layer: int | None, index: int | list[int] | None, _key: int | None
+    ) -> Site:
+        assert index is not None
+        idx = [index] if isinstance(index, int) else list(index)
+        if not idx or any(not 0 <= i < n for i in idx):
+            raise InputError(f"target.index {index} out of range 0..{n - 1} (latents of {name})")
+        return Site(acts_point, (idx,), 1)
+
+    def write(model: HookedDecoder, node: Node, _ids: list[int] | None) -> torch.Tensor:
+        assert node.index is not None
+        return residual_rows(coder, model, point)[node.index]
+
+    def feed(
+        _model: HookedDecoder, _layer: int, stash: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, None, None]:
+        return stash[acts_point].float(), None, None
+
+    def token_rows(m: Metrics) -> list[TokenRow]:
+        return [
+            TokenRow(
+                name,
+                f"{name} latents",
+                f"the latents of the dictionary at {point}",
+                [float(v) for v in m.direct_effect.sum(-1)],
+                [float(v) for v in m.total_effect.sum(-1)],
+            )
+        ]
+
+    c = coder.cfg
+    return Kind(
+        name=name,
+        label=f"{c.kind.replace('_', '-')} latent ({point}, {c.n_latents} {c.activation})",
+        group="latents",
+        layered=False,
+        unit="latent",
+        size=lambda _cfg: n,
+        rank=lambda _layer: rank,
+        hook=lambda _layer: acts_point,
+        activations=lambda x: x,
+        points=points,
+        metrics=metrics,
+        coords=("token", "index"),
+        site=site,
+        write=write,
+        collation=Collation(
+            lambda _layer: [acts_point], feed, density="fraction of stream tokens with activation > 0"
+        ),
+        token_rows=token_rows,
+        verify=True,
+    )
