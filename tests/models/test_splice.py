@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechscope.engine.kinds import kinds_of
+from mechscope.engine.kinds import kinds_of, register_spliced, unregister_spliced
 from mechscope.errors import HookError
 from mechscope.models.hooks import HookPoint
 from tests.conftest import tiny_model
@@ -32,11 +32,16 @@ class Recon(nn.Module):
         recon = self.recon(self.dec(self.acts(pre)))
         return recon + error
 
-    def node_kind(self, point: str, name: str) -> object:
-        return TOY  # any Kind record: the dictionaries will describe their latents here
-
 
 def test_splice_keeps_logits_names_its_points_and_unsplices() -> None:
+    register_spliced(Recon, lambda _m, _p, _n: TOY)  # the dictionaries describe their latents so
+    try:
+        _splice_round_trip()
+    finally:
+        unregister_spliced(Recon)
+
+
+def _splice_round_trip() -> None:
     model = tiny_model("llama")
     tokens = torch.tensor([[1, 5, 7, 2, 9]])
     clean = model(tokens)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mechscope.engine.kinds.latent import attach, detach
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
-from mechscope.models.dictionaries import DictionaryConfig, attach, detach
+from mechscope.models.dictionaries import DictionaryConfig
 from mechscope.models.hooks import HookPoint
 from tests.conftest import tiny_model
 from tests.models.dictionaries._helpers import random_coder

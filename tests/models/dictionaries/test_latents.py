@@ -14,12 +14,11 @@ from mechscope.engine.attribution import attribute
 from mechscope.engine.directions import LogitDiff
 from mechscope.engine.interventions import Intervention, intervention_hooks
 from mechscope.engine.kinds import get_kind
+from mechscope.engine.kinds.latent import attach, residual_rows
 from mechscope.engine.nodes import Node
 from mechscope.engine.recorder import record
 from mechscope.engine.verify import verify
 from mechscope.models.decoder import HookedDecoder
-from mechscope.models.dictionaries import attach
-from mechscope.models.dictionaries.latents import residual_rows
 from mechscope.models.weights import layer_weights
 from tests.conftest import tiny_model
 from tests.data._helpers import small_windows

@@ -141,15 +141,30 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+SplicedKind = Callable[[Any, str, str], Kind]
+"""``factory(module, point, name) -> Kind``: the node kind of a module spliced at ``point`` as ``name``."""
+_SPLICED: dict[type, SplicedKind] = {}
+
+
+def register_spliced(module_type: type, factory: SplicedKind) -> None:
+    """Spliced modules of ``module_type`` contribute a node kind each (a dictionary's latents:
+    ``kinds/latent.py``)."""
+    _SPLICED[module_type] = factory
+
+
+def unregister_spliced(module_type: type) -> None:
+    _SPLICED.pop(module_type, None)
+
+
 def kinds_of(model: HookedDecoder | None = None) -> list[Kind]:
-    """Every kind of node ``model`` has: the registered ones, then one per spliced module that
-    contributes a kind (a module with a ``node_kind(point, name) -> Kind`` method)."""
+    """Every kind of node ``model`` has: the registered ones, then one per spliced module whose
+    type has a kind factory (:func:`register_spliced`), in forward order."""
     out = list(_REGISTRY.values())
     if model is not None:
         for point, name, module in model.splices():
-            contribute = getattr(module, "node_kind", None)
-            if callable(contribute):
-                out.append(contribute(point, name))
+            factory = next((f for t, f in _SPLICED.items() if isinstance(module, t)), None)
+            if factory is not None:
+                out.append(factory(module, point, name))
     return out
 
 

@@ -23,7 +23,6 @@ n), ``recon`` and ``error`` (batch, pos, d_in).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -32,9 +31,6 @@ from mechscope.errors import InputError
 from mechscope.models.dictionaries import activations as F
 from mechscope.models.dictionaries.config import DictionaryConfig
 from mechscope.models.hooks import HookPoint
-
-if TYPE_CHECKING:
-    from mechscope.engine.kinds.base import Kind
 
 
 class SparseCoder(nn.Module):
@@ -155,12 +151,6 @@ class SparseCoder(nn.Module):
         layer = f"l{parts[1]}_" if parts[0] == "blocks" and len(parts) > 2 else ""
         rest = "_".join(parts[2:] if layer else parts)
         return f"{self.cfg.kind}_{layer}{rest}".lower()
-
-    def node_kind(self, point: str, name: str) -> Kind:
-        """The node kind of its latents while spliced at ``point`` as ``name`` (engine registry)."""
-        from mechscope.models.dictionaries.latents import latent_kind
-
-        return latent_kind(self, point, name)
 
     def extra_repr(self) -> str:
         c = self.cfg

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow
+from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, kinds_of
 from mechscope.engine.metrics import Context, Metrics
 from mechscope.errors import InputError
+from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.weights import residual_map, write_rank
 
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
     from mechscope.models.decoder import HookedDecoder
-    from mechscope.models.dictionaries.coder import SparseCoder
 
 
 def residual_rows(coder: SparseCoder, model: HookedDecoder, point: str) -> torch.Tensor:
@@ -116,6 +116,7 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
     return Kind(
         name=name,
         label=f"{c.kind.replace('_', '-')} latent ({point}, {c.n_latents} {c.activation})",
+        value_label="latent activation",
         group="latents",
         layered=False,
         unit="latent",
@@ -134,3 +135,34 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
         token_rows=token_rows,
         verify=True,
     )
+
+
+def attach(model: HookedDecoder, coder: SparseCoder, name: str | None = None) -> str:
+    """Splice ``coder`` in at the hook point it reads, with its error term kept (the model's
+    outputs do not change until a latent is edited); its latents become the node kind ``name``
+    (default :meth:`SparseCoder.default_name`, e.g. ``sae_l6_resid_post``). Returns the name."""
+    cfg = coder.cfg
+    if cfg.kind != "sae":
+        raise InputError(f"attaching a {cfg.kind} is not supported yet; only SAEs splice in where they read")
+    name = name or coder.default_name()
+    if not (name.isidentifier() and name.islower()):
+        raise InputError(f"dictionary name {name!r} must be a lower-case identifier (letters, digits, _)")
+    rmap = residual_map(model, cfg.hook)
+    if rmap.width != cfg.d_in:
+        raise InputError(f"{cfg.hook} has width {rmap.width} in this model, the dictionary d_in={cfg.d_in}")
+    if any(k.name == name for k in kinds_of(model)):
+        raise InputError(f"a node kind named {name!r} exists already; choose another name")
+    # Attached for inspection: no parameter gradients (the engine's backward would fill them).
+    model.splice(cfg.hook, coder.to(model.device).eval().requires_grad_(False), name)
+    return name
+
+
+def detach(model: HookedDecoder, name: str) -> SparseCoder:
+    """Remove the dictionary attached as ``name`` and return it."""
+    for point, n, module in model.splices():
+        if n == name and isinstance(module, SparseCoder):
+            out = model.unsplice(point, name)
+            assert isinstance(out, SparseCoder)
+            return out
+    attached = [n for _, n, m in model.splices() if isinstance(m, SparseCoder)]
+    raise InputError(f"no dictionary attached as {name!r}; attached: {attached}")
