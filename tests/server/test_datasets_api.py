@@ -33,7 +33,9 @@ def _client(root: Path | None):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
     return TestClient(
-        create_app(tiny_model("llama"), datasets=DatasetSource(root)), raise_server_exceptions=False
+        create_app(tiny_model("llama"), datasets=DatasetSource(root)),
+        raise_server_exceptions=False,
+        base_url="http://localhost",
     )
 
 
@@ -155,7 +157,7 @@ def test_head_pattern_refuses_windows_over_the_prompt_limit_and_needs_a_dataset(
     app = create_app(
         tiny_model("llama"), Settings(limits=Limits(max_prompt_tokens=8)), datasets=DatasetSource(collated)
     )
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as c:
         r = c.post("/api/dataset/pattern", json={"layer": 0, "head": 0, "window_id": 0})
         assert r.status_code == 422 and r.json()["field"] == "window_id" and "16 tokens" in r.json()["error"]
     with _client(None) as c:

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from mechscope.engine.compare import Run
 from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
 from mechscope.engine.verify import Verification
-from mechscope.server import limits
+from mechscope.server import budget, limits
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError
 from mechscope.server.schemas import DebugRequest, DebugResponse, Token, VerifyRequest
@@ -49,6 +49,7 @@ def check(state: State, req: DebugRequest) -> None:
     if req.prompt2 is not None:
         limits.prompt_tokens(state.model, req.prompt2, "prompt2", lim)
     limits.interventions(state.model, req.interventions, "interventions", lim)
+    budget.debug(state.model, req, lim, top_n=req.top_n if isinstance(req, VerifyRequest) else 0)
     if req.trace is not None:
         from mechscope.errors import InputError
 
