@@ -83,7 +83,11 @@ def check(grad: Pass | None, total: int, field: str, limits: Limits, what: str) 
 def debug(model: HookedDecoder, req: DebugRequest, limits: Limits, top_n: int = 0) -> None:
     """/api/debug and /api/verify: one attribution pass per run, plus one forward per ablated node."""
     conts = [*req.targets, *req.distractors]
-    runs = [req.prompt] if not req.interventions and req.prompt2 is None else [req.prompt, req.prompt2 or req.prompt]
+    runs = (
+        [req.prompt]
+        if not req.interventions and req.prompt2 is None
+        else [req.prompt, req.prompt2 or req.prompt]
+    )
     passes = [objective(model, p, conts) for p in runs]
     grad = max(passes, key=lambda p: p.tokens)
     total = sum(p.tokens for p in passes) + top_n * grad.tokens + _interventions(model, req.interventions)

@@ -22,7 +22,9 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     def _error(self, size: str) -> HTTPException:
-        return HTTPException(413, f"the request body is {size}; the limit is {self.max_bytes:,} bytes (max_body_bytes)")
+        return HTTPException(
+            413, f"the request body is {size}; the limit is {self.max_bytes:,} bytes (max_body_bytes)"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,4 +75,6 @@ class CrashGuard:
             log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise  # half a response is out: only closing the connection can say so
-            await json_error("internal error; the server log has the details", None, 500)(scope, receive, send)
+            await json_error("internal error; the server log has the details", None, 500)(
+                scope, receive, send
+            )

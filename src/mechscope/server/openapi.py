@@ -24,7 +24,11 @@ def add_limits(schema: dict[str, Any], limits: Limits) -> None:
     max_new_tokens, ``maxItems`` of the lists that max_batch bounds. (Token counts, such as
     max_prompt_tokens, depend on the tokenizer and cannot be said in JSON Schema.)"""
     maximum = {"k": limits.max_k, "top_n": limits.max_verify, "max_new_tokens": limits.max_new_tokens}
-    max_items = {"targets": limits.max_batch, "distractors": limits.max_batch, "interventions": limits.max_batch}
+    max_items = {
+        "targets": limits.max_batch,
+        "distractors": limits.max_batch,
+        "interventions": limits.max_batch,
+    }
     for name, body in schema.get("components", {}).get("schemas", {}).items():
         if not name.endswith("Request"):
             continue

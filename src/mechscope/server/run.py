@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import webbrowser
 from pathlib import Path
@@ -25,15 +26,18 @@ def serve_model(
     open_browser: bool,
     dataset: Path | None = None,
     collate_demo: bool = False,
+    allowed_hosts: list[str] | None = None,
 ) -> None:
     """Serve until Ctrl+C. ``collate_demo``: collate the demo's slice of the default corpus in the
-    background (resuming earlier work) when ``dataset`` is not finished."""
+    background (resuming earlier work) when ``dataset`` is not finished. Beyond loopback the server
+    requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here."""
     start = time.perf_counter()
     import uvicorn
 
     from mechscope.models.loading import load_model
     from mechscope.server.app import STATIC, create_app
     from mechscope.server.datasets import DEMO_TOKENS, DatasetSource
+    from mechscope.server.security import TOKEN_ENV, is_loopback, new_token
     from mechscope.server.settings import Settings
 
     model = load_model(model_ref)
@@ -41,7 +45,22 @@ def serve_model(
         from mechscope.data.store import default_workspace
 
         dataset = default_workspace(model.cfg.name or "model", f"wiki-demo-{DEMO_TOKENS}")
-    settings = Settings(host=host, port=port, cors_origins=cors, dataset=dataset)
+    token = os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host):
+        token = token or new_token()
+        click.echo(
+            f"warning: listening on {host}, beyond this machine: every /api request needs the access "
+            f"token ({'from $' + TOKEN_ENV if os.environ.get(TOKEN_ENV) else 'generated; set $' + TOKEN_ENV + ' to choose it'})",
+            err=True,
+        )
+    settings = Settings(
+        host=host,
+        port=port,
+        cors_origins=cors,
+        dataset=dataset,
+        token=token,
+        allowed_hosts=allowed_hosts or [],
+    )
     source = DatasetSource(dataset)
     if collate_demo:
         source.collate_in_background()
@@ -56,6 +75,8 @@ def serve_model(
     app = create_app(model, settings, datasets=source)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/{path}"
+    if token is not None:  # opening it sets the token's cookie for the web app
+        url += ("&" if "?" in url else "?") + f"token={token}"
     if not (STATIC / "index.html").is_file():
         click.echo(
             "note: the web app is not built in this install (bash scripts/build_web.sh); serving the API only"

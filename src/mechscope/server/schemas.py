@@ -21,7 +21,6 @@ from mechscope.engine.nodes import NODE_KINDS, Node, NodeKind
 from mechscope.engine.patching import PatchSite
 from mechscope.server.settings import Limits
 
-
 Int = Annotated[int, Strict()]
 """An integer that must be a JSON integer: ``false`` and ``"3"`` are not integers."""
 

@@ -107,7 +107,9 @@ class ModelWorker:
             raise QueueFull(self.retry_after(self._pending))
         mine = self._by_client[client]
         if mine and self._pending >= self._queue_size - self._reserved:
-            raise QueueFull(self.retry_after(self._pending), f"the model is busy and this client has {mine} jobs queued")
+            raise QueueFull(
+                self.retry_after(self._pending), f"the model is busy and this client has {mine} jobs queued"
+            )
         self._pending += 1
         self._by_client[client] += 1
         loop = asyncio.get_running_loop()

@@ -30,7 +30,13 @@ async def patch_sweep(req: PatchRequest, state: State) -> PatchingResult:
     )
     result, _ = await state.worker.run(
         "patch:" + req.model_dump_json(),
-        lambda: patch(state.model, req.clean, req.corrupted, direction, site=req.site, method=req.method,
+        lambda: patch(
+            state.model,
+            req.clean,
+            req.corrupted,
+            direction,
+            site=req.site,
+            method=req.method,
             check=state.worker.check_stop,
         ),
     )
