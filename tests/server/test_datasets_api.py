@@ -199,3 +199,12 @@ def test_node_pages_read_previews_while_collating_then_the_dataset(tmp_path: Pat
         assert st["status"] == "done" and st["preview_tokens"] is None
         body = c.post("/api/dataset/node", json=ask).json()  # not the preview's cached answer
         assert body["status"]["status"] == "done" and any(e["window_id"] >= 16 for e in body["top"])
+
+
+def test_a_lone_surrogate_token_is_a_422(collated: Path) -> None:
+    """Issue 12 item 6: it reached the database and a 500."""
+    with _client(collated) as c:
+        r = c.post(
+            "/api/dataset/token", content='{"token": "\\ud800"}', headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["field"] == "token", r.text

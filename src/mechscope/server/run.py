@@ -17,6 +17,23 @@ IOI_QUERY = (
 )
 
 
+def access_token(host: str) -> str | None:
+    """The token the server requires: $MECHSCOPE_TOKEN if set; else, beyond loopback, a new one
+    (with a warning: the server is reachable from the network); else none."""
+    from mechscope.server.security import TOKEN_ENV, is_loopback, new_token
+
+    token = os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host):
+        origin = f"from ${TOKEN_ENV}" if token else f"generated; set ${TOKEN_ENV} to choose it"
+        click.echo(
+            f"warning: listening on {host}, beyond this machine: every /api request needs the access "
+            f"token ({origin}); open the printed link, or send 'Authorization: Bearer <token>'",
+            err=True,
+        )
+        token = token or new_token()
+    return token
+
+
 def serve_model(
     model_ref: str | None,
     host: str,
@@ -37,7 +54,6 @@ def serve_model(
     from mechscope.models.loading import load_model
     from mechscope.server.app import STATIC, create_app
     from mechscope.server.datasets import DEMO_TOKENS, DatasetSource
-    from mechscope.server.security import TOKEN_ENV, is_loopback, new_token
     from mechscope.server.settings import Settings
 
     model = load_model(model_ref)
@@ -45,14 +61,7 @@ def serve_model(
         from mechscope.data.store import default_workspace
 
         dataset = default_workspace(model.cfg.name or "model", f"wiki-demo-{DEMO_TOKENS}")
-    token = os.environ.get(TOKEN_ENV) or None
-    if not is_loopback(host):
-        token = token or new_token()
-        click.echo(
-            f"warning: listening on {host}, beyond this machine: every /api request needs the access "
-            f"token ({'from $' + TOKEN_ENV if os.environ.get(TOKEN_ENV) else 'generated; set $' + TOKEN_ENV + ' to choose it'})",
-            err=True,
-        )
+    token = access_token(host)
     settings = Settings(
         host=host,
         port=port,
