@@ -56,7 +56,7 @@ class _Job:
 
 class ModelWorker:
     def __init__(self, queue_size: int, cache_size: int, max_job_seconds: float = math.inf) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mechscope-model")
+        self._executor: ThreadPoolExecutor | None = None  # made at the first job, again after close()
         self._queue_size = queue_size
         self._reserved = queue_size // 4  # slots only a client with no job queued may take
         self._pending = 0  # jobs submitted and not finished, the running one included
@@ -119,6 +119,8 @@ class ModelWorker:
             self._inflight[key] = (fut, job)
         watch = asyncio.ensure_future(self._watch(job, disconnected)) if disconnected else None
         try:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mechscope-model")
             result = await loop.run_in_executor(self._executor, self._timed, job, fn)
             fut.set_result(result)
         except BaseException as e:
@@ -177,7 +179,9 @@ class ModelWorker:
             )
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 @dataclass
