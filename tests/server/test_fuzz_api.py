@@ -25,9 +25,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
-)
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_5xx_and_every_error_is_json(case: schemathesis.Case) -> None:
     response = case.call()
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
