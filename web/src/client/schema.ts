@@ -545,6 +545,7 @@ export interface components {
             seed?: number | null;
             /**
              * Temperature
+             * @description 0: greedy; else at least 0.01 (sampling)
              * @default 0
              */
             temperature?: number;
@@ -683,6 +684,24 @@ export interface components {
              */
             max_batch?: number;
             /**
+             * Max Body Bytes
+             * @description request body size; more gets 413
+             * @default 2000000
+             */
+            max_body_bytes?: number;
+            /**
+             * Max Grad Tokens
+             * @description tokens of one pass with gradients (rows x length): the prompt's row plus one row per multi-token target or distractor; bounds a request's memory
+             * @default 1024
+             */
+            max_grad_tokens?: number;
+            /**
+             * Max Job Seconds
+             * @description a patching sweep still running after this stops with a 422
+             * @default 120
+             */
+            max_job_seconds?: number;
+            /**
              * Max K
              * @description top nodes per kind and metric; tokens per lens cell
              * @default 100
@@ -700,6 +719,12 @@ export interface components {
              * @default 256
              */
             max_prompt_tokens?: number;
+            /**
+             * Max Request Tokens
+             * @description tokens the model processes for one request: every row of every forward (prompt, each multi-token target and distractor teacher-forced as its own row, each patching cell, each generated step); bounds a request's memory and time before it is queued (docs/reliability.md)
+             * @default 8192
+             */
+            max_request_tokens?: number;
             /**
              * Max Verify
              * @description nodes ablated by one verify request
@@ -1270,8 +1295,44 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetStatus"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1312,8 +1373,44 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetNode"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1354,8 +1451,44 @@ export interface operations {
                     "application/json": components["schemas"]["HeadPattern"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1396,8 +1529,44 @@ export interface operations {
                     "application/json": components["schemas"]["SearchHit"][];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1438,8 +1607,44 @@ export interface operations {
                     "application/json": components["schemas"]["TokenNode"][];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1480,8 +1685,44 @@ export interface operations {
                     "application/json": components["schemas"]["DebugResponse"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1522,8 +1763,44 @@ export interface operations {
                     "application/json": components["schemas"]["GenerateResponse"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1564,8 +1841,44 @@ export interface operations {
                     "application/json": components["schemas"]["LensResult"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1602,8 +1915,44 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfo"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1644,8 +1993,44 @@ export interface operations {
                     "application/json": components["schemas"]["NodeDetail"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1686,8 +2071,44 @@ export interface operations {
                     "application/json": components["schemas"]["NodeTokens"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1728,8 +2149,44 @@ export interface operations {
                     "application/json": components["schemas"]["PatchingResult"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1770,8 +2227,44 @@ export interface operations {
                     "application/json": components["schemas"]["TokenizeResponse"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1812,8 +2305,44 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
