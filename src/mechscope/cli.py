@@ -205,11 +205,19 @@ def attribute(
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Interface to bind; 0.0.0.0 exposes the server to the network.",
+    help="Interface to bind; 0.0.0.0 exposes the server to the network, which then requires an access "
+    "token ($MECHSCOPE_TOKEN, or one generated and printed).",
 )
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--cors-origin", "cors", multiple=True, help="Also allow API calls from this origin (repeatable)."
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Also answer requests whose Host header names this host (repeatable; '*': any). localhost, "
+    "IP addresses and the --host name are always answered.",
 )
 @click.option(
     "--dataset",
@@ -218,11 +226,27 @@ def attribute(
     help="A collated dataset folder (mechscope collate) for the node pages.",
 )
 @friendly_errors
-def serve(model: str | None, host: str, port: int, cors: tuple[str, ...], dataset: Path | None) -> None:
+def serve(
+    model: str | None,
+    host: str,
+    port: int,
+    cors: tuple[str, ...],
+    allowed_hosts: tuple[str, ...],
+    dataset: Path | None,
+) -> None:
     """Serve the JSON API (/api, schema at /openapi.json) and the web app for a model."""
     from mechscope.server.run import serve_model
 
-    serve_model(model, host, port, list(cors), "", open_browser=False, dataset=dataset)
+    serve_model(
+        model,
+        host,
+        port,
+        list(cors),
+        "",
+        open_browser=False,
+        dataset=dataset,
+        allowed_hosts=list(allowed_hosts),
+    )
 
 
 @main.command()

@@ -62,3 +62,39 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert a.keys() == b.keys() and {"examples", "nodes", "samples", "windows", "token_peaks"} <= a.keys()
     for name in a:
         assert a[name] == b[name], name
+
+
+KILL_IN_FINAL_BUILD = """
+import os, signal
+import duckdb
+from mechscope.data import store
+
+build = store._build_database
+
+def build_then_die(path, tables):
+    if not path.name.startswith(".dataset.duckdb"):  # previews build as usual
+        return build(path, tables)
+    con = duckdb.connect(str(path))  # as the real build does: its WAL is on disk, uncheckpointed
+    con.execute("CREATE TABLE half AS SELECT range AS i FROM range(1000)")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+store._build_database = build_then_die
+"""
+
+
+def test_kill_9_during_the_final_database_build_leaves_no_wal_after_resume(tmp_path: Path) -> None:
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_IN_FINAL_BUILD + SCRIPT, str(corpus_dir), str(killed), "fast"], cwd=ROOT
+    )
+    assert proc.wait() == -signal.SIGKILL
+    left = [p.name for p in killed.glob(".dataset.duckdb.*")]
+    assert any(n.endswith(".wal") for n in left), left  # what the kill leaves behind
+    assert _run(corpus_dir, killed, "fast").wait() == 0  # resume
+    assert _run(corpus_dir, clean, "fast").wait() == 0
+    assert not [p.name for p in killed.rglob(".*") if p.name.endswith((".tmp", ".wal"))]
+    a, b = dump_tables(killed), dump_tables(clean)
+    for name in a:
+        assert a[name] == b[name], name

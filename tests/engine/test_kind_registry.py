@@ -76,7 +76,7 @@ def test_toy_kind_is_scored_listed_and_ablatable() -> None:
 
 @pytest.mark.usefixtures("toy")
 def test_toy_kind_in_the_api() -> None:
-    client = TestClient(create_app(tiny_model("llama")))
+    client = TestClient(create_app(tiny_model("llama")), base_url="http://localhost")
     kinds = {k["name"]: k for k in client.get("/api/model").json()["kinds"]}
     assert kinds["resid_dim"]["group"] == "coordinates" and kinds["resid_dim"]["size"] == 32
     assert kinds["resid_dim"]["collated"] and kinds["resid_dim"]["through"] == []

@@ -15,7 +15,7 @@ from tests.conftest import tiny_model
 
 def make_client(settings: Settings | None = None, static_dir: Path | None = None) -> TestClient:
     app = create_app(tiny_model("llama"), settings or Settings(), static_dir=static_dir)
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url="http://localhost")
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ def _client(root: Path | None):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
     return TestClient(
-        create_app(tiny_model("llama"), datasets=DatasetSource(root)), raise_server_exceptions=False
+        create_app(tiny_model("llama"), datasets=DatasetSource(root)),
+        raise_server_exceptions=False,
+        base_url="http://localhost",
     )
 
 
@@ -155,7 +157,7 @@ def test_head_pattern_refuses_windows_over_the_prompt_limit_and_needs_a_dataset(
     app = create_app(
         tiny_model("llama"), Settings(limits=Limits(max_prompt_tokens=8)), datasets=DatasetSource(collated)
     )
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as c:
         r = c.post("/api/dataset/pattern", json={"layer": 0, "head": 0, "window_id": 0})
         assert r.status_code == 422 and r.json()["field"] == "window_id" and "16 tokens" in r.json()["error"]
     with _client(None) as c:
@@ -197,3 +199,12 @@ def test_node_pages_read_previews_while_collating_then_the_dataset(tmp_path: Pat
         assert st["status"] == "done" and st["preview_tokens"] is None
         body = c.post("/api/dataset/node", json=ask).json()  # not the preview's cached answer
         assert body["status"]["status"] == "done" and any(e["window_id"] >= 16 for e in body["top"])
+
+
+def test_a_lone_surrogate_token_is_a_422(collated: Path) -> None:
+    """Issue 12 item 6: it reached the database and a 500."""
+    with _client(collated) as c:
+        r = c.post(
+            "/api/dataset/token", content='{"token": "\\ud800"}', headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["field"] == "token", r.text

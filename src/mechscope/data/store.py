@@ -115,7 +115,8 @@ class Workspace:
                 "pass another --out folder or delete this one"
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        for stray in self.root.rglob(".*.tmp"):  # left by a process killed mid-write
+        # Left by a process killed mid-write; DuckDB's log of a database killed mid-build is beside it.
+        for stray in [*self.root.rglob(".*.tmp"), *self.root.rglob(".*.tmp.wal")]:
             stray.unlink(missing_ok=True)
         if m is None:
             m = {"identity": identity, "status": "running", "windows_done": 0, "state": None}

@@ -22,6 +22,8 @@ from mechscope.errors import InputError
 from mechscope.models.hooks import HookPoint
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mechscope.models.decoder import HookedDecoder, ModelInput
 
 PatchSite = Literal["resid_pre", "attn_out", "mlp_out", "heads", "heads_by_pos"]
@@ -76,8 +78,10 @@ def patch(
     direction: Direction,
     site: PatchSite = "resid_pre",
     method: Literal["activation", "attribution"] = "activation",
+    check: Callable[[], None] | None = None,
 ) -> PatchingResult:
-    """Patch every ``site`` from ``clean`` into ``corrupted``; see the module docstring."""
+    """Patch every ``site`` from ``clean`` into ``corrupted``; see the module docstring. ``check`` is
+    called between the sweep's chunks and may raise to stop it (a server's time limit, a client gone)."""
     if site not in PATCH_SITES:
         raise InputError(f"unknown patching site {site!r}; allowed: {list(PATCH_SITES)}")
     if method not in ("activation", "attribution"):
@@ -97,7 +101,7 @@ def patch(
     if method == "attribution":
         grid = _attribution_grid(rec, clean_acts, points, site, n)
     else:
-        grid = _activation_grid(model, corr_obj, clean_acts, points, site, n)
+        grid = _activation_grid(model, corr_obj, clean_acts, points, site, n, check)
     tok = model.tokenizer
     tokens = [tok.token_str(i) if tok is not None else str(i) for i in ids]
     rows, cols = _labels(model, site, tokens)
@@ -120,6 +124,7 @@ def _activation_grid(
     points: list[str],
     site: PatchSite,
     n: int,
+    check: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Values of the corrupted prompt with each cell patched: (rows, columns) of the heatmap."""
     h = model.cfg.n_heads
@@ -136,6 +141,8 @@ def _activation_grid(
     for point in points:
         src = clean[point]  # (row, pos, ...)
         for start in range(0, len(cells), chunk):
+            if check is not None:
+                check()
             part = cells[start : start + chunk]
 
             def hook(

@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
 
 from mechscope import __version__
 from mechscope.server import errors
 from mechscope.server.datasets import DatasetSource
 from mechscope.server.deps import ServerState
+from mechscope.server.middleware import BodyLimit, CrashGuard
+from mechscope.server.openapi import add_limits
 from mechscope.server.routes import datasets, debugger, generate, patching, views
 from mechscope.server.routes import model as model_routes
 from mechscope.server.schemas import ErrorBody
+from mechscope.server.security import Guard
 from mechscope.server.settings import Settings
 from mechscope.server.worker import ModelWorker
 
@@ -25,9 +29,14 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).parent / "static"  # `npm run build` in web/ writes here
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a Host header this server does not serve (DNS rebinding)"},
+    401: {"model": ErrorBody, "description": "the access token is missing or wrong (non-loopback servers)"},
+    413: {"model": ErrorBody, "description": "the request body is over max_body_bytes"},
     422: {"model": ErrorBody, "description": "bad input: the message names the field and what is allowed"},
+    500: {"model": ErrorBody, "description": "a server bug; the log has the details, the body never does"},
     503: {"model": ErrorBody, "description": "the model's queue is full; retry after Retry-After seconds"},
 }
+MAX_PATH = 1024  # longer paths name no file of the built app (and overflow the OS's name limit)
 ROUTERS = (
     model_routes.router,
     debugger.router,
@@ -51,7 +60,7 @@ def create_app(
     """The server for ``model``; ``static_dir`` (default: the package's built web app) is served at /;
     ``datasets`` is the collated dataset of the node pages (default: ``settings.dataset``)."""
     settings = settings or Settings()
-    worker = ModelWorker(settings.queue_size, settings.cache_size)
+    worker = ModelWorker(settings.queue_size, settings.cache_size, settings.limits.max_job_seconds)
     source = datasets or DatasetSource(settings.dataset)
 
     @asynccontextmanager
@@ -60,7 +69,8 @@ def create_app(
         worker.close()
         source.close()
 
-    app = FastAPI(title="mechscope", version=__version__, lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc load their scripts from this server, not a CDN.
+    app: FastAPI = FastAPIOffline(title="mechscope", version=__version__, lifespan=lifespan)
     app.state.mechscope = ServerState(model=model, worker=worker, settings=settings, datasets=source)
     errors.install(app)
     for router in ROUTERS:
@@ -74,8 +84,27 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
+    # Outermost last: Host and token first, then the body limit, then the crash guard.
+    app.add_middleware(CrashGuard)
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(Guard, settings=settings)
     _mount_web(app, static_dir or STATIC)
+    _schema_with_limits(app, settings)
     return app
+
+
+def _schema_with_limits(app: FastAPI, settings: Settings) -> None:
+    """The served schema states this server's limits (k <= max_k, ...), so a request valid by the
+    schema is not refused for a bound it did not show."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_limits(generate(), settings.limits)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_web(app: FastAPI, root: Path) -> None:
@@ -89,8 +118,10 @@ def _mount_web(app: FastAPI, root: Path) -> None:
     def web(path: str) -> Response:
         if path == "api" or path.startswith("api/"):
             if f"/{path}" in api_paths:
-                return errors.json_error(f"/{path} takes POST with a JSON body", None, 405)
-            return errors.json_error(f"no API route /{path}", None, 404)
+                return errors.json_error(f"/{path} takes POST with a JSON body", None, 405, {"Allow": "POST"})
+            return errors.json_error(f"no API route /{path[:200]}", None, 404)
+        if "\x00" in path or len(path) > MAX_PATH:
+            return errors.json_error("no such page: the path is too long or holds a NUL byte", None, 404)
         if not index.is_file():
             return HTMLResponse(_NOT_BUILT)
         candidate = (root / path).resolve()

@@ -1,8 +1,8 @@
-"""Errors as JSON bodies (``ErrorBody``): 422 for bad input, 503 when busy, 500 without a trace."""
+"""Errors as JSON bodies (``ErrorBody``): 422 for bad input, 503 when busy; the 500 without a trace
+is :class:`mechscope.server.middleware.CrashGuard`'s."""
 
 from __future__ import annotations
 
-import logging
 import re
 
 from fastapi import FastAPI, Request
@@ -12,8 +12,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mechscope.errors import MechscopeError
 from mechscope.server.worker import QueueFull
-
-log = logging.getLogger("mechscope.server")
 
 # Engine messages lead with the field they are about: "targets[0]: ...", "interventions[1]: ...".
 _FIELD = re.compile(r"^([A-Za-z_][\w.]*(?:\[\d+\])*(?:\.[\w]+)*): ")
@@ -41,6 +39,8 @@ def install(app: FastAPI) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         field = ".".join(loc) or None
         msg = first.get("msg", "invalid request")
+        if field is None and (m := _FIELD.match(msg)):  # a whole-body check names its field itself
+            return json_error(msg, m.group(1), 422)
         return json_error(f"{field}: {msg}" if field else msg, field, 422)
 
     @app.exception_handler(FieldError)
@@ -59,9 +59,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return json_error(str(exc.detail), None, exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        return json_error("internal error; the server log has the details", None, 500)
+        # Its headers too: a 405 says which methods are allowed (Allow).
+        return json_error(str(exc.detail), None, exc.status_code, dict(exc.headers or {}))

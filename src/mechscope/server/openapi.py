@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mechscope.server.settings import Limits
 
 
 def openapi_schema() -> dict[str, Any]:
@@ -14,3 +17,23 @@ def openapi_schema() -> dict[str, Any]:
         architecture="llama", d_model=8, n_layers=1, n_heads=2, d_head=4, d_mlp=8, d_vocab=4, n_ctx=8
     )
     return create_app(HookedDecoder(cfg, None)).openapi()
+
+
+def add_limits(schema: dict[str, Any], limits: Limits) -> None:
+    """Write the server's limits into the request bodies' schemas: ``maximum`` of k, top_n and
+    max_new_tokens, ``maxItems`` of the lists that max_batch bounds. (Token counts, such as
+    max_prompt_tokens, depend on the tokenizer and cannot be said in JSON Schema.)"""
+    maximum = {"k": limits.max_k, "top_n": limits.max_verify, "max_new_tokens": limits.max_new_tokens}
+    max_items = {
+        "targets": limits.max_batch,
+        "distractors": limits.max_batch,
+        "interventions": limits.max_batch,
+    }
+    for name, body in schema.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request"):
+            continue
+        for prop, spec in body.get("properties", {}).items():
+            if prop in maximum:
+                spec["maximum"] = min(spec.get("maximum", maximum[prop]), maximum[prop])
+            elif prop in max_items and spec.get("type") == "array":
+                spec["maxItems"] = max_items[prop]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import webbrowser
 from pathlib import Path
@@ -16,6 +17,23 @@ IOI_QUERY = (
 )
 
 
+def access_token(host: str) -> str | None:
+    """The token the server requires: $MECHSCOPE_TOKEN if set; else, beyond loopback, a new one
+    (with a warning: the server is reachable from the network); else none."""
+    from mechscope.server.security import TOKEN_ENV, is_loopback, new_token
+
+    token = os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host):
+        origin = f"from ${TOKEN_ENV}" if token else f"generated; set ${TOKEN_ENV} to choose it"
+        click.echo(
+            f"warning: listening on {host}, beyond this machine: every /api request needs the access "
+            f"token ({origin}); open the printed link, or send 'Authorization: Bearer <token>'",
+            err=True,
+        )
+        token = token or new_token()
+    return token
+
+
 def serve_model(
     model_ref: str | None,
     host: str,
@@ -25,9 +43,11 @@ def serve_model(
     open_browser: bool,
     dataset: Path | None = None,
     collate_demo: bool = False,
+    allowed_hosts: list[str] | None = None,
 ) -> None:
     """Serve until Ctrl+C. ``collate_demo``: collate the demo's slice of the default corpus in the
-    background (resuming earlier work) when ``dataset`` is not finished."""
+    background (resuming earlier work) when ``dataset`` is not finished. Beyond loopback the server
+    requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here."""
     start = time.perf_counter()
     import uvicorn
 
@@ -41,7 +61,15 @@ def serve_model(
         from mechscope.data.store import default_workspace
 
         dataset = default_workspace(model.cfg.name or "model", f"wiki-demo-{DEMO_TOKENS}")
-    settings = Settings(host=host, port=port, cors_origins=cors, dataset=dataset)
+    token = access_token(host)
+    settings = Settings(
+        host=host,
+        port=port,
+        cors_origins=cors,
+        dataset=dataset,
+        token=token,
+        allowed_hosts=allowed_hosts or [],
+    )
     source = DatasetSource(dataset)
     if collate_demo:
         source.collate_in_background()
@@ -56,6 +84,8 @@ def serve_model(
     app = create_app(model, settings, datasets=source)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/{path}"
+    if token is not None:  # opening it sets the token's cookie for the web app
+        url += ("&" if "?" in url else "?") + f"token={token}"
     if not (STATIC / "index.html").is_file():
         click.echo(
             "note: the web app is not built in this install (bash scripts/build_web.sh); serving the API only"

@@ -7,9 +7,11 @@ vocabulary.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mechscope.engine.attribution import AttributionSummary
 from mechscope.engine.compare import CandidatePair, NodePair
@@ -19,12 +21,42 @@ from mechscope.engine.nodes import Node
 from mechscope.engine.patching import PatchSite
 from mechscope.server.settings import Limits
 
+Int = Annotated[int, Strict()]
+"""An integer that must be a JSON integer: ``false`` and ``"3"`` are not integers."""
+
+
+def _unusable(value: Any, path: str) -> str | None:
+    """Where the raw request holds a value no field may take: a NaN or infinite number (JSON has
+    neither; Python's parser reads NaN, Infinity and 1e999), or a lone UTF-16 surrogate, which no
+    text encoding can carry (``"\\ud800"`` in JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'body'}: {value} is not a finite number"
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return f"{path or 'body'}: the text holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _unusable(v, f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
+
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_and_encodable(cls, data: Any) -> Any:
+        # Walks the raw body, nested engine models (interventions, nodes) included.
+        found = _unusable(data, "")
+        if found:
+            raise PydanticCustomError("unusable_value", found)
+        return data
 
 
-Token = str | int
+Token = str | Int
 """A continuation as text (tokenised without BOS) or as one token id."""
 
 
@@ -110,15 +142,15 @@ class DebugRequest(_Request):
     prompt2: str | None = Field(default=None, min_length=1, max_length=20_000)
     targets: list[Token] = Field(default_factory=list, description="empty only when tracing")
     distractors: list[Token] = Field(default_factory=list)
-    position: int = Field(default=-1, description="prompt position whose next token is scored")
+    position: Int = Field(default=-1, description="prompt position whose next token is scored")
     trace: Trace | None = None
     interventions: list[Intervention] = Field(default_factory=list)
     kinds: list[str] | None = Field(
         default=None, min_length=1, max_length=64, description="node kinds to score; None: the default kinds"
     )
-    k: int = Field(default=10, ge=1, description="top nodes per kind and metric")
+    k: Int = Field(default=10, ge=1, description="top nodes per kind and metric")
     freeze_norm_scale: bool = True
-    align: Literal["last"] | list[tuple[int, int]] = "last"
+    align: Literal["last"] | list[tuple[Int, Int]] = "last"
 
 
 class DebugResponse(BaseModel):
@@ -135,22 +167,22 @@ class DebugResponse(BaseModel):
 class VerifyRequest(DebugRequest):
     """Ablate the top nodes of the run the node table shows (the right pane when there is one)."""
 
-    top_n: int = Field(default=20, ge=1)
+    top_n: Int = Field(default=20, ge=1)
 
 
 class NodeRequest(_Request):
     prompt: str = Field(min_length=1, max_length=20_000)
     node: Node
-    k: int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
+    k: Int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
 
 
 class NodeTokensRequest(_Request):
     """A neuron's output and input tokens from the weights alone: no prompt."""
 
     kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a kind with weight_tokens (GET /api/model)")
-    layer: int = Field(ge=0)
-    index: int = Field(ge=0)
-    k: int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
+    layer: Int = Field(ge=0)
+    index: Int = Field(ge=0)
+    k: Int = Field(default=10, ge=1, description="promoted / suppressed / driving tokens")
 
 
 class NodeDetail(BaseModel):
@@ -161,7 +193,7 @@ class NodeDetail(BaseModel):
 
 class LensRequest(_Request):
     prompt: str = Field(min_length=1, max_length=20_000)
-    k: int = Field(default=5, ge=1)
+    k: Int = Field(default=5, ge=1)
 
 
 class PatchRequest(_Request):
@@ -173,14 +205,28 @@ class PatchRequest(_Request):
     method: Literal["activation", "attribution"] = "attribution"
 
 
+MIN_TEMPERATURE = 0.01
+MIN_TOP_P = 1e-3
+
+
 class GenerateRequest(_Request):
     prompt: str = Field(min_length=1, max_length=20_000)
-    max_new_tokens: int = Field(default=32, ge=0)
-    temperature: float = Field(default=0.0, ge=0)
-    top_k: int | None = Field(default=None, ge=1)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    max_new_tokens: Int = Field(default=32, ge=0)
+    temperature: float = Field(
+        default=0.0, ge=0, le=100, description=f"0: greedy; else at least {MIN_TEMPERATURE} (sampling)"
+    )
+    top_k: Int | None = Field(default=None, ge=1)
+    top_p: float | None = Field(default=None, ge=MIN_TOP_P, le=1)
+    seed: Int | None = Field(default=None, ge=0, le=2**63 - 1)
     interventions: list[Intervention] = Field(default_factory=list)
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_or_sampling(cls, t: float) -> float:
+        # Dividing the logits by a tiny temperature overflows float32 to inf, and sampling fails.
+        if 0 < t < MIN_TEMPERATURE:
+            raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
+        return t
 
 
 class GenerateResponse(BaseModel):
@@ -239,9 +285,9 @@ class NodeStats(BaseModel):
 
 class DatasetNodeRequest(_Request):
     kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a collated kind (GET /api/model)")
-    layer: int = Field(ge=0)
-    index: int = Field(ge=0)
-    n: int = Field(default=10, ge=1, le=50, description="top examples")
+    layer: Int = Field(ge=0)
+    index: Int = Field(ge=0)
+    n: Int = Field(default=10, ge=1, le=50, description="top examples")
 
 
 class DatasetNode(BaseModel):
@@ -260,13 +306,13 @@ class PatternRequest(_Request):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="a kind with a pattern view; None: the model's first",
     )
-    layer: int = Field(ge=0)
-    head: int = Field(ge=0)
-    window_id: int = Field(ge=0, description="a window of the collated dataset (an example's window_id)")
-    query: int | None = Field(
+    layer: Int = Field(ge=0)
+    head: Int = Field(ge=0)
+    window_id: Int = Field(ge=0, description="a window of the collated dataset (an example's window_id)")
+    query: Int | None = Field(
         default=None, ge=0, description="the query position to mark; default: the head's peak in the window"
     )
-    k: int = Field(default=10, ge=1, description="promoted / suppressed tokens of the head's write at query")
+    k: Int = Field(default=10, ge=1, description="promoted / suppressed tokens of the head's write at query")
 
 
 class HeadPattern(BaseModel):
@@ -287,8 +333,8 @@ class HeadPattern(BaseModel):
 
 
 class TokenNodesRequest(_Request):
-    token: str | int
-    n: int = Field(default=20, ge=1, le=100)
+    token: str | Int
+    n: Int = Field(default=20, ge=1, le=100)
 
 
 class TokenNode(BaseModel):
@@ -302,7 +348,7 @@ class TokenNode(BaseModel):
 
 class SearchRequest(_Request):
     text: str = Field(min_length=1, max_length=200)
-    n: int = Field(default=20, ge=1, le=100)
+    n: Int = Field(default=20, ge=1, le=100)
 
 
 class SearchHit(BaseModel):

@@ -17,11 +17,38 @@ class Limits(BaseModel):
     max_batch: int = Field(
         default=16, ge=1, description="reference prompts of a mean ablation, targets, interventions"
     )
+    max_grad_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="tokens of one pass with gradients (rows x length): the prompt's row plus one row per "
+        "multi-token target or distractor; bounds a request's memory",
+    )
+    max_request_tokens: int = Field(
+        default=8_192,
+        ge=1,
+        description="tokens the model processes for one request: every row of every forward (prompt, each "
+        "multi-token target and distractor teacher-forced as its own row, each patching cell, each "
+        "generated step); bounds a request's memory and time before it is queued (docs/reliability.md)",
+    )
+    max_job_seconds: float = Field(
+        default=120.0, gt=0, description="a patching sweep still running after this stops with a 422"
+    )
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, description="request body size; more gets 413")
 
 
 class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    token: str | None = Field(
+        default=None,
+        description="access token every /api request must carry (Authorization: Bearer, or the cookie "
+        "that /?token=... sets); required when the server listens beyond loopback",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names accepted in the Host header besides localhost, IP addresses and the bound "
+        "host (a DNS-rebinding page sends its own name); '*' accepts any",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="extra origins allowed to call the API")
     queue_size: int = Field(
         default=8, ge=1, description="model jobs waiting at once; more get 503 + Retry-After"

@@ -535,6 +535,7 @@ export interface components {
             seed?: number | null;
             /**
              * Temperature
+             * @description 0: greedy; else at least 0.01 (sampling)
              * @default 0
              */
             temperature?: number;
@@ -706,6 +707,24 @@ export interface components {
              */
             max_batch?: number;
             /**
+             * Max Body Bytes
+             * @description request body size; more gets 413
+             * @default 2000000
+             */
+            max_body_bytes?: number;
+            /**
+             * Max Grad Tokens
+             * @description tokens of one pass with gradients (rows x length): the prompt's row plus one row per multi-token target or distractor; bounds a request's memory
+             * @default 1024
+             */
+            max_grad_tokens?: number;
+            /**
+             * Max Job Seconds
+             * @description a patching sweep still running after this stops with a 422
+             * @default 120
+             */
+            max_job_seconds?: number;
+            /**
              * Max K
              * @description top nodes per kind and metric; tokens per lens cell
              * @default 100
@@ -723,6 +742,12 @@ export interface components {
              * @default 256
              */
             max_prompt_tokens?: number;
+            /**
+             * Max Request Tokens
+             * @description tokens the model processes for one request: every row of every forward (prompt, each multi-token target and distractor teacher-forced as its own row, each patching cell, each generated step); bounds a request's memory and time before it is queued (docs/reliability.md)
+             * @default 8192
+             */
+            max_request_tokens?: number;
             /**
              * Max Verify
              * @description nodes ablated by one verify request
@@ -1334,8 +1359,44 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetStatus"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1376,8 +1437,44 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetNode"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1418,8 +1515,44 @@ export interface operations {
                     "application/json": components["schemas"]["HeadPattern"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1460,8 +1593,44 @@ export interface operations {
                     "application/json": components["schemas"]["SearchHit"][];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1502,8 +1671,44 @@ export interface operations {
                     "application/json": components["schemas"]["TokenNode"][];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1544,8 +1749,44 @@ export interface operations {
                     "application/json": components["schemas"]["DebugResponse"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1586,8 +1827,44 @@ export interface operations {
                     "application/json": components["schemas"]["GenerateResponse"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1628,8 +1905,44 @@ export interface operations {
                     "application/json": components["schemas"]["LensResult"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1666,8 +1979,44 @@ export interface operations {
                     "application/json": components["schemas"]["ModelInfo"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1708,8 +2057,44 @@ export interface operations {
                     "application/json": components["schemas"]["NodeDetail"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1750,8 +2135,44 @@ export interface operations {
                     "application/json": components["schemas"]["NodeTokens"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1792,8 +2213,44 @@ export interface operations {
                     "application/json": components["schemas"]["PatchingResult"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1834,8 +2291,44 @@ export interface operations {
                     "application/json": components["schemas"]["TokenizeResponse"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1876,8 +2369,44 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description bad input: the message names the field and what is allowed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -13,7 +13,7 @@ from mechscope.engine.directions import Direction, LogitDiff, NodeDirection
 from mechscope.engine.kinds import get_kind
 from mechscope.engine.verify import Verification, verify
 from mechscope.errors import InputError
-from mechscope.server import limits
+from mechscope.server import budget, limits
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError
 from mechscope.server.schemas import DebugRequest, DebugResponse, Token, VerifyRequest
@@ -55,6 +55,7 @@ def check(state: State, req: DebugRequest) -> None:
             get_kind(name, state.model)
         except InputError as e:
             raise FieldError(f"kinds.{i}", str(e)) from None
+    budget.debug(state.model, req, lim, top_n=req.top_n if isinstance(req, VerifyRequest) else 0)
     if req.trace is not None:
         for name, node in (("trace.node", req.trace.node), ("trace.downstream", req.trace.downstream)):
             try:

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter
 
 from mechscope.engine.interventions import intervention_hooks
-from mechscope.server import limits
+from mechscope.server import budget, limits
 from mechscope.server.deps import State
 from mechscope.server.schemas import GenerateRequest, GenerateResponse, TokenInfo
 
@@ -23,6 +23,7 @@ async def generate(req: GenerateRequest, state: State) -> GenerateResponse:
     n = limits.prompt_tokens(model, req.prompt, "prompt", lim)
     limits.at_most(req.max_new_tokens, lim.max_new_tokens, "max_new_tokens", "max_new_tokens")
     limits.interventions(model, req.interventions, "interventions", lim)
+    budget.generate(model, req, lim)
 
     def work() -> GenerateResponse:
         start = time.perf_counter()
