@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from mechscope.server.openapi import openapi_schema
+from mechscope.server.app import openapi_schema
 
 OUT = Path(__file__).resolve().parent.parent / "web" / "openapi.json"
 

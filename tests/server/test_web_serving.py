@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from mechscope.server.app import create_app
-from mechscope.server.openapi import openapi_schema
+from mechscope.server.app import create_app, openapi_schema
 from tests.conftest import tiny_model
 from tests.server.conftest import make_client
 

@@ -12,6 +12,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from mechscope import __version__
+from mechscope.models.config import ModelConfig
+from mechscope.models.decoder import HookedDecoder
 from mechscope.server import errors
 from mechscope.server.datasets import DatasetSource
 from mechscope.server.deps import ServerState
@@ -129,3 +131,11 @@ def _mount_web(app: FastAPI, root: Path) -> None:
         if path and candidate.is_file() and candidate.is_relative_to(root):
             return FileResponse(candidate)
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The API's OpenAPI schema without a real model (it depends on the routes and bodies only)."""
+    cfg = ModelConfig(
+        architecture="llama", d_model=8, n_layers=1, n_heads=2, d_head=4, d_mlp=8, d_vocab=4, n_ctx=8
+    )
+    return create_app(HookedDecoder(cfg, None)).openapi()
