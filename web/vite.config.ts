@@ -17,5 +17,8 @@ export default defineConfig({
     globals: true,
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
+    // Tests that render the whole app and click through it take ~3 s alone and over 5 s (vitest's
+    // default limit) on a loaded 2-core CI runner; a hung test still fails, after 30 s.
+    testTimeout: 30_000,
   },
 });
