@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from mechscope import __version__
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-MODEL_HELP = "A .gguf file, a Hugging Face checkpoint folder, or a name: smollm2 (default), gemma3-270m."
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn mechscope's typed errors into a one-line message and exit status 1."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mechscope.errors import MechscopeError
-
-        try:
-            return fn(*args, **kwargs)
-        except MechscopeError as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper  # type: ignore[return-value]
+from mechscope.cli_common import MODEL_HELP, friendly_errors
 
 
 @click.group()

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Any)
+from mechscope.cli_common import MODEL_HELP, friendly_errors
 
-MODEL_HELP = "A .gguf file, a Hugging Face checkpoint folder, or a name: smollm2 (default), gemma3-270m."
 SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "loss_added_nats",
          "kl_to_clean", "ce_recovered_vs_zero", "ce_recovered_vs_mean", "dead_fraction", "dense_latents")  # fmt: skip
-
-
-def _friendly(fn: F) -> F:
-    """mechscope's typed errors as a one-line message and exit status 1 (as in cli.py; repeated
-    here because cli.py imports this module)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mechscope.errors import MechscopeError
-
-        try:
-            return fn(*args, **kwargs)
-        except MechscopeError as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command("train-sae")
@@ -59,7 +41,7 @@ def _friendly(fn: F) -> F:
 @click.option("--no-auxk", is_flag=True, help="Turn the AuxK loss off.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and shuffles.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-@_friendly
+@friendly_errors
 def train_sae(
     model_ref: str | None, hooks: str, latents: int, k: int, tokens: int, corpus: str | None, kind: str,
     activation: str, out: str | None, batch_tokens: int, lr: float | None, window: int, no_auxk: bool,
@@ -109,7 +91,7 @@ def train_sae(
 @click.option("--hook", default=None, help="The hook point, for files that do not name it (OpenAI .pt).")
 @click.option("--window", default=128, show_default=True, type=click.IntRange(2), help="Tokens per sequence.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
-@_friendly
+@friendly_errors
 def eval_sae(
     path: str,
     model_ref: str | None,
