@@ -33,6 +33,7 @@ from mechscope.errors import InputError, ModelLoadError
 from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.dictionaries.config import DictionaryConfig
 from mechscope.models.hooks import canonical_name, tl_aliases
+from mechscope.models.loading.hf import read_json_object
 
 NATIVE_CONFIG, NATIVE_WEIGHTS = "dictionary.json", "weights.safetensors"
 SAELENS_CONFIG, SAELENS_WEIGHTS = "cfg.json", "sae_weights.safetensors"
@@ -41,18 +42,6 @@ FORMATS = ("mechscope", "saelens", "sparsify", "openai")
 
 
 # ----- helpers ----------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such file")
@@ -123,7 +112,7 @@ def save_dictionary(coder: SparseCoder, folder: Path, evaluation: dict[str, Any]
 
 def load_native(folder: Path) -> SparseCoder:
     path = folder / NATIVE_CONFIG
-    meta = _read_json(path)
+    meta = read_json_object(path)
     try:
         cfg = DictionaryConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError, InputError) as e:
@@ -139,7 +128,7 @@ def load_native(folder: Path) -> SparseCoder:
 
 
 def read_evaluation(folder: Path) -> dict[str, Any] | None:
-    return _read_json(folder / NATIVE_CONFIG).get("eval")
+    return read_json_object(folder / NATIVE_CONFIG).get("eval")
 
 
 # ----- SAELens ----------------------------------------------------------------------------------
@@ -178,7 +167,7 @@ def save_saelens(coder: SparseCoder, folder: Path) -> Path:
 
 def load_saelens(folder: Path, hook: str | None = None) -> SparseCoder:
     path = folder / SAELENS_CONFIG
-    cfg = _read_json(path)
+    cfg = read_json_object(path)
     arch = cfg.get("architecture", "standard")
     acts = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
     if arch not in acts:
@@ -257,7 +246,7 @@ def save_sparsify(coder: SparseCoder, folder: Path) -> Path:
 
 def load_sparsify(folder: Path, hook: str | None = None) -> SparseCoder:
     path = folder / SPARSIFY_CONFIG
-    cfg = _read_json(path)
+    cfg = read_json_object(path)
     if cfg.get("activation", "topk") != "topk":
         raise ModelLoadError(f"{path}: field 'activation' is {cfg['activation']!r}; supported: topk")
     d_in, k = _field(cfg, "d_in", path), _field(cfg, "k", path)

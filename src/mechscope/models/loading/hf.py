@@ -15,17 +15,23 @@ from mechscope.errors import ModelLoadError
 from mechscope.models.tokenizer import Tokenizer
 
 
-def read_hf_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (a config), or a ModelLoadError saying what it holds."""
     if not path.is_file():
-        raise ModelLoadError(f"{folder}: no config.json; a Hugging Face checkpoint folder needs one")
+        raise ModelLoadError(f"{path}: no such file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path}: not valid JSON ({e})") from e
+        raise ModelLoadError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
+        raise ModelLoadError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def read_hf_config(folder: Path) -> dict[str, Any]:
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder}: no config.json; a Hugging Face checkpoint folder needs one")
+    return read_json_object(folder / "config.json")
 
 
 def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
