@@ -224,3 +224,28 @@ def test_hook_names_snapshot() -> None:
     ]
     neox = tiny_model("neox")
     assert not any(n.endswith("resid_mid") for n in neox.hook_names())  # parallel residual: no mid point
+
+
+def test_run_with_hooks_backward_hooks_fire_on_the_callers_backward(llama: HookedDecoder) -> None:
+    # The docstring's promise: backward hooks fire when the caller calls backward, after the
+    # forward (and its hook context) has returned.
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(g: torch.Tensor, hook: HookPoint) -> None:
+        seen[hook.name] = g.clone()
+
+    logits = llama.run_with_hooks(torch.tensor([[3, 4, 5, 6]]), bwd=[("blocks.*.resid_post", record)])
+    assert not seen  # nothing fires before backward
+    logits[0, -1, 7].backward()
+    assert set(seen) == {"blocks.0.resid_post", "blocks.1.resid_post"}
+    assert not any(hp.live for hp in llama.hook_points.values())  # still detached afterwards
+
+
+def test_glob_over_a_transformerlens_alias(llama: HookedDecoder) -> None:
+    _, cache = llama.run_with_cache("abc", names="blocks.*.hook_resid_post")
+    assert list(cache) == ["blocks.0.resid_post", "blocks.1.resid_post"]
+    _, cache = llama.run_with_cache("abc", names="blocks.1.hook_*")
+    assert "blocks.1.resid_pre" in cache and "blocks.1.mlp_out" in cache
+    assert all(n.startswith("blocks.1.") for n in cache)
+    _, cache = llama.run_with_cache("abc", names="blocks.0.attn.hook_pat*")
+    assert list(cache) == ["blocks.0.attn.pattern"]

@@ -57,11 +57,15 @@ class HookPoint(nn.Module):
                     )
                 x = out
         if self.bwd_hooks and x.requires_grad:
-            x.register_hook(self._run_backward)
+            # The hooks attached now belong to this forward's graph: they fire on its backward
+            # even when they are detached before it (``run_with_hooks(..., bwd=...)`` detaches
+            # them as soon as the forward returns).
+            hooks = list(self.bwd_hooks)
+            x.register_hook(lambda grad: self._run_backward(grad, hooks))
         return x
 
-    def _run_backward(self, grad: torch.Tensor) -> torch.Tensor:
-        for fn in list(self.bwd_hooks):
+    def _run_backward(self, grad: torch.Tensor, hooks: list[HookFn]) -> torch.Tensor:
+        for fn in hooks:
             out = fn(grad, self)
             if out is not None:
                 if not isinstance(out, torch.Tensor) or out.shape != grad.shape:
@@ -151,7 +155,8 @@ _TL_GLOBAL_ALIASES = {
     "ln_final.hook_normalized": "ln_final.out",
     "unembed.hook_logits": "logits",
 }
-_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
+# The layer part may be a glob (``blocks.*.hook_resid_post``): TransformerLens users write that.
+_BLOCK_RE = re.compile(r"^blocks\.([^.]+)\.(.+)$")
 
 
 def canonical_name(name: str) -> str:
@@ -162,6 +167,15 @@ def canonical_name(name: str) -> str:
     if m and m.group(2) in _TL_BLOCK_ALIASES:
         return f"blocks.{m.group(1)}.{_TL_BLOCK_ALIASES[m.group(2)]}"
     return name
+
+
+def alias_names(name: str) -> list[str]:
+    """The TransformerLens aliases of a canonical name (``blocks.3.resid_post`` -> ``blocks.3.hook_resid_post``)."""
+    out = [alias for alias, canon in _TL_GLOBAL_ALIASES.items() if canon == name]
+    m = _BLOCK_RE.match(name)
+    if m:
+        out += [f"blocks.{m.group(1)}.{a}" for a, canon in _TL_BLOCK_ALIASES.items() if canon == m.group(2)]
+    return out
 
 
 def tl_aliases() -> dict[str, str]:
@@ -189,8 +203,14 @@ def compile_filter(names: NameFilter, known: list[str]) -> list[str]:
     selected: set[str] = set()
     for pattern in patterns:
         if any(c in pattern for c in "*?["):
-            hits = [n for n in known if fnmatch.fnmatchcase(n, pattern)]
-            hits += [n for n in known if fnmatch.fnmatchcase(n, canonical_name(pattern))]
+            canon = canonical_name(pattern)
+            hits = [
+                n
+                for n in known
+                if fnmatch.fnmatchcase(n, pattern)
+                or fnmatch.fnmatchcase(n, canon)
+                or any(fnmatch.fnmatchcase(a, pattern) for a in alias_names(n))
+            ]
         else:
             canon = canonical_name(pattern)
             hits = [canon] if canon in known else []
