@@ -130,13 +130,18 @@ _TL_BLOCK_ALIASES = {
     "hook_attn_out": "attn_out",
     "hook_mlp_out": "mlp_out",
     "ln1.hook_scale": "ln1.scale",
-    "ln1.hook_normalized": "ln1.out",
+    "ln1.hook_normalized": "ln1.normalized",
     "ln2.hook_scale": "ln2.scale",
-    "ln2.hook_normalized": "ln2.out",
-    # TransformerLens' hook_q/hook_k are before rotary and hook_rot_q/hook_rot_k after it;
-    # mechscope has one q/k point, after rotary (identical for GPT-2, which has no rotary).
-    "attn.hook_q": "attn.q",
-    "attn.hook_k": "attn.k",
+    "ln2.hook_normalized": "ln2.normalized",
+    "hook_attn_in": "attn_in",
+    "hook_q_input": "q_input",
+    "hook_k_input": "k_input",
+    "hook_v_input": "v_input",
+    "hook_mlp_in": "mlp_in",
+    # TransformerLens' hook_q/hook_k are the projections, before q/k norms and rotary;
+    # hook_rot_q/hook_rot_k are after rotary, mechscope's attn.q/attn.k.
+    "attn.hook_q": "attn.q_raw",
+    "attn.hook_k": "attn.k_raw",
     "attn.hook_rot_q": "attn.q",
     "attn.hook_rot_k": "attn.k",
     "attn.hook_v": "attn.v",
@@ -152,15 +157,26 @@ _TL_GLOBAL_ALIASES = {
     "hook_embed": "embed",
     "hook_pos_embed": "pos_embed",
     "ln_final.hook_scale": "ln_final.scale",
-    "ln_final.hook_normalized": "ln_final.out",
+    "ln_final.hook_normalized": "ln_final.normalized",
+    "unembed.hook_in": "ln_final.out",
+    "unembed.hook_out": "logits",
     "unembed.hook_logits": "logits",
 }
 # The layer part may be a glob (``blocks.*.hook_resid_post``): TransformerLens users write that.
 _BLOCK_RE = re.compile(r"^blocks\.([^.]+)\.(.+)$")
 
 
+GRAD_SUFFIX = "_grad"
+"""``run_with_cache(..., incl_bwd=True)`` stores the gradient of ``name`` as ``name + GRAD_SUFFIX``."""
+
+
 def canonical_name(name: str) -> str:
-    """Map a TransformerLens-style alias onto the mechscope name; other names pass through."""
+    """Map a TransformerLens-style alias onto the mechscope name; other names pass through.
+
+    A gradient's name maps the same way: ``blocks.3.hook_mlp_out_grad`` -> ``blocks.3.mlp_out_grad``.
+    """
+    if name.endswith(GRAD_SUFFIX):
+        return canonical_name(name.removesuffix(GRAD_SUFFIX)) + GRAD_SUFFIX
     if name in _TL_GLOBAL_ALIASES:
         return _TL_GLOBAL_ALIASES[name]
     m = _BLOCK_RE.match(name)
