@@ -11,7 +11,7 @@ from mechscope.models.families import Family, HFConfig, StateDict, llama, rename
 
 def config(hf: HFConfig) -> ModelConfig:
     cfg = llama.config({**hf, "attention_bias": False})
-    factor = float(rope_params(hf).get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)))
+    factor = float(rope_params(hf).get("partial_rotary_factor") or hf.get("partial_rotary_factor") or 1.0)
     return dataclasses.replace(cfg, architecture="phi3", rotary_dim=int(cfg.d_head * factor))
 
 
