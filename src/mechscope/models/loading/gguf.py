@@ -27,9 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+import gguf.quants as _gguf_quants
 from gguf.quants import dequantize
 
-from mechscope.errors import InputError, ModelLoadError, UnsupportedArchitectureError
+from mechscope.errors import (
+    InputError,
+    ModelLoadError,
+    UnsupportedArchitectureError,
+    UnsupportedTensorTypeError,
+)
 from mechscope.models.loading.gguf_tokenizer import tokenizer_from_gguf
 from mechscope.models.tokenizer import Tokenizer
 
@@ -52,18 +58,13 @@ _SCALARS = {
 _FLOAT32, _STRING, _ARRAY = 6, 8, 9
 
 _Q = GGMLQuantizationType
-ALLOWED_TYPES = (
+# Every type gguf.quants dequantizes: F32/F16 inline, the rest through its per-type classes (the
+# K-quants, legacy Q*_0/Q*_1, IQ families, TQ1_0/TQ2_0, MXFP4, ...). gguf-py keeps that registry
+# private; the K/IQ block layouts live there and nowhere else in Python.
+ALLOWED_TYPES: tuple[GGMLQuantizationType, ...] = (
     _Q.F32,
     _Q.F16,
-    _Q.BF16,
-    _Q.Q8_0,
-    _Q.Q4_0,
-    _Q.Q4_1,
-    _Q.Q5_0,
-    _Q.Q5_1,
-    _Q.Q4_K,
-    _Q.Q5_K,
-    _Q.Q6_K,
+    *sorted(_gguf_quants._type_traits, key=lambda t: t.value),
 )
 """Tensor types ``read_gguf`` dequantizes (with ``gguf.quants``); any other is an error."""
 
@@ -190,9 +191,9 @@ def _open(path: Path) -> tuple[mmap.mmap, dict[str, Any], list[_TensorInfo]]:
                 f"{info.offset + info.nbytes}, but the file has {len(buffer)} bytes"
             )
         if info.qtype not in ALLOWED_TYPES:
-            raise ModelLoadError(
-                f"{path}: tensor {info.name!r} has type {info.qtype.name}; "
-                f"supported: {', '.join(t.name for t in ALLOWED_TYPES)}"
+            raise UnsupportedTensorTypeError(
+                f"{path}: tensor {info.name!r} has type {info.qtype.name}, which mechscope cannot "
+                f"dequantize; supported: {', '.join(t.name for t in ALLOWED_TYPES)}"
             )
     return buffer, metadata, infos
 
@@ -307,6 +308,7 @@ def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dic
         if len(set(kv_heads)) != 1:
             raise ModelLoadError(f"{meta.path}: per-layer key/value head counts {kv_heads} are not supported")
         kv_heads = kv_heads[0]
+    _check_declared(meta, tensors, hidden, heads, int(kv_heads))
     head_dim = int(meta.get("attention.key_length", hidden // heads))
     if int(meta.get("attention.value_length", head_dim)) != head_dim:
         raise ModelLoadError(f"{meta.path}: key and value head sizes differ; mechscope needs them equal")
@@ -343,6 +345,31 @@ def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dic
     elif arch.model_type == "gemma3_text":
         config.update(_gemma3_config(meta, config))
     return config
+
+
+def _check_declared(
+    meta: _Meta, tensors: dict[str, _TensorInfo], hidden: int, heads: int, kv_heads: int
+) -> None:
+    """Declared sizes against the tensors actually in the file, before anything is sized from them:
+    a hostile header (block_count = 2**32 - 1, say) is an error, not a loop or a huge allocation."""
+    layers = {int(n.split(".")[2]) for n in tensors if n.startswith("model.layers.")}
+    n_layers = int(meta.require("block_count"))
+    if n_layers != len(layers) or (layers and max(layers) != n_layers - 1):
+        raise ModelLoadError(
+            f"{meta.path}: metadata declares block_count={n_layers}, but the file has tensors for "
+            f"{len(layers)} blocks"
+        )
+    embed = tensors.get("model.embed_tokens.weight")
+    if embed is not None and embed.shape[-1] != hidden:
+        raise ModelLoadError(
+            f"{meta.path}: metadata declares embedding_length={hidden}, but token_embd.weight has "
+            f"{embed.shape[-1]} columns"
+        )
+    if heads <= 0 or kv_heads <= 0 or heads % kv_heads:
+        raise ModelLoadError(
+            f"{meta.path}: head counts {heads} (query) and {kv_heads} (key/value) must be positive, "
+            "the first a multiple of the second"
+        )
 
 
 def _gemma3_config(meta: _Meta, config: dict[str, Any]) -> dict[str, Any]:
