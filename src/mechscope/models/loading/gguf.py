@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gguf.quants as _gguf_quants
 import numpy as np
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
-import gguf.quants as _gguf_quants
 from gguf.quants import dequantize
 
 from mechscope.errors import (
