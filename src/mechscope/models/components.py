@@ -94,8 +94,16 @@ def rope_inv_freq(cfg: ModelConfig, theta: float, scaled: bool) -> torch.Tensor:
             inv = torch.where(
                 wavelen > old_ctx / lo, inv / factor, torch.where(wavelen < old_ctx / hi, inv, mid)
             )
+        elif kind == "freq_factors":
+            # llama.cpp's rope_freqs tensor (Llama 3.1+ GGUF files): one divisor per frequency.
+            factors = torch.tensor(rs["factors"], dtype=torch.float64, device="cpu")
+            if factors.shape != inv.shape:
+                raise ValueError(f"rope freq_factors has {factors.numel()} entries, expected {inv.numel()}")
+            inv = inv / factors
         elif kind not in (None, "default"):
-            raise ValueError(f"unsupported rope_scaling type {kind!r}; supported: linear, llama3")
+            raise ValueError(
+                f"unsupported rope_scaling type {kind!r}; supported: linear, llama3, freq_factors"
+            )
     return inv.float()
 
 

@@ -313,7 +313,8 @@ def test_corrupted_header(tmp_path: Path, body: bytes, why: str) -> None:
 def test_unsupported_architecture(tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "m.gguf", "mamba", {"model.embed_tokens.weight": torch.zeros(VOCAB, D)})
     with pytest.raises(
-        UnsupportedArchitectureError, match=r"m\.gguf: GGUF architecture 'mamba'.*'gemma3', 'llama', 'qwen2'"
+        UnsupportedArchitectureError,
+        match=r"m\.gguf: GGUF architecture 'mamba'.*'gemma2', 'gemma3', 'llama', 'phi3', 'qwen2', 'qwen3'",
     ):
         read_gguf(path)
 
@@ -360,10 +361,16 @@ def test_shape_mismatch_with_metadata(tmp_path: Path) -> None:
 
 
 def test_unknown_tensor_is_an_error(tmp_path: Path) -> None:
-    hf = hf_weights("llama") | {"rope_freqs.weight": torch.ones(HEAD_DIM // 2)}
+    hf = hf_weights("llama") | {"rope_factors_long.weight": torch.ones(HEAD_DIM // 2)}
     with pytest.raises(
-        ModelLoadError, match=r"tensor 'rope_freqs\.weight' is not part of a llama model.*rope scaling"
+        ModelLoadError, match=r"tensor 'rope_factors_long\.weight' is not part of a llama model"
     ):
+        read_gguf(write_gguf(tmp_path / "r.gguf", "llama", hf))
+
+
+def test_rope_freqs_of_the_wrong_size_is_an_error(tmp_path: Path) -> None:
+    hf = hf_weights("llama") | {"rope_freqs.weight": torch.ones(HEAD_DIM)}
+    with pytest.raises(ModelLoadError, match=r"rope_freqs\.weight.*has shape \(16,\), expected \(8,\)"):
         read_gguf(write_gguf(tmp_path / "r.gguf", "llama", hf))
 
 

@@ -92,6 +92,9 @@ class _TensorInfo:
     nbytes: int
 
 
+ROPE_FREQS = "rope_freqs"
+"""Key of llama.cpp's ``rope_freqs.weight`` (rotary frequency divisors) among the HF-named tensors."""
+
 # GGUF tensor names (gguf.md, "Standardized tensor names") -> HF names.
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _LAYER_NAMES = {
@@ -116,6 +119,21 @@ _GEMMA3_LAYER_NAMES = {
 }
 
 
+_QWEN3_LAYER_NAMES = {**_LAYER_NAMES, "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}
+_GEMMA2_LAYER_NAMES = {
+    k: v for k, v in _GEMMA3_LAYER_NAMES.items() if k not in ("attn_q_norm", "attn_k_norm")
+}
+# Phi-3 keeps HF's fused projections; llama.cpp calls the fused gate/up matrix ffn_up.
+_PHI3_LAYER_NAMES = {
+    "attn_qkv": "self_attn.qkv_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_up": "mlp.gate_up_proj",
+    "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+}
+
+
 @dataclass(frozen=True)
 class _Arch:
     model_type: str
@@ -130,11 +148,16 @@ _ARCHS = {
     "llama": _Arch("llama", "LlamaForCausalLM", _LAYER_NAMES, permute_qk=True, norm_offset=0.0),
     "qwen2": _Arch("qwen2", "Qwen2ForCausalLM", _LAYER_NAMES, False, 0.0, ("q_proj", "k_proj", "v_proj")),
     "gemma3": _Arch("gemma3_text", "Gemma3ForCausalLM", _GEMMA3_LAYER_NAMES, False, 1.0),
+    "qwen3": _Arch("qwen3", "Qwen3ForCausalLM", _QWEN3_LAYER_NAMES, False, 0.0),
+    "gemma2": _Arch("gemma2", "Gemma2ForCausalLM", _GEMMA2_LAYER_NAMES, False, 1.0),
+    "phi3": _Arch("phi3", "Phi3ForCausalLM", _PHI3_LAYER_NAMES, False, 0.0),
 }
+# Mistral is written as "llama" by llama.cpp's converter (MistralModel is a LlamaModel).
 
 
 def read_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> GGUFCheckpoint:
-    """Read a llama, qwen2 or gemma3 GGUF file; weights come back dequantized to ``dtype``."""
+    """Read a GGUF file of a supported architecture (see ``_ARCHS``); weights come back dequantized
+    to ``dtype``."""
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise InputError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
     path = Path(path)
@@ -151,6 +174,14 @@ def read_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> GGUFCheck
     _check_shapes(path, config, arch, hf_infos)  # before the slow parts: tokenizer, dequantizing
     tokenizer = tokenizer_from_gguf(metadata, source=str(path))
     tensors = {}
+    freqs = hf_infos.pop(ROPE_FREQS, None)
+    if freqs is not None:
+        factors = _dequantize(buffer, freqs)
+        if factors.shape != (config["head_dim"] // 2,):
+            raise ModelLoadError(
+                f"{path}: rope_freqs.weight has shape {tuple(factors.shape)}, expected ({config['head_dim'] // 2},)"
+            )
+        config["rope_scaling"] = {"rope_type": "freq_factors", "factors": factors.tolist()}
     for hf_name, info in hf_infos.items():
         tensor = _dequantize(buffer, info)
         if arch.permute_qk and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
@@ -267,6 +298,9 @@ def _hf_names(path: Path, arch_name: str, arch: _Arch, infos: list[_TensorInfo])
     """GGUF tensor names -> HF names; a tensor we cannot place is an error, never skipped."""
     out = {}
     for info in infos:
+        if info.name == "rope_freqs.weight" and arch.model_type == "llama":
+            out[ROPE_FREQS] = info  # Llama 3.1+ rope scaling, as per-frequency divisors
+            continue
         stem, _, suffix = info.name.rpartition(".")
         parts = stem.split(".")
         hf = None
@@ -275,10 +309,8 @@ def _hf_names(path: Path, arch_name: str, arch: _Arch, infos: list[_TensorInfo])
         elif len(parts) == 3 and parts[0] == "blk" and parts[2] in arch.layer_names:
             hf = f"model.layers.{int(parts[1])}.{arch.layer_names[parts[2]]}"
         if hf is None or suffix not in ("weight", "bias"):
-            hint = " (llama3-style rope scaling is not supported)" if info.name == "rope_freqs.weight" else ""
             raise ModelLoadError(
-                f"{path}: tensor {info.name!r} is not part of a {arch_name} model as mechscope reads "
-                f"it{hint}; "
+                f"{path}: tensor {info.name!r} is not part of a {arch_name} model as mechscope reads it; "
                 f"expected token_embd, output_norm, output and blk.N.{{{', '.join(arch.layer_names)}}}"
             )
         out[f"{hf}.{suffix}"] = info
@@ -335,13 +367,19 @@ def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dic
         "pad_token_id": meta.values.get("tokenizer.ggml.padding_token_id"),
     }
     rope_dims = meta.get("rope.dimension_count", head_dim)
-    if rope_dims != head_dim:
+    if rope_dims != head_dim and arch.model_type != "phi3":
         raise ModelLoadError(f"{meta.path}: partial rotary ({rope_dims} of {head_dim} dims) is not supported")
     if arch.model_type == "llama":
         has_bias = any(n.endswith("_proj.bias") for n in tensors)
         config.update(hidden_act="silu", attention_bias=has_bias, mlp_bias=False)
-    elif arch.model_type == "qwen2":
-        config.update(hidden_act="silu", use_sliding_window=False)
+    elif arch.model_type in ("qwen2", "qwen3"):
+        config.update(hidden_act="silu", use_sliding_window=False, attention_bias=False)
+    elif arch.model_type == "phi3":
+        config.update(hidden_act="silu", partial_rotary_factor=rope_dims / head_dim)
+        if meta.get("rope.scaling.attn_factor") is not None or "rope_factors_long.weight" in tensors:
+            raise ModelLoadError(f"{meta.path}: Phi-3 long-context (longrope) scaling is not supported")
+    elif arch.model_type == "gemma2":
+        config.update(_gemma3_config(meta, config, pattern=2))
     elif arch.model_type == "gemma3_text":
         config.update(_gemma3_config(meta, config))
     return config
@@ -372,10 +410,11 @@ def _check_declared(
         )
 
 
-def _gemma3_config(meta: _Meta, config: dict[str, Any]) -> dict[str, Any]:
-    """Gemma 3 keys the GGUF does not store; values follow llama.cpp (llama-model.cpp, LLM_ARCH_GEMMA3)."""
+def _gemma3_config(meta: _Meta, config: dict[str, Any], pattern: int = 6) -> dict[str, Any]:
+    """Gemma 2/3 keys the GGUF does not store; values follow llama.cpp (llama-model.cpp,
+    LLM_ARCH_GEMMA2/3): every ``pattern``-th layer is global (Gemma 3: set_swa_pattern(6), as HF's
+    sliding_window_pattern; Gemma 2: 2)."""
     n_layers, window = config["num_hidden_layers"], int(meta.get("attention.sliding_window", 0))
-    pattern = 6  # llama.cpp: hparams.set_swa_pattern(6); HF Gemma3TextConfig: sliding_window_pattern=6
     layer_types = [
         "full_attention" if not window or (i + 1) % pattern == 0 else "sliding_attention"
         for i in range(n_layers)
@@ -423,6 +462,8 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
         "mlp.down_proj": (d, ff),
         "self_attn.q_norm": (hd,),
         "self_attn.k_norm": (hd,),
+        "self_attn.qkv_proj": (q + 2 * kv, d),
+        "mlp.gate_up_proj": (2 * ff, d),
     }
     expected: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, d), "model.norm.weight": (d,)}
     if not config["tie_word_embeddings"]:
@@ -437,6 +478,7 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
         for i in range(config["num_hidden_layers"])
         for m in ("q_proj", "k_proj", "v_proj", "o_proj")
     }
+    optional[ROPE_FREQS] = (hd // 2,)
     for hf_name, want in expected.items():
         if hf_name not in tensors:
             raise ModelLoadError(
