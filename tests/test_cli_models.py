@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mechscope.cli import main
 from mechscope.models.loading.cache import cached_convert
 from tests.conftest import CONFIGS, char_tokenizer
-from tests.models.loading.test_gguf import D, VOCAB, hf_weights, write_gguf
+from tests.models.loading.test_gguf import VOCAB, D, hf_weights, write_gguf
 
 
 def test_models_lists_embedded_test_model_and_caches_with_sizes(
