@@ -40,7 +40,11 @@ LLAMA3 = dict(
     original_max_position_embeddings=8,
 )
 # case -> (gguf arch, HF config class, HF model class, HF config kwargs, transformers reads the GGUF)
+# GPT-2's defaults for n_inner and n_positions: transformers' own GGUF reader ignores
+# gpt2.feed_forward_length and gpt2.context_length.
+GPT2 = dict(vocab_size=VOCAB, n_embd=D, n_layer=LAYERS, n_head=HEADS, n_inner=4 * D, n_positions=1024)
 CASES: dict[str, tuple[str, str, str, dict[str, Any], bool]] = {
+    "gpt2": ("gpt2", "GPT2Config", "GPT2LMHeadModel", GPT2, True),
     "llama": ("llama", "LlamaConfig", "LlamaForCausalLM", COMMON, True),
     "llama3_rope_freqs": (
         "llama",
@@ -91,6 +95,7 @@ CASES: dict[str, tuple[str, str, str, dict[str, Any], bool]] = {
     ),
 }
 _ARCH = {
+    "gpt2": gguf.MODEL_ARCH.GPT2,
     "llama": gguf.MODEL_ARCH.LLAMA,
     "qwen2": gguf.MODEL_ARCH.QWEN2,
     "qwen3": gguf.MODEL_ARCH.QWEN3,
@@ -142,14 +147,18 @@ def write_converted(path: Path, case: str, model: Any) -> Path:
     names = gguf.TensorNameMap(_ARCH[arch], LAYERS)
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(LAYERS)
-    w.add_context_length(256)
+    w.add_context_length(cfg.n_positions if arch == "gpt2" else 256)
     w.add_embedding_length(D)
-    w.add_feed_forward_length(FF)
+    w.add_feed_forward_length(cfg.n_inner if arch == "gpt2" else FF)
     w.add_head_count(HEADS)
-    w.add_head_count_kv(cfg.num_key_value_heads)
-    w.add_layer_norm_rms_eps(1e-6)
-    rp = cfg.rope_parameters if isinstance(cfg.rope_parameters, dict) else {}
-    w.add_rope_freq_base(float(rp.get("rope_theta", 10000.0)))
+    rp: dict[str, Any] = {}
+    if arch == "gpt2":
+        w.add_layer_norm_eps(cfg.layer_norm_epsilon)
+    else:
+        w.add_head_count_kv(cfg.num_key_value_heads)
+        w.add_layer_norm_rms_eps(1e-6)
+        rp = cfg.rope_parameters if isinstance(cfg.rope_parameters, dict) else {}
+        w.add_rope_freq_base(float(rp.get("rope_theta", 10000.0)))
     if arch in ("gemma2", "gemma3", "qwen3"):
         w.add_key_length(HEAD_DIM)
         w.add_value_length(HEAD_DIM)
@@ -177,6 +186,8 @@ def write_converted(path: Path, case: str, model: Any) -> Path:
             t = llamacpp_permute(t, cfg.num_key_value_heads)
         if arch in ("gemma2", "gemma3") and name.endswith("norm.weight"):
             t = t + 1
+        if arch == "gpt2" and name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
+            t = t.T  # GPT2Model.modify_tensors: Conv1D (in, out) -> (out, in)
         gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
         assert gguf_name is not None, name
         w.add_tensor(gguf_name, t.numpy())
@@ -194,7 +205,7 @@ def test_gguf_matches_transformers(case: str, tmp_path: Path) -> None:
     hf = _hf_model(case)
     path = write_converted(tmp_path / f"{case}.gguf", case, hf)
     ours = ms.load_model(path, use_cache=False)
-    if case in ("qwen3", "phi3", "gemma2"):
+    if case in ("qwen3", "phi3", "gemma2", "gpt2"):
         assert ours.cfg.architecture == case
     tokens = torch.randint(0, VOCAB, (2, 11), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():

@@ -20,7 +20,7 @@ import mmap
 import re
 import struct
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,9 @@ class _Arch:
     permute_qk: bool  # convert_hf_to_gguf.py: only LlamaModel.modify_tensors permutes q/k
     norm_offset: float  # convert_hf_to_gguf.py: Gemma3Model adds 1 to every "*norm.weight"
     biases: tuple[str, ...] = ()  # HF modules that carry a bias
+    global_names: dict[str, str] = field(default_factory=lambda: dict(_GLOBAL_NAMES))
+    layer_prefix: str = "model.layers"  # HF's prefix of block N's modules
+    transposed: tuple[str, ...] = ()  # HF tensors stored (in, out) (GPT-2's Conv1D); GGUF has (out, in)
 
 
 _ARCHS = {
@@ -151,6 +154,29 @@ _ARCHS = {
     "qwen3": _Arch("qwen3", "Qwen3ForCausalLM", _QWEN3_LAYER_NAMES, False, 0.0),
     "gemma2": _Arch("gemma2", "Gemma2ForCausalLM", _GEMMA2_LAYER_NAMES, False, 1.0),
     "phi3": _Arch("phi3", "Phi3ForCausalLM", _PHI3_LAYER_NAMES, False, 0.0),
+    "gpt2": _Arch(
+        "gpt2",
+        "GPT2LMHeadModel",
+        {
+            "attn_norm": "ln_1",
+            "attn_qkv": "attn.c_attn",
+            "attn_output": "attn.c_proj",
+            "ffn_norm": "ln_2",
+            "ffn_up": "mlp.c_fc",
+            "ffn_down": "mlp.c_proj",
+        },
+        False,
+        0.0,
+        global_names={
+            "token_embd": "transformer.wte",
+            "position_embd": "transformer.wpe",
+            "output_norm": "transformer.ln_f",
+            "output": "lm_head",
+        },
+        layer_prefix="transformer.h",
+        # convert_hf_to_gguf.py's GPT2Model transposes these four Conv1D weights to (out, in).
+        transposed=tuple(f"{m}.weight" for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
+    ),
 }
 # Mistral is written as "llama" by llama.cpp's converter (MistralModel is a LlamaModel).
 
@@ -188,6 +214,8 @@ def read_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> GGUFCheck
             tensor = _unpermute(tensor, config["num_attention_heads"])
         elif arch.permute_qk and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             tensor = _unpermute(tensor, config["num_key_value_heads"])
+        if hf_name.endswith(arch.transposed):
+            tensor = tensor.T.contiguous()
         if arch.norm_offset and hf_name.endswith("norm.weight"):
             tensor = tensor - arch.norm_offset  # in float32, as the converter added it
         tensors[hf_name] = tensor.to(dtype)
@@ -304,14 +332,14 @@ def _hf_names(path: Path, arch_name: str, arch: _Arch, infos: list[_TensorInfo])
         stem, _, suffix = info.name.rpartition(".")
         parts = stem.split(".")
         hf = None
-        if len(parts) == 1 and parts[0] in _GLOBAL_NAMES:
-            hf = _GLOBAL_NAMES[parts[0]]
+        if len(parts) == 1 and parts[0] in arch.global_names:
+            hf = arch.global_names[parts[0]]
         elif len(parts) == 3 and parts[0] == "blk" and parts[2] in arch.layer_names:
-            hf = f"model.layers.{int(parts[1])}.{arch.layer_names[parts[2]]}"
+            hf = f"{arch.layer_prefix}.{int(parts[1])}.{arch.layer_names[parts[2]]}"
         if hf is None or suffix not in ("weight", "bias"):
             raise ModelLoadError(
                 f"{path}: tensor {info.name!r} is not part of a {arch_name} model as mechscope reads it; "
-                f"expected token_embd, output_norm, output and blk.N.{{{', '.join(arch.layer_names)}}}"
+                f"expected {', '.join(arch.global_names)} and blk.N.{{{', '.join(arch.layer_names)}}}"
             )
         out[f"{hf}.{suffix}"] = info
     return out
@@ -334,13 +362,15 @@ class _Meta:
 
 def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dict[str, Any]:
     """config.json as the HF checkpoint had it, from llama.cpp's metadata keys and defaults."""
+    if arch.model_type == "gpt2":
+        return _gpt2_config(meta, arch, tensors)
     hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
     kv_heads = meta.get("attention.head_count_kv", heads)
     if isinstance(kv_heads, list):  # some converters write one count per layer
         if len(set(kv_heads)) != 1:
             raise ModelLoadError(f"{meta.path}: per-layer key/value head counts {kv_heads} are not supported")
         kv_heads = kv_heads[0]
-    _check_declared(meta, tensors, hidden, heads, int(kv_heads))
+    _check_declared(meta, arch, tensors, hidden, heads, int(kv_heads))
     head_dim = int(meta.get("attention.key_length", hidden // heads))
     if int(meta.get("attention.value_length", head_dim)) != head_dim:
         raise ModelLoadError(f"{meta.path}: key and value head sizes differ; mechscope needs them equal")
@@ -386,18 +416,19 @@ def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dic
 
 
 def _check_declared(
-    meta: _Meta, tensors: dict[str, _TensorInfo], hidden: int, heads: int, kv_heads: int
+    meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo], hidden: int, heads: int, kv_heads: int
 ) -> None:
     """Declared sizes against the tensors actually in the file, before anything is sized from them:
     a hostile header (block_count = 2**32 - 1, say) is an error, not a loop or a huge allocation."""
-    layers = {int(n.split(".")[2]) for n in tensors if n.startswith("model.layers.")}
+    prefix = arch.layer_prefix + "."
+    layers = {int(n.removeprefix(prefix).split(".")[0]) for n in tensors if n.startswith(prefix)}
     n_layers = int(meta.require("block_count"))
     if n_layers != len(layers) or (layers and max(layers) != n_layers - 1):
         raise ModelLoadError(
             f"{meta.path}: metadata declares block_count={n_layers}, but the file has tensors for "
             f"{len(layers)} blocks"
         )
-    embed = tensors.get("model.embed_tokens.weight")
+    embed = tensors.get(arch.global_names["token_embd"] + ".weight")
     if embed is not None and embed.shape[-1] != hidden:
         raise ModelLoadError(
             f"{meta.path}: metadata declares embedding_length={hidden}, but token_embd.weight has "
@@ -408,6 +439,54 @@ def _check_declared(
             f"{meta.path}: head counts {heads} (query) and {kv_heads} (key/value) must be positive, "
             "the first a multiple of the second"
         )
+
+
+def _gpt2_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dict[str, Any]:
+    """GPT-2's own config.json keys (its family reads those, not Llama's)."""
+    hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
+    _check_declared(meta, arch, tensors, hidden, heads, heads)
+    vocab = meta.get("vocab_size") or len(meta.values.get("tokenizer.ggml.tokens") or ())
+    return {
+        "model_type": "gpt2",
+        "architectures": [arch.hf_class],
+        "n_embd": hidden,
+        "n_layer": int(meta.require("block_count")),
+        "n_head": heads,
+        "n_inner": int(meta.require("feed_forward_length")),
+        "n_positions": int(meta.require("context_length")),
+        "vocab_size": int(vocab),
+        "layer_norm_epsilon": meta.require("attention.layer_norm_epsilon"),
+        "activation_function": "gelu_new",  # llama.cpp's GPT-2 graph uses the tanh GELU
+        "tie_word_embeddings": "lm_head.weight" not in tensors,
+        "bos_token_id": meta.values.get("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": meta.values.get("tokenizer.ggml.eos_token_id"),
+    }
+
+
+def _gpt2_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
+    """GPT-2 tensors as the file stores them: (out, in) matrices (the Conv1D ones transposed)."""
+    d, ff, v = config["n_embd"], config["n_inner"], config["vocab_size"]
+    out: dict[str, tuple[int, ...]] = {
+        "transformer.wte.weight": (v, d),
+        "transformer.wpe.weight": (config["n_positions"], d),
+        "transformer.ln_f.weight": (d,),
+        "transformer.ln_f.bias": (d,),
+    }
+    if not config["tie_word_embeddings"]:
+        out["lm_head.weight"] = (v, d)
+    block = {
+        "ln_1": (d,),
+        "attn.c_attn": (3 * d, d),
+        "attn.c_proj": (d, d),
+        "ln_2": (d,),
+        "mlp.c_fc": (ff, d),
+    }
+    block["mlp.c_proj"] = (d, ff)
+    for i in range(config["n_layer"]):
+        for module, shape in block.items():
+            out[f"{arch.layer_prefix}.{i}.{module}.weight"] = shape
+            out[f"{arch.layer_prefix}.{i}.{module}.bias"] = shape[:1]
+    return out
 
 
 def _gemma3_config(meta: _Meta, config: dict[str, Any], pattern: int = 6) -> dict[str, Any]:
@@ -450,6 +529,9 @@ def _rope_scaling(meta: _Meta) -> dict[str, Any] | None:
 
 def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict[str, _TensorInfo]) -> None:
     """Every tensor the config implies is present with the HF shape, before any dequantizing."""
+    if arch.model_type == "gpt2":
+        _compare_shapes(path, arch, _gpt2_shapes(config, arch), {}, tensors)
+        return
     d, ff, v, hd = (config[k] for k in ("hidden_size", "intermediate_size", "vocab_size", "head_dim"))
     q, kv = config["num_attention_heads"] * hd, config["num_key_value_heads"] * hd
     layer: dict[str, tuple[int, ...]] = {
@@ -479,6 +561,16 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
         for m in ("q_proj", "k_proj", "v_proj", "o_proj")
     }
     optional[ROPE_FREQS] = (hd // 2,)
+    _compare_shapes(path, arch, expected, optional, tensors)
+
+
+def _compare_shapes(
+    path: Path,
+    arch: _Arch,
+    expected: dict[str, tuple[int, ...]],
+    optional: dict[str, tuple[int, ...]],
+    tensors: dict[str, _TensorInfo],
+) -> None:
     for hf_name, want in expected.items():
         if hf_name not in tensors:
             raise ModelLoadError(
@@ -497,10 +589,10 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
 
 def _gguf_name(hf_name: str, arch: _Arch) -> str:
     stem, _, suffix = hf_name.rpartition(".")
-    names = {hf: gguf for gguf, hf in _GLOBAL_NAMES.items()}
+    names = {hf: gguf for gguf, hf in arch.global_names.items()}
     if stem in names:
         return f"{names[stem]}.{suffix}"
-    _, _, layer, module = stem.split(".", 3)  # model.layers.N.<module>
+    layer, module = stem.removeprefix(arch.layer_prefix + ".").split(".", 1)  # <prefix>.N.<module>
     names = {hf: gguf for gguf, hf in arch.layer_names.items()}
     return f"blk.{layer}.{names[module]}.{suffix}"
 
