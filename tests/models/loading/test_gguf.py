@@ -314,7 +314,7 @@ def test_unsupported_architecture(tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "m.gguf", "mamba", {"model.embed_tokens.weight": torch.zeros(VOCAB, D)})
     with pytest.raises(
         UnsupportedArchitectureError,
-        match=r"m\.gguf: GGUF architecture 'mamba'.*'gemma2', 'gemma3', 'gpt2', 'llama', 'phi3', 'qwen2', 'qwen3'",
+        match=r"m\.gguf: GGUF architecture 'mamba'.*'gemma2', 'gemma3', 'gpt2', 'gptneox', 'llama', 'phi3', 'qwen2', 'qwen3'",
     ):
         read_gguf(path)
 

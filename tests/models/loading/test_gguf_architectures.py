@@ -45,6 +45,20 @@ LLAMA3 = dict(
 GPT2 = dict(vocab_size=VOCAB, n_embd=D, n_layer=LAYERS, n_head=HEADS, n_inner=4 * D, n_positions=1024)
 CASES: dict[str, tuple[str, str, str, dict[str, Any], bool]] = {
     "gpt2": ("gpt2", "GPT2Config", "GPT2LMHeadModel", GPT2, True),
+    "gptneox": (
+        "gptneox",
+        "GPTNeoXConfig",
+        "GPTNeoXForCausalLM",
+        dict(COMMON, rotary_pct=0.25, use_parallel_residual=True, layer_norm_eps=1e-5),
+        False,
+    ),
+    "gptneox_sequential": (
+        "gptneox",
+        "GPTNeoXConfig",
+        "GPTNeoXForCausalLM",
+        dict(COMMON, rotary_pct=0.5, use_parallel_residual=False, layer_norm_eps=1e-5),
+        False,
+    ),
     "llama": ("llama", "LlamaConfig", "LlamaForCausalLM", COMMON, True),
     "llama3_rope_freqs": (
         "llama",
@@ -96,6 +110,7 @@ CASES: dict[str, tuple[str, str, str, dict[str, Any], bool]] = {
 }
 _ARCH = {
     "gpt2": gguf.MODEL_ARCH.GPT2,
+    "gptneox": gguf.MODEL_ARCH.GPTNEOX,
     "llama": gguf.MODEL_ARCH.LLAMA,
     "qwen2": gguf.MODEL_ARCH.QWEN2,
     "qwen3": gguf.MODEL_ARCH.QWEN3,
@@ -154,6 +169,12 @@ def write_converted(path: Path, case: str, model: Any) -> Path:
     rp: dict[str, Any] = {}
     if arch == "gpt2":
         w.add_layer_norm_eps(cfg.layer_norm_epsilon)
+    elif arch == "gptneox":
+        w.add_layer_norm_eps(cfg.layer_norm_eps)
+        rp = cfg.rope_parameters
+        w.add_rope_freq_base(float(rp["rope_theta"]))
+        w.add_rope_dimension_count(int(HEAD_DIM * rp["partial_rotary_factor"]))
+        w.add_parallel_residual(cfg.use_parallel_residual)
     else:
         w.add_head_count_kv(cfg.num_key_value_heads)
         w.add_layer_norm_rms_eps(1e-6)
@@ -188,6 +209,9 @@ def write_converted(path: Path, case: str, model: Any) -> Path:
             t = t + 1
         if arch == "gpt2" and name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
             t = t.T  # GPT2Model.modify_tensors: Conv1D (in, out) -> (out, in)
+        if arch == "gptneox" and ".query_key_value." in name:
+            # GPTNeoXModel.modify_tensors: per-head [q, k, v] rows -> [q; k; v] blocks.
+            t = t.reshape(HEADS, 3, HEAD_DIM, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
         gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
         assert gguf_name is not None, name
         w.add_tensor(gguf_name, t.numpy())
@@ -207,6 +231,8 @@ def test_gguf_matches_transformers(case: str, tmp_path: Path) -> None:
     ours = ms.load_model(path, use_cache=False)
     if case in ("qwen3", "phi3", "gemma2", "gpt2"):
         assert ours.cfg.architecture == case
+    if case.startswith("gptneox"):
+        assert ours.cfg.architecture == "neox"
     tokens = torch.randint(0, VOCAB, (2, 11), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         ref = hf(tokens).logits

@@ -145,6 +145,7 @@ class _Arch:
     global_names: dict[str, str] = field(default_factory=lambda: dict(_GLOBAL_NAMES))
     layer_prefix: str = "model.layers"  # HF's prefix of block N's modules
     transposed: tuple[str, ...] = ()  # HF tensors stored (in, out) (GPT-2's Conv1D); GGUF has (out, in)
+    per_head_qkv: bool = False  # HF's fused qkv rows are per head [q, k, v]; llama.cpp's are [q; k; v]
 
 
 _ARCHS = {
@@ -176,6 +177,27 @@ _ARCHS = {
         layer_prefix="transformer.h",
         # convert_hf_to_gguf.py's GPT2Model transposes these four Conv1D weights to (out, in).
         transposed=tuple(f"{m}.weight" for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
+    ),
+    "gptneox": _Arch(
+        "gpt_neox",
+        "GPTNeoXForCausalLM",
+        {
+            "attn_norm": "input_layernorm",
+            "attn_qkv": "attention.query_key_value",
+            "attn_output": "attention.dense",
+            "ffn_norm": "post_attention_layernorm",
+            "ffn_up": "mlp.dense_h_to_4h",
+            "ffn_down": "mlp.dense_4h_to_h",
+        },
+        False,
+        0.0,
+        global_names={
+            "token_embd": "gpt_neox.embed_in",
+            "output_norm": "gpt_neox.final_layer_norm",
+            "output": "embed_out",
+        },
+        layer_prefix="gpt_neox.layers",
+        per_head_qkv=True,
     ),
 }
 # Mistral is written as "llama" by llama.cpp's converter (MistralModel is a LlamaModel).
@@ -216,6 +238,10 @@ def read_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> GGUFCheck
             tensor = _unpermute(tensor, config["num_key_value_heads"])
         if hf_name.endswith(arch.transposed):
             tensor = tensor.T.contiguous()
+        if arch.per_head_qkv and ".query_key_value." in hf_name:
+            # Undo GPTNeoXModel.modify_tensors: [q; k; v] blocks back to per-head [q, k, v] rows.
+            h = config["num_attention_heads"]
+            tensor = tensor.reshape(3, h, -1, *tensor.shape[1:]).transpose(0, 1).reshape(tensor.shape)
         if arch.norm_offset and hf_name.endswith("norm.weight"):
             tensor = tensor - arch.norm_offset  # in float32, as the converter added it
         tensors[hf_name] = tensor.to(dtype)
@@ -364,6 +390,8 @@ def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dic
     """config.json as the HF checkpoint had it, from llama.cpp's metadata keys and defaults."""
     if arch.model_type == "gpt2":
         return _gpt2_config(meta, arch, tensors)
+    if arch.model_type == "gpt_neox":
+        return _neox_config(meta, arch, tensors)
     hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
     kv_heads = meta.get("attention.head_count_kv", heads)
     if isinstance(kv_heads, list):  # some converters write one count per layer
@@ -463,6 +491,56 @@ def _gpt2_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> d
     }
 
 
+def _neox_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dict[str, Any]:
+    """GPT-NeoX's own config.json keys."""
+    hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
+    _check_declared(meta, arch, tensors, hidden, heads, heads)
+    vocab = meta.get("vocab_size") or len(meta.values.get("tokenizer.ggml.tokens") or ())
+    head_dim = hidden // heads
+    return {
+        "model_type": "gpt_neox",
+        "architectures": [arch.hf_class],
+        "hidden_size": hidden,
+        "num_hidden_layers": int(meta.require("block_count")),
+        "num_attention_heads": heads,
+        "intermediate_size": int(meta.require("feed_forward_length")),
+        "max_position_embeddings": int(meta.require("context_length")),
+        "vocab_size": int(vocab),
+        "layer_norm_eps": meta.require("attention.layer_norm_epsilon"),
+        "rotary_pct": int(meta.get("rope.dimension_count", head_dim)) / head_dim,
+        "rotary_emb_base": meta.get("rope.freq_base", 10000.0),
+        "use_parallel_residual": bool(meta.get("use_parallel_residual", True)),
+        "hidden_act": "gelu",
+        "tie_word_embeddings": "embed_out.weight" not in tensors,
+        "bos_token_id": meta.values.get("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": meta.values.get("tokenizer.ggml.eos_token_id"),
+    }
+
+
+def _neox_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
+    d, ff, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    out: dict[str, tuple[int, ...]] = {
+        "gpt_neox.embed_in.weight": (v, d),
+        "gpt_neox.final_layer_norm.weight": (d,),
+        "gpt_neox.final_layer_norm.bias": (d,),
+    }
+    if not config["tie_word_embeddings"]:
+        out["embed_out.weight"] = (v, d)
+    block = {
+        "input_layernorm": (d,),
+        "attention.query_key_value": (3 * d, d),
+        "attention.dense": (d, d),
+        "post_attention_layernorm": (d,),
+        "mlp.dense_h_to_4h": (ff, d),
+        "mlp.dense_4h_to_h": (d, ff),
+    }
+    for i in range(config["num_hidden_layers"]):
+        for module, shape in block.items():
+            out[f"{arch.layer_prefix}.{i}.{module}.weight"] = shape
+            out[f"{arch.layer_prefix}.{i}.{module}.bias"] = shape[:1]
+    return out
+
+
 def _gpt2_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
     """GPT-2 tensors as the file stores them: (out, in) matrices (the Conv1D ones transposed)."""
     d, ff, v = config["n_embd"], config["n_inner"], config["vocab_size"]
@@ -529,8 +607,9 @@ def _rope_scaling(meta: _Meta) -> dict[str, Any] | None:
 
 def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict[str, _TensorInfo]) -> None:
     """Every tensor the config implies is present with the HF shape, before any dequantizing."""
-    if arch.model_type == "gpt2":
-        _compare_shapes(path, arch, _gpt2_shapes(config, arch), {}, tensors)
+    if arch.model_type in ("gpt2", "gpt_neox"):
+        shapes = _gpt2_shapes if arch.model_type == "gpt2" else _neox_shapes
+        _compare_shapes(path, arch, shapes(config, arch), {}, tensors)
         return
     d, ff, v, hd = (config[k] for k in ("hidden_size", "intermediate_size", "vocab_size", "head_dim"))
     q, kv = config["num_attention_heads"] * hd, config["num_key_value_heads"] * hd
