@@ -341,6 +341,9 @@ def hooks(model: str | None, aliases: bool) -> None:
 from mechscope.cli_dictionaries import register as _register_dictionaries  # noqa: E402
 
 _register_dictionaries(main)
+from mechscope.cli_models import register as _register_models  # noqa: E402
+
+_register_models(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

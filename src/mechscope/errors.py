@@ -15,6 +15,14 @@ class UnsupportedArchitectureError(ModelLoadError):
     """The checkpoint declares an architecture mechscope does not implement."""
 
 
+class UnsupportedTensorTypeError(ModelLoadError):
+    """A weight file stores a tensor in a type (e.g. a GGUF quantization) mechscope cannot read."""
+
+
+class UnsupportedTokenizerError(ModelLoadError):
+    """A model file's tokenizer is missing or of a kind mechscope cannot rebuild."""
+
+
 class HookError(MechscopeError):
     """A hook name is unknown, or a hook returned something unusable."""
 

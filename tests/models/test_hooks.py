@@ -30,13 +30,53 @@ def expected_shapes(model: HookedDecoder, b: int, t: int) -> dict[str, tuple[int
     return {n: tuple(dims[d] for d in HOOKS[doc_key(n)][0].split()) for n in model.hook_names()}
 
 
+PER_HEAD_INPUTS = ("attn_in", "q_input", "k_input", "v_input")
+
+
 def test_cache_holds_every_documented_name_with_its_shape(model: HookedDecoder) -> None:
     tokens = torch.randint(0, model.cfg.d_vocab, (2, 7))
-    _, cache = model.run_with_cache(tokens, names=lambda n: True)
+    _, cache = model.run_with_cache(tokens, names=lambda n: not n.endswith(PER_HEAD_INPUTS))
     shapes = expected_shapes(model, 2, 7)
-    assert set(cache) == set(model.hook_names())
+    assert set(cache) == {n for n in model.hook_names() if not n.endswith(PER_HEAD_INPUTS)}
     for name, tensor in cache.items():
         assert tuple(tensor.shape) == shapes[name], name
+    # Live per-head inputs give ln1 a head dimension (as TransformerLens' split inputs do).
+    _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith(PER_HEAD_INPUTS))
+    assert len(cache) == 4 * model.cfg.n_layers
+    for name, tensor in cache.items():
+        assert tuple(tensor.shape) == shapes[name], name
+
+
+def test_per_head_inputs_leave_the_output_unchanged_and_patch_one_head(model: HookedDecoder) -> None:
+    tokens = torch.randint(0, model.cfg.d_vocab, (2, 6))
+    plain, ref = model.run_with_cache(
+        tokens, names=["blocks.1.attn.z", "blocks.1.attn.q", "blocks.1.mlp.post"]
+    )
+    split, cache = model.run_with_cache(
+        tokens, names=["blocks.1.attn_in", "blocks.1.attn.z", "blocks.1.mlp_in", "blocks.1.mlp.post"]
+    )
+    torch.testing.assert_close(split, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cache["blocks.1.attn.z"], ref["blocks.1.attn.z"], atol=1e-5, rtol=1e-5)
+    mid = "blocks.1.resid_pre" if model.cfg.parallel_residual else "blocks.1.resid_mid"
+    _, res = model.run_with_cache(tokens, names=[mid])
+    torch.testing.assert_close(cache["blocks.1.hook_mlp_in"], res[mid], atol=0, rtol=0)
+
+    # Zeroing query head 1's input changes that head's queries only.
+    def zero_head(x: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        x = x.clone()
+        x[:, :, 1] = 0
+        return x
+
+    _, qs = model.run_with_cache(tokens, names=["blocks.1.attn.q"])
+    with model.hooks(fwd=[("blocks.1.hook_q_input", zero_head)]):
+        _, patched = model.run_with_cache(tokens, names=["blocks.1.attn.q"])
+    changed = (patched["blocks.1.attn.q"] - qs["blocks.1.attn.q"]).abs().amax(dim=(0, 1, 3))
+    assert changed[1] > 0 and torch.count_nonzero(changed) == 1
+    # Patching mlp_in changes the MLP but not the residual it was copied from.
+    with model.hooks(fwd=[("blocks.1.mlp_in", lambda x, h: x.mul_(0))]):
+        _, zeroed = model.run_with_cache(tokens, names=["blocks.1.mlp.post", mid])
+    assert not torch.allclose(zeroed["blocks.1.mlp.post"], ref["blocks.1.mlp.post"])
+    torch.testing.assert_close(zeroed[mid], res[mid], atol=0, rtol=0)
 
 
 def test_result_is_opt_in_and_sums_to_the_attention_output(model: HookedDecoder) -> None:
@@ -186,11 +226,20 @@ def test_hook_names_snapshot() -> None:
     block0 = [n.removeprefix("blocks.0.") for n in gemma.hook_names() if n.startswith("blocks.0.")]
     assert block0 == [
         "resid_pre",
+        "attn_in",
+        "q_input",
+        "k_input",
+        "v_input",
         "ln1.scale",
+        "ln1.normalized",
         "ln1.out",
+        "attn.q_raw",
+        "attn.k_raw",
         "attn.q_norm.scale",
+        "attn.q_norm.normalized",
         "attn.q_norm.out",
         "attn.k_norm.scale",
+        "attn.k_norm.normalized",
         "attn.k_norm.out",
         "attn.q",
         "attn.k",
@@ -200,16 +249,20 @@ def test_hook_names_snapshot() -> None:
         "attn.z",
         "attn.result",
         "ln1_post.scale",
+        "ln1_post.normalized",
         "ln1_post.out",
         "attn_out",
         "resid_mid",
+        "mlp_in",
         "ln2.scale",
+        "ln2.normalized",
         "ln2.out",
         "mlp.pre",
         "mlp.gate",
         "mlp.linear",
         "mlp.post",
         "ln2_post.scale",
+        "ln2_post.normalized",
         "ln2_post.out",
         "mlp_out",
         "resid_post",
@@ -219,8 +272,76 @@ def test_hook_names_snapshot() -> None:
         "embed",
         "pos_embed",
         "ln_final.scale",
+        "ln_final.normalized",
         "ln_final.out",
         "logits",
     ]
     neox = tiny_model("neox")
     assert not any(n.endswith("resid_mid") for n in neox.hook_names())  # parallel residual: no mid point
+
+
+def test_run_with_hooks_backward_hooks_fire_on_the_callers_backward(llama: HookedDecoder) -> None:
+    # The docstring's promise: backward hooks fire when the caller calls backward, after the
+    # forward (and its hook context) has returned.
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(g: torch.Tensor, hook: HookPoint) -> None:
+        seen[hook.name] = g.clone()
+
+    logits = llama.run_with_hooks(torch.tensor([[3, 4, 5, 6]]), bwd=[("blocks.*.resid_post", record)])
+    assert not seen  # nothing fires before backward
+    logits[0, -1, 7].backward()
+    assert set(seen) == {"blocks.0.resid_post", "blocks.1.resid_post"}
+    assert not any(hp.live for hp in llama.hook_points.values())  # still detached afterwards
+
+
+def test_glob_over_a_transformerlens_alias(llama: HookedDecoder) -> None:
+    _, cache = llama.run_with_cache("abc", names="blocks.*.hook_resid_post")
+    assert list(cache) == ["blocks.0.resid_post", "blocks.1.resid_post"]
+    _, cache = llama.run_with_cache("abc", names="blocks.1.hook_*")
+    assert "blocks.1.resid_pre" in cache and "blocks.1.mlp_out" in cache
+    assert all(n.startswith("blocks.1.") for n in cache)
+    _, cache = llama.run_with_cache("abc", names="blocks.0.attn.hook_pat*")
+    assert list(cache) == ["blocks.0.attn.pattern"]
+
+
+def test_gradients_in_the_cache_match_autograd(llama: HookedDecoder) -> None:
+    tokens = torch.randint(0, llama.cfg.d_vocab, (2, 6))
+    names = ["blocks.1.hook_mlp_out", "blocks.0.hook_resid_post", "blocks.0.attn.hook_rot_q"]
+    _, cache = llama.run_with_cache(tokens, names_filter=names, incl_bwd=True)
+    assert set(cache) == {"blocks.1.mlp_out", "blocks.0.resid_post", "blocks.0.attn.q"} | {
+        "blocks.1.mlp_out_grad",
+        "blocks.0.resid_post_grad",
+        "blocks.0.attn.q_grad",
+    }
+    # The same gradient by hand: retain the activation and differentiate the next-token loss.
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(x: torch.Tensor, hook: HookPoint) -> None:
+        x.retain_grad()
+        kept[hook.name] = x
+
+    with llama.hooks(fwd=[("blocks.1.mlp_out", keep)], bwd=[("blocks.1.mlp_out", lambda g, h: None)]):
+        logits = llama(tokens)
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1)
+    )
+    loss.backward()
+    torch.testing.assert_close(cache["blocks.1.hook_mlp_out_grad"], kept["blocks.1.mlp_out"].grad)
+    # A custom scalar metric.
+    _, cache = llama.run_with_cache(
+        tokens, names="blocks.1.resid_post", incl_bwd=True, metric=lambda lg: lg[0, -1, 5]
+    )
+    assert cache["blocks.1.resid_post_grad"][1].abs().sum() == 0  # the metric reads batch 0 only
+    with pytest.raises(HookError, match="names_filter"):
+        llama.run_with_cache(tokens, names="embed", names_filter="embed")
+
+
+def test_transformerlens_keyword_spellings(llama: HookedDecoder) -> None:
+    seen: list[str] = []
+    llama.run_with_hooks("ab", fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, h: seen.append(h.name))])
+    assert seen == ["blocks.0.resid_pre"]
+    with pytest.raises(HookError, match="fwd_hooks"):
+        llama.run_with_hooks(
+            "ab", fwd=[("embed", lambda x, h: None)], fwd_hooks=[("embed", lambda x, h: None)]
+        )

@@ -61,6 +61,26 @@ FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "GPTNeoXForCausalLM",
         dict(COMMON, rotary_pct=0.5, use_parallel_residual=False),
     ),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(COMMON, num_key_value_heads=2, head_dim=16)),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(COMMON, num_key_value_heads=2, pad_token_id=0)),
+    "phi3_partial_rotary": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(COMMON, num_key_value_heads=4, pad_token_id=0, partial_rotary_factor=0.5),
+    ),
+    "gemma2": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        dict(
+            COMMON,
+            num_key_value_heads=2,
+            head_dim=16,
+            sliding_window=4,
+            query_pre_attn_scalar=20,
+            attn_logit_softcapping=2.0,  # low, so that the cap bends the random scores
+            final_logit_softcapping=3.0,
+        ),
+    ),
     "gemma3": (
         "Gemma3TextConfig",
         "Gemma3ForCausalLM",

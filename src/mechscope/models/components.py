@@ -42,10 +42,11 @@ class Norm(nn.Module):
         use_bias = self.center if bias is None else bias
         self.bias = nn.Parameter(torch.zeros(d)) if use_bias else None
         self.scale = HookPoint()  # (..., 1)
+        self.normalized = HookPoint()  # (..., d): before the weight and bias (opt-in)
         self.out = HookPoint()  # (..., d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.scale.live:
+        if not (self.scale.live or self.normalized.live):
             # Fused kernels when nothing watches the scale (same maths, fewer passes).
             xf, d = x.float(), (x.shape[-1],)
             w = self.weight.float() + self.offset if self.offset else self.weight.float()
@@ -64,7 +65,7 @@ class Norm(nn.Module):
         w = self.weight.float()
         if self.offset:
             w = w + self.offset
-        y = xf / scale * w
+        y = self.normalized(xf / scale) * w
         if self.bias is not None:
             y = y + self.bias.float()
         return self.out(y.to(x.dtype))
@@ -93,8 +94,16 @@ def rope_inv_freq(cfg: ModelConfig, theta: float, scaled: bool) -> torch.Tensor:
             inv = torch.where(
                 wavelen > old_ctx / lo, inv / factor, torch.where(wavelen < old_ctx / hi, inv, mid)
             )
+        elif kind == "freq_factors":
+            # llama.cpp's rope_freqs tensor (Llama 3.1+ GGUF files): one divisor per frequency.
+            factors = torch.tensor(rs["factors"], dtype=torch.float64, device="cpu")
+            if factors.shape != inv.shape:
+                raise ValueError(f"rope freq_factors has {factors.numel()} entries, expected {inv.numel()}")
+            inv = inv / factors
         elif kind not in (None, "default"):
-            raise ValueError(f"unsupported rope_scaling type {kind!r}; supported: linear, llama3")
+            raise ValueError(
+                f"unsupported rope_scaling type {kind!r}; supported: linear, llama3, freq_factors"
+            )
     return inv.float()
 
 
@@ -182,6 +191,10 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, kv * dh, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(d, kv * dh, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(h * dh, d, bias=cfg.attn_out_bias)
+        self.q_raw = HookPoint()  # (batch, pos, head, d_head): projected, before q norm and rotary (opt-in)
+        self.k_raw = (
+            HookPoint()
+        )  # (batch, pos, kv_head, d_head): projected, before k norm and rotary (opt-in)
         if cfg.qk_norm:
             self.q_norm = Norm(dh, cfg, bias=False)
             self.k_norm = Norm(dh, cfg, bias=False)
@@ -206,11 +219,33 @@ class Attention(nn.Module):
         return kv.repeat_interleave(self.cfg.n_heads // self.cfg.n_kv_heads, dim=dim)
 
     def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """Attention of the normalised residual ``x`` (batch, pos, d_model)."""
         cfg = self.cfg
         b, t, _ = x.shape
         q = _linear(self.q_proj, x).view(b, t, cfg.n_heads, cfg.d_head)
         k = _linear(self.k_proj, x).view(b, t, cfg.n_kv_heads, cfg.d_head)
         v = _linear(self.v_proj, x).view(b, t, cfg.n_kv_heads, cfg.d_head)
+        return self.attend(q, k, v, ctx)
+
+    def forward_per_head(
+        self, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, ctx: AttentionContext
+    ) -> torch.Tensor:
+        """Attention where every head reads its own normalised input: ``q_in`` (batch, pos, head,
+        d_model), ``k_in`` and ``v_in`` (batch, pos, kv_head, d_model). Equal to :meth:`forward`
+        when every head's input is the same; used when a per-head input hook point is live."""
+        q = _per_head_linear(self.q_proj, q_in)
+        k = _per_head_linear(self.k_proj, k_in)
+        v = _per_head_linear(self.v_proj, v_in)
+        return self.attend(q, k, v, ctx)
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext
+    ) -> torch.Tensor:
+        """From projected queries, keys and values (batch, pos, head | kv_head, d_head) to the
+        attention output (batch, pos, d_model): q/k norms, rotary, scores, pattern, output projection."""
+        cfg = self.cfg
+        b, t = q.shape[:2]
+        q, k = self.q_raw(q), self.k_raw(k)
         if cfg.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         rot = ctx.rotary.get(self.layer_type)
@@ -266,7 +301,7 @@ class Attention(nn.Module):
         b, t, h, dh = q.shape
         s, kvh = k.shape[1], cfg.n_kv_heads
         g = h // kvh
-        qg = q.view(b, t, kvh, g, dh).permute(0, 2, 3, 1, 4).reshape(b * kvh, g * t, dh)
+        qg = q.reshape(b, t, kvh, g, dh).permute(0, 2, 3, 1, 4).reshape(b * kvh, g * t, dh)
         kt = k.permute(0, 2, 3, 1).reshape(b * kvh, dh, s)
         mask = ctx.additive_mask(self.layer_type, t, s, kvh, g, q.dtype, q.device)
         if cfg.attn_softcap:
@@ -284,6 +319,14 @@ class Attention(nn.Module):
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     # Skips nn.Module.__call__'s bookkeeping: ~5 us a call, 7 calls per layer.
     return F.linear(x, layer.weight, layer.bias)
+
+
+def _per_head_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """(batch, pos, head, d_in) -> (batch, pos, head, d_head): head h applies its own rows of ``layer``."""
+    heads = x.shape[2]
+    w = layer.weight.view(heads, -1, x.shape[-1])  # (head, d_head, d_in)
+    out = torch.einsum("bphi,hoi->bpho", x, w)
+    return out + layer.bias.view(heads, -1) if layer.bias is not None else out
 
 
 def _causal(t: int, s: int, device: torch.device) -> torch.Tensor:

@@ -21,7 +21,7 @@ class ModelConfig:
     """Shape and maths of a decoder-only transformer."""
 
     architecture: str
-    """Family name: gpt2, llama, mistral, qwen2, neox or gemma3."""
+    """Family name: gpt2, llama, mistral, qwen2, qwen3, phi3, neox, gemma2 or gemma3."""
     d_model: int
     """Width of the residual stream."""
     n_layers: int

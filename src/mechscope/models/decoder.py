@@ -7,7 +7,7 @@ copying it: :meth:`HookedDecoder.embed`, :meth:`Block.attn_part`, :meth:`Block.m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,8 +30,19 @@ if TYPE_CHECKING:
     from mechscope.models.activation_cache import ActivationCache
     from mechscope.models.tokenizer import Tokenizer
 
-# Hook points left out of "cache everything" because they cost memory (per-head d_model writes).
-OPT_IN_SUFFIXES = ("attn.result",)
+# Hook points left out of "cache everything": per-head d_model copies and writes cost memory, and
+# the others repeat a default point's tensor (TransformerLens names them; mechscope has them for that).
+OPT_IN_SUFFIXES = (
+    "attn.result",
+    "attn_in",
+    "q_input",
+    "k_input",
+    "v_input",
+    "mlp_in",
+    "attn.q_raw",
+    "attn.k_raw",
+    ".normalized",
+)
 
 ModelInput = str | Sequence[str] | torch.Tensor | Sequence[Sequence[int]]
 HookSpec = Sequence[tuple[NameFilter, HookFn]]
@@ -44,6 +55,13 @@ class Block(nn.Module):
         super().__init__()
         self.parallel = cfg.parallel_residual
         self.resid_pre = HookPoint()  # (batch, pos, d_model)
+        # Per-head copies of the attention input (TransformerLens' use_attn_in / use_split_qkv_input),
+        # opt-in: live, they make every head read its own copy, which a hook can patch alone.
+        self.attn_in = HookPoint()  # (batch, pos, head, d_model)
+        self.q_input = HookPoint()  # (batch, pos, head, d_model)
+        self.k_input = HookPoint()  # (batch, pos, kv_head, d_model)
+        self.v_input = HookPoint()  # (batch, pos, kv_head, d_model)
+        self.n_heads, self.n_kv_heads = cfg.n_heads, cfg.n_kv_heads
         self.ln1 = Norm(cfg.d_model, cfg)
         self.attn = Attention(cfg, layer)
         if cfg.sandwich_norms:
@@ -51,6 +69,7 @@ class Block(nn.Module):
         self.attn_out = HookPoint()  # (batch, pos, d_model): attention's write to the residual
         if not self.parallel:
             self.resid_mid = HookPoint()  # (batch, pos, d_model)
+        self.mlp_in = HookPoint()  # (batch, pos, d_model): the MLP's own copy of its input (opt-in)
         self.ln2 = Norm(cfg.d_model, cfg)
         self.mlp = MLP(cfg)
         if cfg.sandwich_norms:
@@ -61,13 +80,28 @@ class Block(nn.Module):
 
     def attn_part(self, resid: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         """What attention adds to the residual stream ``resid``."""
-        out = self.attn(self.ln1(resid), ctx)
+        if self.attn_in.live or self.q_input.live or self.k_input.live or self.v_input.live:
+            q_in, k_in, v_in = self.per_head_inputs(resid)
+            out = self.attn.forward_per_head(self.ln1(q_in), self.ln1(k_in), self.ln1(v_in), ctx)
+        else:
+            out = self.attn(self.ln1(resid), ctx)
         if self.sandwich:
             out = self.ln1_post(out)
         return self.attn_out(out)
 
+    def per_head_inputs(self, resid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The query, key and value inputs of every head, (batch, pos, head | kv_head, d_model):
+        copies of ``resid`` through ``attn_in`` (one per query head), then ``q_input``, ``k_input``
+        and ``v_input``. Key/value head j reads the ``attn_in`` copy of its group's first query head."""
+        attn_in = self.attn_in(resid[:, :, None].repeat(1, 1, self.n_heads, 1))
+        group = self.n_heads // self.n_kv_heads
+        kv_in = attn_in[:, :, ::group]
+        return self.q_input(attn_in.clone()), self.k_input(kv_in.clone()), self.v_input(kv_in.clone())
+
     def mlp_part(self, resid: torch.Tensor) -> torch.Tensor:
         """What the MLP adds to the residual stream ``resid``."""
+        if self.mlp_in.live:
+            resid = self.mlp_in(resid.clone())  # a copy: patching it leaves the residual alone
         out = self.mlp(self.ln2(resid))
         if self.sandwich:
             out = self.ln2_post(out)
@@ -333,25 +367,57 @@ class HookedDecoder(nn.Module):
         return self(tokens, attention_mask=mask)
 
     def run_with_hooks(
-        self, inputs: ModelInput, fwd: HookSpec = (), bwd: HookSpec = (), add_bos: bool | None = None
+        self,
+        inputs: ModelInput,
+        fwd: HookSpec = (),
+        bwd: HookSpec = (),
+        add_bos: bool | None = None,
+        *,
+        fwd_hooks: HookSpec = (),
+        bwd_hooks: HookSpec = (),
     ) -> torch.Tensor:
-        """Logits of one forward with temporary hooks; backward hooks fire when you call backward."""
+        """Logits of one forward with temporary hooks; backward hooks fire when you call backward
+        on them. ``fwd_hooks``/``bwd_hooks`` are TransformerLens' spellings of ``fwd``/``bwd``."""
+        fwd, bwd = _one_of("fwd", fwd, fwd_hooks), _one_of("bwd", bwd, bwd_hooks)
         with self.hooks(fwd, bwd):
             return self.run(inputs, add_bos)
 
     def run_with_cache(
-        self, inputs: ModelInput, names: NameFilter = None, detach: bool = True, add_bos: bool | None = None
+        self,
+        inputs: ModelInput,
+        names: NameFilter = None,
+        detach: bool = True,
+        add_bos: bool | None = None,
+        *,
+        names_filter: NameFilter = None,
+        incl_bwd: bool = False,
+        metric: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, ActivationCache]:
-        """Logits and the activations of the selected hook points (all default points when None)."""
+        """Logits and the activations of the selected hook points (all default points when None).
+
+        ``names_filter`` is TransformerLens' spelling of ``names``. With ``incl_bwd`` the gradient
+        of ``metric(logits)`` (a scalar; default: the mean next-token cross-entropy of the input)
+        at each selected point is cached too, as ``{name}_grad``.
+        """
         from mechscope.models.running import run_with_cache
 
-        return run_with_cache(self, inputs, names, detach, add_bos)
+        if names is not None and names_filter is not None:
+            raise HookError("pass names= or its TransformerLens spelling names_filter=, not both")
+        return run_with_cache(
+            self, inputs, names if names is not None else names_filter, detach, add_bos, incl_bwd, metric
+        )
 
     def generate(self, prompt: ModelInput, **kwargs: Any) -> Any:
         """KV-cached sampling; see :func:`mechscope.models.generation.generate` for the options."""
         from mechscope.models.generation import generate
 
         return generate(self, prompt, **kwargs)
+
+
+def _one_of(name: str, ours: HookSpec, tl: HookSpec) -> HookSpec:
+    if ours and tl:
+        raise HookError(f"pass {name}= or its TransformerLens spelling {name}_hooks=, not both")
+    return ours or tl
 
 
 def _embedding(n: int, d: int) -> nn.Embedding:

@@ -57,11 +57,15 @@ class HookPoint(nn.Module):
                     )
                 x = out
         if self.bwd_hooks and x.requires_grad:
-            x.register_hook(self._run_backward)
+            # The hooks attached now belong to this forward's graph: they fire on its backward
+            # even when they are detached before it (``run_with_hooks(..., bwd=...)`` detaches
+            # them as soon as the forward returns).
+            hooks = list(self.bwd_hooks)
+            x.register_hook(lambda grad: self._run_backward(grad, hooks))
         return x
 
-    def _run_backward(self, grad: torch.Tensor) -> torch.Tensor:
-        for fn in list(self.bwd_hooks):
+    def _run_backward(self, grad: torch.Tensor, hooks: list[HookFn]) -> torch.Tensor:
+        for fn in hooks:
             out = fn(grad, self)
             if out is not None:
                 if not isinstance(out, torch.Tensor) or out.shape != grad.shape:
@@ -126,13 +130,18 @@ _TL_BLOCK_ALIASES = {
     "hook_attn_out": "attn_out",
     "hook_mlp_out": "mlp_out",
     "ln1.hook_scale": "ln1.scale",
-    "ln1.hook_normalized": "ln1.out",
+    "ln1.hook_normalized": "ln1.normalized",
     "ln2.hook_scale": "ln2.scale",
-    "ln2.hook_normalized": "ln2.out",
-    # TransformerLens' hook_q/hook_k are before rotary and hook_rot_q/hook_rot_k after it;
-    # mechscope has one q/k point, after rotary (identical for GPT-2, which has no rotary).
-    "attn.hook_q": "attn.q",
-    "attn.hook_k": "attn.k",
+    "ln2.hook_normalized": "ln2.normalized",
+    "hook_attn_in": "attn_in",
+    "hook_q_input": "q_input",
+    "hook_k_input": "k_input",
+    "hook_v_input": "v_input",
+    "hook_mlp_in": "mlp_in",
+    # TransformerLens' hook_q/hook_k are the projections, before q/k norms and rotary;
+    # hook_rot_q/hook_rot_k are after rotary, mechscope's attn.q/attn.k.
+    "attn.hook_q": "attn.q_raw",
+    "attn.hook_k": "attn.k_raw",
     "attn.hook_rot_q": "attn.q",
     "attn.hook_rot_k": "attn.k",
     "attn.hook_v": "attn.v",
@@ -148,20 +157,41 @@ _TL_GLOBAL_ALIASES = {
     "hook_embed": "embed",
     "hook_pos_embed": "pos_embed",
     "ln_final.hook_scale": "ln_final.scale",
-    "ln_final.hook_normalized": "ln_final.out",
+    "ln_final.hook_normalized": "ln_final.normalized",
+    "unembed.hook_in": "ln_final.out",
+    "unembed.hook_out": "logits",
     "unembed.hook_logits": "logits",
 }
-_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
+# The layer part may be a glob (``blocks.*.hook_resid_post``): TransformerLens users write that.
+_BLOCK_RE = re.compile(r"^blocks\.([^.]+)\.(.+)$")
+
+
+GRAD_SUFFIX = "_grad"
+"""``run_with_cache(..., incl_bwd=True)`` stores the gradient of ``name`` as ``name + GRAD_SUFFIX``."""
 
 
 def canonical_name(name: str) -> str:
-    """Map a TransformerLens-style alias onto the mechscope name; other names pass through."""
+    """Map a TransformerLens-style alias onto the mechscope name; other names pass through.
+
+    A gradient's name maps the same way: ``blocks.3.hook_mlp_out_grad`` -> ``blocks.3.mlp_out_grad``.
+    """
+    if name.endswith(GRAD_SUFFIX):
+        return canonical_name(name.removesuffix(GRAD_SUFFIX)) + GRAD_SUFFIX
     if name in _TL_GLOBAL_ALIASES:
         return _TL_GLOBAL_ALIASES[name]
     m = _BLOCK_RE.match(name)
     if m and m.group(2) in _TL_BLOCK_ALIASES:
         return f"blocks.{m.group(1)}.{_TL_BLOCK_ALIASES[m.group(2)]}"
     return name
+
+
+def alias_names(name: str) -> list[str]:
+    """The TransformerLens aliases of a canonical name (``blocks.3.resid_post`` -> ``blocks.3.hook_resid_post``)."""
+    out = [alias for alias, canon in _TL_GLOBAL_ALIASES.items() if canon == name]
+    m = _BLOCK_RE.match(name)
+    if m:
+        out += [f"blocks.{m.group(1)}.{a}" for a, canon in _TL_BLOCK_ALIASES.items() if canon == m.group(2)]
+    return out
 
 
 def tl_aliases() -> dict[str, str]:
@@ -189,8 +219,14 @@ def compile_filter(names: NameFilter, known: list[str]) -> list[str]:
     selected: set[str] = set()
     for pattern in patterns:
         if any(c in pattern for c in "*?["):
-            hits = [n for n in known if fnmatch.fnmatchcase(n, pattern)]
-            hits += [n for n in known if fnmatch.fnmatchcase(n, canonical_name(pattern))]
+            canon = canonical_name(pattern)
+            hits = [
+                n
+                for n in known
+                if fnmatch.fnmatchcase(n, pattern)
+                or fnmatch.fnmatchcase(n, canon)
+                or any(fnmatch.fnmatchcase(a, pattern) for a in alias_names(n))
+            ]
         else:
             canon = canonical_name(pattern)
             hits = [canon] if canon in known else []

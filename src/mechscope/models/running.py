@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import torch
 
 from mechscope.errors import InputError
 from mechscope.models.activation_cache import ActivationCache
-from mechscope.models.hooks import HookPoint, NameFilter, compile_filter
+from mechscope.models.hooks import GRAD_SUFFIX, HookPoint, NameFilter, compile_filter
 
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder, ModelInput
@@ -68,7 +69,13 @@ def _check_ids(model: HookedDecoder, tokens: torch.Tensor) -> None:
 
 
 def run_with_cache(
-    model: HookedDecoder, inputs: ModelInput, names: NameFilter, detach: bool, add_bos: bool | None
+    model: HookedDecoder,
+    inputs: ModelInput,
+    names: NameFilter,
+    detach: bool,
+    add_bos: bool | None,
+    incl_bwd: bool = False,
+    metric: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, ActivationCache]:
     tokens, mask = to_tokens(model, inputs, add_bos)
     known = model.hook_names(include_opt_in=names is not None)
@@ -78,12 +85,42 @@ def run_with_cache(
     def save(x: torch.Tensor, hook: HookPoint) -> None:
         store[hook.name] = x.detach() if detach else x
 
+    def save_grad(g: torch.Tensor, hook: HookPoint) -> None:
+        store[hook.name + GRAD_SUFFIX] = g.detach()
+
     points = [model.hook_points[n] for n in selected]
     handles = [p.add(save) for p in points]
+    if incl_bwd:
+        handles += [p.add(save_grad, "bwd") for p in points]
     try:
-        logits = model(tokens, attention_mask=mask)
+        with torch.enable_grad() if incl_bwd else nullcontext():
+            logits = model(tokens, attention_mask=mask)
+            if incl_bwd:
+                value = metric(logits) if metric is not None else next_token_loss(logits, tokens, mask)
+                if value.numel() != 1:
+                    raise InputError(
+                        f"metric must return a scalar to differentiate, got {tuple(value.shape)}"
+                    )
+                value.backward()
     finally:
         for h in handles:
             h.remove()
     ordered = {n: store[n] for n in selected if n in store}
+    if incl_bwd:
+        ordered.update(
+            {n + GRAD_SUFFIX: store[n + GRAD_SUFFIX] for n in selected if n + GRAD_SUFFIX in store}
+        )
+        logits = logits.detach()
     return logits, ActivationCache(ordered, tokens, mask)
+
+
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean cross-entropy of predicting each next token (padding excluded): TransformerLens' "loss"."""
+    if tokens.shape[1] < 2:
+        raise InputError("the next-token loss needs at least two tokens; pass metric= for one")
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    nll = -logp.gather(-1, tokens[:, 1:, None])[..., 0]
+    if mask is None:
+        return nll.mean()
+    keep = mask[:, 1:].to(nll.dtype)
+    return (nll * keep).sum() / keep.sum()

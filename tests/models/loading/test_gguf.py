@@ -11,7 +11,12 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 
-from mechscope.errors import InputError, ModelLoadError, UnsupportedArchitectureError
+from mechscope.errors import (
+    InputError,
+    ModelLoadError,
+    UnsupportedArchitectureError,
+    UnsupportedTensorTypeError,
+)
 from mechscope.models.loading.gguf import ALLOWED_TYPES, provenance_note, read_gguf
 
 D, HEADS, KV_HEADS, HEAD_DIM, FF, LAYERS = 64, 4, 2, 16, 96, 2
@@ -221,14 +226,14 @@ def test_quantized_llama_qk_are_unpermuted(tmp_path: Path) -> None:
         assert (ck.tensors[name] - hf[name]).abs().max() < 0.01, name
 
 
-@pytest.mark.parametrize("qtype", [Q.Q4_K, Q.Q5_K, Q.Q6_K])
-def test_k_quants_are_dequantized_with_gguf(tmp_path: Path, qtype: Q) -> None:
-    # gguf-py cannot quantize K-quants: write random blocks (one 256-wide block per row) and
-    # check the reader hands them to gguf.quants.dequantize with the right shape.
+@pytest.mark.parametrize("qtype", ALLOWED_TYPES, ids=lambda t: t.name)
+def test_every_dequantizable_type_is_read(tmp_path: Path, qtype: Q) -> None:
+    # gguf-py cannot quantize most types: write random blocks (256-wide rows) and check the
+    # reader hands them to gguf.quants.dequantize with the right shape.
     hf = hf_weights("qwen2", ff=256)
-    _, type_size = gguf.GGML_QUANT_SIZES[qtype]
-    data = np.random.default_rng(0).integers(0, 256, size=(D, type_size), dtype=np.uint8)
-    data[:, 1::2] &= 0xBF  # keep every float16 field (at even offsets) finite: no NaN warnings
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    data = np.random.default_rng(0).integers(0, 256, size=(D, 256 // block * type_size), dtype=np.uint8)
+    data[:, 1::2] &= 0xBF  # keep most float16 fields (at even offsets) finite
     path = write_gguf(
         tmp_path / "k.gguf",
         "qwen2",
@@ -237,7 +242,8 @@ def test_k_quants_are_dequantized_with_gguf(tmp_path: Path, qtype: Q) -> None:
         meta={"feed_forward_length": 256},
     )
     got = read_gguf(path).tensors["model.layers.0.mlp.down_proj.weight"]
-    np.testing.assert_array_equal(got.numpy(), gguf.quants.dequantize(data, qtype))  # NaNs compare equal
+    expected = gguf.quants.dequantize(data, qtype).reshape(D, 256)
+    np.testing.assert_array_equal(got.numpy(), expected)  # NaNs compare equal
 
 
 def test_bfloat16_output(llama_file: Path) -> None:
@@ -307,28 +313,32 @@ def test_corrupted_header(tmp_path: Path, body: bytes, why: str) -> None:
 def test_unsupported_architecture(tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "m.gguf", "mamba", {"model.embed_tokens.weight": torch.zeros(VOCAB, D)})
     with pytest.raises(
-        UnsupportedArchitectureError, match=r"m\.gguf: GGUF architecture 'mamba'.*'gemma3', 'llama', 'qwen2'"
+        UnsupportedArchitectureError,
+        match=r"m\.gguf: GGUF architecture 'mamba'.*'gemma2', 'gemma3', 'gpt2', 'gptneox', 'llama', 'phi3', 'qwen2', 'qwen3'",
     ):
         read_gguf(path)
 
 
 def test_unsupported_quant_type(tmp_path: Path) -> None:
+    # Q8_K is llama.cpp's intermediate type for dot products; gguf-py cannot dequantize it.
     hf = hf_weights("qwen2", ff=256)
-    _, type_size = gguf.GGML_QUANT_SIZES[Q.IQ2_XXS]
+    _, type_size = gguf.GGML_QUANT_SIZES[Q.Q8_K]
     data = np.zeros((D, type_size), dtype=np.uint8)
     path = write_gguf(
-        tmp_path / "iq.gguf",
+        tmp_path / "q8k.gguf",
         "qwen2",
         hf,
-        raw={"blk.0.ffn_down.weight": (data, Q.IQ2_XXS)},
+        raw={"blk.0.ffn_down.weight": (data, Q.Q8_K)},
         meta={"feed_forward_length": 256},
     )
     with pytest.raises(
-        ModelLoadError,
-        match=r"iq\.gguf: tensor 'blk\.0\.ffn_down\.weight' has type IQ2_XXS; supported: F32.*Q6_K",
+        UnsupportedTensorTypeError,
+        match=r"q8k\.gguf: tensor 'blk\.0\.ffn_down\.weight' has type Q8_K, which mechscope cannot "
+        r"dequantize; supported: F32.*IQ2_XXS.*TQ1_0",
     ):
         read_gguf(path)
-    assert "Q4_K" in ", ".join(t.name for t in ALLOWED_TYPES)
+    names = {t.name for t in ALLOWED_TYPES}
+    assert {"Q2_K", "Q3_K", "Q5_1", "Q8_0", "IQ1_S", "IQ4_XS", "TQ1_0", "TQ2_0", "MXFP4", "BF16"} <= names
 
 
 def test_missing_tensor(tmp_path: Path) -> None:
@@ -351,10 +361,16 @@ def test_shape_mismatch_with_metadata(tmp_path: Path) -> None:
 
 
 def test_unknown_tensor_is_an_error(tmp_path: Path) -> None:
-    hf = hf_weights("llama") | {"rope_freqs.weight": torch.ones(HEAD_DIM // 2)}
+    hf = hf_weights("llama") | {"rope_factors_long.weight": torch.ones(HEAD_DIM // 2)}
     with pytest.raises(
-        ModelLoadError, match=r"tensor 'rope_freqs\.weight' is not part of a llama model.*rope scaling"
+        ModelLoadError, match=r"tensor 'rope_factors_long\.weight' is not part of a llama model"
     ):
+        read_gguf(write_gguf(tmp_path / "r.gguf", "llama", hf))
+
+
+def test_rope_freqs_of_the_wrong_size_is_an_error(tmp_path: Path) -> None:
+    hf = hf_weights("llama") | {"rope_freqs.weight": torch.ones(HEAD_DIM)}
+    with pytest.raises(ModelLoadError, match=r"rope_freqs\.weight.*has shape \(16,\), expected \(8,\)"):
         read_gguf(write_gguf(tmp_path / "r.gguf", "llama", hf))
 
 
@@ -409,3 +425,13 @@ def test_gemma3_matches_transformers(tmp_path_factory: pytest.TempPathFactory) -
     c = ck.hf_config
     assert c["layer_types"].count("full_attention") == 3 and c["layer_types"][5] == "full_attention"
     assert (c["sliding_window"], c["query_pre_attn_scalar"], c["rope_local_base_freq"]) == (512, 256, 10000.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("block_count", 2**32 - 1), ("embedding_length", 2**32 - 1), ("attention.head_count", 0)],
+)
+def test_hostile_declared_sizes_are_refused_before_allocating(tmp_path: Path, key: str, value: int) -> None:
+    path = write_gguf(tmp_path / "hostile.gguf", "llama", hf_weights("llama"), meta={key: value})
+    with pytest.raises(ModelLoadError, match=r"hostile\.gguf"):
+        read_gguf(path)

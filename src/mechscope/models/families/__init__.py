@@ -27,10 +27,18 @@ class Family:
 
 
 def _registry() -> dict[str, Family]:
-    from mechscope.models.families import gemma3, gpt2, llama, neox
+    from mechscope.models.families import gemma2, gemma3, gpt2, llama, neox, phi3, qwen3
 
     out: dict[str, Family] = {}
-    for fam in (gpt2.FAMILY, llama.FAMILY, neox.FAMILY, gemma3.FAMILY):
+    for fam in (
+        gpt2.FAMILY,
+        llama.FAMILY,
+        neox.FAMILY,
+        gemma3.FAMILY,
+        gemma2.FAMILY,
+        qwen3.FAMILY,
+        phi3.FAMILY,
+    ):
         for mt in fam.model_types:
             out[mt] = fam
     return out

@@ -13,8 +13,8 @@ def config(hf: HFConfig) -> ModelConfig:
     n_heads = hf["num_attention_heads"]
     d_head = hf.get("head_dim") or hf["hidden_size"] // n_heads
     window = hf.get("sliding_window") or 0
-    if hf["model_type"] == "qwen2":
-        # Qwen2 names its sliding layers explicitly; most checkpoints have use_sliding_window=False.
+    if hf["model_type"] in ("qwen2", "qwen3"):
+        # Qwen2/3 name its sliding layers explicitly; most checkpoints have use_sliding_window=False.
         types = tuple("sliding" if t == "sliding_attention" else "full" for t in hf.get("layer_types") or ())
         if not hf.get("use_sliding_window"):
             types, window = (), 0

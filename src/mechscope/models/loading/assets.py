@@ -53,12 +53,7 @@ def gemma3_270m_gguf_path(cache_dir: Path | None = None) -> Path:
     ``cache_dir`` defaults to ``$MECHSCOPE_HOME/assets``. A joined file of the right size is
     reused; a fresh join is verified against the published sha256 before it is renamed into place.
     """
-    parts = []
-    for package, name in GEMMA3_PARTS:
-        part = _package_dir(package, GEMMA3_INSTALL) / "data" / name
-        if not part.is_file():
-            raise ModelLoadError(f"{part}: chunk missing from {package}; reinstall with: {GEMMA3_INSTALL}")
-        parts.append(part)
+    parts = gemma3_part_paths()
     target = Path(cache_dir) if cache_dir is not None else mechscope_home() / "assets"
     target = target / GEMMA3_FILE
     total = sum(p.stat().st_size for p in parts)
@@ -87,6 +82,17 @@ def gemma3_270m_gguf_path(cache_dir: Path | None = None) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def gemma3_part_paths() -> list[Path]:
+    """The four installed chunks of the Gemma 3 270M GGUF, in order; an error names what is missing."""
+    parts = []
+    for package, name in GEMMA3_PARTS:
+        part = _package_dir(package, GEMMA3_INSTALL) / "data" / name
+        if not part.is_file():
+            raise ModelLoadError(f"{part}: chunk missing from {package}; reinstall with: {GEMMA3_INSTALL}")
+        parts.append(part)
+    return parts
 
 
 def _expected_sha256() -> str:

@@ -20,16 +20,22 @@ import mmap
 import re
 import struct
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gguf.quants as _gguf_quants
 import numpy as np
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 from gguf.quants import dequantize
 
-from mechscope.errors import InputError, ModelLoadError, UnsupportedArchitectureError
+from mechscope.errors import (
+    InputError,
+    ModelLoadError,
+    UnsupportedArchitectureError,
+    UnsupportedTensorTypeError,
+)
 from mechscope.models.loading.gguf_tokenizer import tokenizer_from_gguf
 from mechscope.models.tokenizer import Tokenizer
 
@@ -52,18 +58,13 @@ _SCALARS = {
 _FLOAT32, _STRING, _ARRAY = 6, 8, 9
 
 _Q = GGMLQuantizationType
-ALLOWED_TYPES = (
+# Every type gguf.quants dequantizes: F32/F16 inline, the rest through its per-type classes (the
+# K-quants, legacy Q*_0/Q*_1, IQ families, TQ1_0/TQ2_0, MXFP4, ...). gguf-py keeps that registry
+# private; the K/IQ block layouts live there and nowhere else in Python.
+ALLOWED_TYPES: tuple[GGMLQuantizationType, ...] = (
     _Q.F32,
     _Q.F16,
-    _Q.BF16,
-    _Q.Q8_0,
-    _Q.Q4_0,
-    _Q.Q4_1,
-    _Q.Q5_0,
-    _Q.Q5_1,
-    _Q.Q4_K,
-    _Q.Q5_K,
-    _Q.Q6_K,
+    *sorted(_gguf_quants._type_traits, key=lambda t: t.value),
 )
 """Tensor types ``read_gguf`` dequantizes (with ``gguf.quants``); any other is an error."""
 
@@ -91,6 +92,9 @@ class _TensorInfo:
     nbytes: int
 
 
+ROPE_FREQS = "rope_freqs"
+"""Key of llama.cpp's ``rope_freqs.weight`` (rotary frequency divisors) among the HF-named tensors."""
+
 # GGUF tensor names (gguf.md, "Standardized tensor names") -> HF names.
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _LAYER_NAMES = {
@@ -115,6 +119,21 @@ _GEMMA3_LAYER_NAMES = {
 }
 
 
+_QWEN3_LAYER_NAMES = {**_LAYER_NAMES, "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}
+_GEMMA2_LAYER_NAMES = {
+    k: v for k, v in _GEMMA3_LAYER_NAMES.items() if k not in ("attn_q_norm", "attn_k_norm")
+}
+# Phi-3 keeps HF's fused projections; llama.cpp calls the fused gate/up matrix ffn_up.
+_PHI3_LAYER_NAMES = {
+    "attn_qkv": "self_attn.qkv_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_up": "mlp.gate_up_proj",
+    "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+}
+
+
 @dataclass(frozen=True)
 class _Arch:
     model_type: str
@@ -123,17 +142,70 @@ class _Arch:
     permute_qk: bool  # convert_hf_to_gguf.py: only LlamaModel.modify_tensors permutes q/k
     norm_offset: float  # convert_hf_to_gguf.py: Gemma3Model adds 1 to every "*norm.weight"
     biases: tuple[str, ...] = ()  # HF modules that carry a bias
+    global_names: dict[str, str] = field(default_factory=lambda: dict(_GLOBAL_NAMES))
+    layer_prefix: str = "model.layers"  # HF's prefix of block N's modules
+    transposed: tuple[str, ...] = ()  # HF tensors stored (in, out) (GPT-2's Conv1D); GGUF has (out, in)
+    per_head_qkv: bool = False  # HF's fused qkv rows are per head [q, k, v]; llama.cpp's are [q; k; v]
 
 
 _ARCHS = {
     "llama": _Arch("llama", "LlamaForCausalLM", _LAYER_NAMES, permute_qk=True, norm_offset=0.0),
     "qwen2": _Arch("qwen2", "Qwen2ForCausalLM", _LAYER_NAMES, False, 0.0, ("q_proj", "k_proj", "v_proj")),
     "gemma3": _Arch("gemma3_text", "Gemma3ForCausalLM", _GEMMA3_LAYER_NAMES, False, 1.0),
+    "qwen3": _Arch("qwen3", "Qwen3ForCausalLM", _QWEN3_LAYER_NAMES, False, 0.0),
+    "gemma2": _Arch("gemma2", "Gemma2ForCausalLM", _GEMMA2_LAYER_NAMES, False, 1.0),
+    "phi3": _Arch("phi3", "Phi3ForCausalLM", _PHI3_LAYER_NAMES, False, 0.0),
+    "gpt2": _Arch(
+        "gpt2",
+        "GPT2LMHeadModel",
+        {
+            "attn_norm": "ln_1",
+            "attn_qkv": "attn.c_attn",
+            "attn_output": "attn.c_proj",
+            "ffn_norm": "ln_2",
+            "ffn_up": "mlp.c_fc",
+            "ffn_down": "mlp.c_proj",
+        },
+        False,
+        0.0,
+        global_names={
+            "token_embd": "transformer.wte",
+            "position_embd": "transformer.wpe",
+            "output_norm": "transformer.ln_f",
+            "output": "lm_head",
+        },
+        layer_prefix="transformer.h",
+        # convert_hf_to_gguf.py's GPT2Model transposes these four Conv1D weights to (out, in).
+        transposed=tuple(f"{m}.weight" for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
+    ),
+    "gptneox": _Arch(
+        "gpt_neox",
+        "GPTNeoXForCausalLM",
+        {
+            "attn_norm": "input_layernorm",
+            "attn_qkv": "attention.query_key_value",
+            "attn_output": "attention.dense",
+            "ffn_norm": "post_attention_layernorm",
+            "ffn_up": "mlp.dense_h_to_4h",
+            "ffn_down": "mlp.dense_4h_to_h",
+        },
+        False,
+        0.0,
+        global_names={
+            "token_embd": "gpt_neox.embed_in",
+            "output_norm": "gpt_neox.final_layer_norm",
+            "output": "embed_out",
+        },
+        layer_prefix="gpt_neox.layers",
+        per_head_qkv=True,
+    ),
 }
+# Mistral is written as "llama" by llama.cpp's converter (MistralModel is a LlamaModel).
 
 
 def read_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> GGUFCheckpoint:
-    """Read a llama, qwen2 or gemma3 GGUF file; weights come back dequantized to ``dtype``."""
+    """Read a GGUF file of a supported architecture (see ``_ARCHS``); weights come back dequantized
+    to ``dtype``."""
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise InputError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
     path = Path(path)
@@ -150,12 +222,26 @@ def read_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> GGUFCheck
     _check_shapes(path, config, arch, hf_infos)  # before the slow parts: tokenizer, dequantizing
     tokenizer = tokenizer_from_gguf(metadata, source=str(path))
     tensors = {}
+    freqs = hf_infos.pop(ROPE_FREQS, None)
+    if freqs is not None:
+        factors = _dequantize(buffer, freqs)
+        if factors.shape != (config["head_dim"] // 2,):
+            raise ModelLoadError(
+                f"{path}: rope_freqs.weight has shape {tuple(factors.shape)}, expected ({config['head_dim'] // 2},)"
+            )
+        config["rope_scaling"] = {"rope_type": "freq_factors", "factors": factors.tolist()}
     for hf_name, info in hf_infos.items():
         tensor = _dequantize(buffer, info)
         if arch.permute_qk and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
             tensor = _unpermute(tensor, config["num_attention_heads"])
         elif arch.permute_qk and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             tensor = _unpermute(tensor, config["num_key_value_heads"])
+        if hf_name.endswith(arch.transposed):
+            tensor = tensor.T.contiguous()
+        if arch.per_head_qkv and ".query_key_value." in hf_name:
+            # Undo GPTNeoXModel.modify_tensors: [q; k; v] blocks back to per-head [q, k, v] rows.
+            h = config["num_attention_heads"]
+            tensor = tensor.reshape(3, h, -1, *tensor.shape[1:]).transpose(0, 1).reshape(tensor.shape)
         if arch.norm_offset and hf_name.endswith("norm.weight"):
             tensor = tensor - arch.norm_offset  # in float32, as the converter added it
         tensors[hf_name] = tensor.to(dtype)
@@ -190,9 +276,9 @@ def _open(path: Path) -> tuple[mmap.mmap, dict[str, Any], list[_TensorInfo]]:
                 f"{info.offset + info.nbytes}, but the file has {len(buffer)} bytes"
             )
         if info.qtype not in ALLOWED_TYPES:
-            raise ModelLoadError(
-                f"{path}: tensor {info.name!r} has type {info.qtype.name}; "
-                f"supported: {', '.join(t.name for t in ALLOWED_TYPES)}"
+            raise UnsupportedTensorTypeError(
+                f"{path}: tensor {info.name!r} has type {info.qtype.name}, which mechscope cannot "
+                f"dequantize; supported: {', '.join(t.name for t in ALLOWED_TYPES)}"
             )
     return buffer, metadata, infos
 
@@ -266,19 +352,20 @@ def _hf_names(path: Path, arch_name: str, arch: _Arch, infos: list[_TensorInfo])
     """GGUF tensor names -> HF names; a tensor we cannot place is an error, never skipped."""
     out = {}
     for info in infos:
+        if info.name == "rope_freqs.weight" and arch.model_type == "llama":
+            out[ROPE_FREQS] = info  # Llama 3.1+ rope scaling, as per-frequency divisors
+            continue
         stem, _, suffix = info.name.rpartition(".")
         parts = stem.split(".")
         hf = None
-        if len(parts) == 1 and parts[0] in _GLOBAL_NAMES:
-            hf = _GLOBAL_NAMES[parts[0]]
+        if len(parts) == 1 and parts[0] in arch.global_names:
+            hf = arch.global_names[parts[0]]
         elif len(parts) == 3 and parts[0] == "blk" and parts[2] in arch.layer_names:
-            hf = f"model.layers.{int(parts[1])}.{arch.layer_names[parts[2]]}"
+            hf = f"{arch.layer_prefix}.{int(parts[1])}.{arch.layer_names[parts[2]]}"
         if hf is None or suffix not in ("weight", "bias"):
-            hint = " (llama3-style rope scaling is not supported)" if info.name == "rope_freqs.weight" else ""
             raise ModelLoadError(
-                f"{path}: tensor {info.name!r} is not part of a {arch_name} model as mechscope reads "
-                f"it{hint}; "
-                f"expected token_embd, output_norm, output and blk.N.{{{', '.join(arch.layer_names)}}}"
+                f"{path}: tensor {info.name!r} is not part of a {arch_name} model as mechscope reads it; "
+                f"expected {', '.join(arch.global_names)} and blk.N.{{{', '.join(arch.layer_names)}}}"
             )
         out[f"{hf}.{suffix}"] = info
     return out
@@ -301,12 +388,17 @@ class _Meta:
 
 def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dict[str, Any]:
     """config.json as the HF checkpoint had it, from llama.cpp's metadata keys and defaults."""
+    if arch.model_type == "gpt2":
+        return _gpt2_config(meta, arch, tensors)
+    if arch.model_type == "gpt_neox":
+        return _neox_config(meta, arch, tensors)
     hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
     kv_heads = meta.get("attention.head_count_kv", heads)
     if isinstance(kv_heads, list):  # some converters write one count per layer
         if len(set(kv_heads)) != 1:
             raise ModelLoadError(f"{meta.path}: per-layer key/value head counts {kv_heads} are not supported")
         kv_heads = kv_heads[0]
+    _check_declared(meta, arch, tensors, hidden, heads, int(kv_heads))
     head_dim = int(meta.get("attention.key_length", hidden // heads))
     if int(meta.get("attention.value_length", head_dim)) != head_dim:
         raise ModelLoadError(f"{meta.path}: key and value head sizes differ; mechscope needs them equal")
@@ -333,22 +425,153 @@ def _hf_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dic
         "pad_token_id": meta.values.get("tokenizer.ggml.padding_token_id"),
     }
     rope_dims = meta.get("rope.dimension_count", head_dim)
-    if rope_dims != head_dim:
+    if rope_dims != head_dim and arch.model_type != "phi3":
         raise ModelLoadError(f"{meta.path}: partial rotary ({rope_dims} of {head_dim} dims) is not supported")
     if arch.model_type == "llama":
         has_bias = any(n.endswith("_proj.bias") for n in tensors)
         config.update(hidden_act="silu", attention_bias=has_bias, mlp_bias=False)
-    elif arch.model_type == "qwen2":
-        config.update(hidden_act="silu", use_sliding_window=False)
+    elif arch.model_type in ("qwen2", "qwen3"):
+        config.update(hidden_act="silu", use_sliding_window=False, attention_bias=False)
+    elif arch.model_type == "phi3":
+        config.update(hidden_act="silu", partial_rotary_factor=rope_dims / head_dim)
+        if meta.get("rope.scaling.attn_factor") is not None or "rope_factors_long.weight" in tensors:
+            raise ModelLoadError(f"{meta.path}: Phi-3 long-context (longrope) scaling is not supported")
+    elif arch.model_type == "gemma2":
+        config.update(_gemma3_config(meta, config, pattern=2))
     elif arch.model_type == "gemma3_text":
         config.update(_gemma3_config(meta, config))
     return config
 
 
-def _gemma3_config(meta: _Meta, config: dict[str, Any]) -> dict[str, Any]:
-    """Gemma 3 keys the GGUF does not store; values follow llama.cpp (llama-model.cpp, LLM_ARCH_GEMMA3)."""
+def _check_declared(
+    meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo], hidden: int, heads: int, kv_heads: int
+) -> None:
+    """Declared sizes against the tensors actually in the file, before anything is sized from them:
+    a hostile header (block_count = 2**32 - 1, say) is an error, not a loop or a huge allocation."""
+    prefix = arch.layer_prefix + "."
+    layers = {int(n.removeprefix(prefix).split(".")[0]) for n in tensors if n.startswith(prefix)}
+    n_layers = int(meta.require("block_count"))
+    if n_layers != len(layers) or (layers and max(layers) != n_layers - 1):
+        raise ModelLoadError(
+            f"{meta.path}: metadata declares block_count={n_layers}, but the file has tensors for "
+            f"{len(layers)} blocks"
+        )
+    embed = tensors.get(arch.global_names["token_embd"] + ".weight")
+    if embed is not None and embed.shape[-1] != hidden:
+        raise ModelLoadError(
+            f"{meta.path}: metadata declares embedding_length={hidden}, but token_embd.weight has "
+            f"{embed.shape[-1]} columns"
+        )
+    if heads <= 0 or kv_heads <= 0 or heads % kv_heads:
+        raise ModelLoadError(
+            f"{meta.path}: head counts {heads} (query) and {kv_heads} (key/value) must be positive, "
+            "the first a multiple of the second"
+        )
+
+
+def _gpt2_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dict[str, Any]:
+    """GPT-2's own config.json keys (its family reads those, not Llama's)."""
+    hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
+    _check_declared(meta, arch, tensors, hidden, heads, heads)
+    vocab = meta.get("vocab_size") or len(meta.values.get("tokenizer.ggml.tokens") or ())
+    return {
+        "model_type": "gpt2",
+        "architectures": [arch.hf_class],
+        "n_embd": hidden,
+        "n_layer": int(meta.require("block_count")),
+        "n_head": heads,
+        "n_inner": int(meta.require("feed_forward_length")),
+        "n_positions": int(meta.require("context_length")),
+        "vocab_size": int(vocab),
+        "layer_norm_epsilon": meta.require("attention.layer_norm_epsilon"),
+        "activation_function": "gelu_new",  # llama.cpp's GPT-2 graph uses the tanh GELU
+        "tie_word_embeddings": "lm_head.weight" not in tensors,
+        "bos_token_id": meta.values.get("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": meta.values.get("tokenizer.ggml.eos_token_id"),
+    }
+
+
+def _neox_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> dict[str, Any]:
+    """GPT-NeoX's own config.json keys."""
+    hidden, heads = int(meta.require("embedding_length")), int(meta.require("attention.head_count"))
+    _check_declared(meta, arch, tensors, hidden, heads, heads)
+    vocab = meta.get("vocab_size") or len(meta.values.get("tokenizer.ggml.tokens") or ())
+    head_dim = hidden // heads
+    return {
+        "model_type": "gpt_neox",
+        "architectures": [arch.hf_class],
+        "hidden_size": hidden,
+        "num_hidden_layers": int(meta.require("block_count")),
+        "num_attention_heads": heads,
+        "intermediate_size": int(meta.require("feed_forward_length")),
+        "max_position_embeddings": int(meta.require("context_length")),
+        "vocab_size": int(vocab),
+        "layer_norm_eps": meta.require("attention.layer_norm_epsilon"),
+        "rotary_pct": int(meta.get("rope.dimension_count", head_dim)) / head_dim,
+        "rotary_emb_base": meta.get("rope.freq_base", 10000.0),
+        "use_parallel_residual": bool(meta.get("use_parallel_residual", True)),
+        "hidden_act": "gelu",
+        "tie_word_embeddings": "embed_out.weight" not in tensors,
+        "bos_token_id": meta.values.get("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": meta.values.get("tokenizer.ggml.eos_token_id"),
+    }
+
+
+def _neox_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
+    d, ff, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    out: dict[str, tuple[int, ...]] = {
+        "gpt_neox.embed_in.weight": (v, d),
+        "gpt_neox.final_layer_norm.weight": (d,),
+        "gpt_neox.final_layer_norm.bias": (d,),
+    }
+    if not config["tie_word_embeddings"]:
+        out["embed_out.weight"] = (v, d)
+    block = {
+        "input_layernorm": (d,),
+        "attention.query_key_value": (3 * d, d),
+        "attention.dense": (d, d),
+        "post_attention_layernorm": (d,),
+        "mlp.dense_h_to_4h": (ff, d),
+        "mlp.dense_4h_to_h": (d, ff),
+    }
+    for i in range(config["num_hidden_layers"]):
+        for module, shape in block.items():
+            out[f"{arch.layer_prefix}.{i}.{module}.weight"] = shape
+            out[f"{arch.layer_prefix}.{i}.{module}.bias"] = shape[:1]
+    return out
+
+
+def _gpt2_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
+    """GPT-2 tensors as the file stores them: (out, in) matrices (the Conv1D ones transposed)."""
+    d, ff, v = config["n_embd"], config["n_inner"], config["vocab_size"]
+    out: dict[str, tuple[int, ...]] = {
+        "transformer.wte.weight": (v, d),
+        "transformer.wpe.weight": (config["n_positions"], d),
+        "transformer.ln_f.weight": (d,),
+        "transformer.ln_f.bias": (d,),
+    }
+    if not config["tie_word_embeddings"]:
+        out["lm_head.weight"] = (v, d)
+    block = {
+        "ln_1": (d,),
+        "attn.c_attn": (3 * d, d),
+        "attn.c_proj": (d, d),
+        "ln_2": (d,),
+        "mlp.c_fc": (ff, d),
+    }
+    block["mlp.c_proj"] = (d, ff)
+    for i in range(config["n_layer"]):
+        for module, shape in block.items():
+            out[f"{arch.layer_prefix}.{i}.{module}.weight"] = shape
+            out[f"{arch.layer_prefix}.{i}.{module}.bias"] = shape[:1]
+    return out
+
+
+def _gemma3_config(meta: _Meta, config: dict[str, Any], pattern: int = 6) -> dict[str, Any]:
+    """Gemma 2/3 keys the GGUF does not store; values follow llama.cpp (llama-model.cpp,
+    LLM_ARCH_GEMMA2/3): every ``pattern``-th layer is global (Gemma 3: set_swa_pattern(6), as HF's
+    sliding_window_pattern; Gemma 2: 2)."""
     n_layers, window = config["num_hidden_layers"], int(meta.get("attention.sliding_window", 0))
-    pattern = 6  # llama.cpp: hparams.set_swa_pattern(6); HF Gemma3TextConfig: sliding_window_pattern=6
     layer_types = [
         "full_attention" if not window or (i + 1) % pattern == 0 else "sliding_attention"
         for i in range(n_layers)
@@ -384,6 +607,10 @@ def _rope_scaling(meta: _Meta) -> dict[str, Any] | None:
 
 def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict[str, _TensorInfo]) -> None:
     """Every tensor the config implies is present with the HF shape, before any dequantizing."""
+    if arch.model_type in ("gpt2", "gpt_neox"):
+        shapes = _gpt2_shapes if arch.model_type == "gpt2" else _neox_shapes
+        _compare_shapes(path, arch, shapes(config, arch), {}, tensors)
+        return
     d, ff, v, hd = (config[k] for k in ("hidden_size", "intermediate_size", "vocab_size", "head_dim"))
     q, kv = config["num_attention_heads"] * hd, config["num_key_value_heads"] * hd
     layer: dict[str, tuple[int, ...]] = {
@@ -396,6 +623,8 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
         "mlp.down_proj": (d, ff),
         "self_attn.q_norm": (hd,),
         "self_attn.k_norm": (hd,),
+        "self_attn.qkv_proj": (q + 2 * kv, d),
+        "mlp.gate_up_proj": (2 * ff, d),
     }
     expected: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, d), "model.norm.weight": (d,)}
     if not config["tie_word_embeddings"]:
@@ -410,6 +639,17 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
         for i in range(config["num_hidden_layers"])
         for m in ("q_proj", "k_proj", "v_proj", "o_proj")
     }
+    optional[ROPE_FREQS] = (hd // 2,)
+    _compare_shapes(path, arch, expected, optional, tensors)
+
+
+def _compare_shapes(
+    path: Path,
+    arch: _Arch,
+    expected: dict[str, tuple[int, ...]],
+    optional: dict[str, tuple[int, ...]],
+    tensors: dict[str, _TensorInfo],
+) -> None:
     for hf_name, want in expected.items():
         if hf_name not in tensors:
             raise ModelLoadError(
@@ -428,10 +668,10 @@ def _check_shapes(path: Path, config: dict[str, Any], arch: _Arch, tensors: dict
 
 def _gguf_name(hf_name: str, arch: _Arch) -> str:
     stem, _, suffix = hf_name.rpartition(".")
-    names = {hf: gguf for gguf, hf in _GLOBAL_NAMES.items()}
+    names = {hf: gguf for gguf, hf in arch.global_names.items()}
     if stem in names:
         return f"{names[stem]}.{suffix}"
-    _, _, layer, module = stem.split(".", 3)  # model.layers.N.<module>
+    layer, module = stem.removeprefix(arch.layer_prefix + ".").split(".", 1)  # <prefix>.N.<module>
     names = {hf: gguf for gguf, hf in arch.layer_names.items()}
     return f"blk.{layer}.{names[module]}.{suffix}"
 

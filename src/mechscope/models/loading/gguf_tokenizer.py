@@ -24,7 +24,7 @@ from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers.models import BPE
 
-from mechscope.errors import ModelLoadError
+from mechscope.errors import ModelLoadError, UnsupportedTokenizerError
 from mechscope.models.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,9 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "GGUF metadat
     model = metadata.get("tokenizer.ggml.model")
     tokens = metadata.get("tokenizer.ggml.tokens")
     if not tokens:
-        raise ModelLoadError(f"{source}: metadata key 'tokenizer.ggml.tokens' is missing or empty")
+        raise UnsupportedTokenizerError(
+            f"{source}: no tokenizer: metadata key 'tokenizer.ggml.tokens' is missing or empty"
+        )
     tokens = list(tokens)
     types = list(metadata.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens))
     if len(types) != len(tokens):
@@ -109,7 +111,7 @@ def tokenizer_from_gguf(metadata: Mapping[str, Any], source: str = "GGUF metadat
     elif model == "llama":
         backend, add_bos_default = _sentencepiece_bpe(metadata, tokens, types, source)
     else:
-        raise ModelLoadError(
+        raise UnsupportedTokenizerError(
             f"{source}: tokenizer model {model!r} ('tokenizer.ggml.model') is not supported; "
             "supported: 'gpt2' (byte-level BPE) and 'llama' (SentencePiece BPE)"
         )
