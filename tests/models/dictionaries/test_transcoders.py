@@ -14,6 +14,8 @@ from mechscope.engine.attribution import attribute
 from mechscope.engine.directions import LogitDiff
 from mechscope.engine.kinds import get_kind
 from mechscope.engine.kinds.latent import attach, detach, residual_rows
+from mechscope.engine.lens import node_tokens
+from mechscope.engine.nodes import Node
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries import DictionaryConfig, SparseCoder, init_random
@@ -23,6 +25,7 @@ from mechscope.models.dictionaries.source import capture
 from mechscope.models.dictionaries.training import TrainConfig, new_trainee, train
 from mechscope.models.hooks import HookPoint
 from tests.conftest import tiny_model
+from tests.models.dictionaries._helpers import random_coder
 from tests.models.dictionaries.test_training import BASE, _windows
 
 MLP = "blocks.1.mlp"
@@ -49,6 +52,7 @@ def random_transcoder(model: HookedDecoder, kind: str = "skip_transcoder", activ
 
 def by_hand(c: SparseCoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The transcoder's latents and output, written out from the parameters (TopK through a ReLU)."""
+    c = c.requires_grad_(False)
     xn = x.float() / c.scale_in
     pre = xn @ c.W_enc + c.b_enc
     vals, idx = pre.topk(c.cfg.k or 1, dim=-1)
@@ -193,6 +197,21 @@ def test_a_transcoder_must_fit_the_model() -> None:
     d = model.cfg.d_model
     bad = SparseCoder(DictionaryConfig(d_in=d + 1, n_latents=8, hook=IN, out_hook=OUT, d_out=d, k=2,
                                        kind="transcoder", apply_b_dec_to_input=False))  # fmt: skip
-    with pytest.raises(InputError, match="has width 32 in this model, the dictionary 33"):
+    with pytest.raises(InputError, match="has width 32 in this model, the dictionary d_in=33"):
         attach(model, bad)
     assert not model.splices()
+
+
+def test_a_transcoder_latent_has_driving_tokens_read_through_ln2() -> None:
+    model = tiny_model("gpt2")
+    coder = random_transcoder(model)
+    name = attach(model, coder)
+    i = 5
+    got = node_tokens(model, Node(kind=name, index=i, token=0), k=3)
+    assert got.drivers is not None and len(got.drivers) == 3
+    with torch.no_grad():  # each token's embedding through ln2, read by the encoder column
+        emb = model.embed_tokens.weight.float() * model.cfg.embed_scale
+        scores = model.block(1).ln2(emb) @ (coder.W_enc[:, i] / coder.scale_in)
+    assert [d.value for d in got.drivers] == pytest.approx(scores.topk(3).values.tolist(), rel=1e-5)
+    sae = attach(model, random_coder(model, "blocks.0.resid_post"), "sae0")
+    assert node_tokens(model, Node(kind=sae, index=0, token=0), k=3).drivers is None  # no norm read

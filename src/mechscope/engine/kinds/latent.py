@@ -23,7 +23,8 @@ from mechscope.engine.metrics import Context, Metrics
 from mechscope.errors import InputError
 from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.dictionaries.splicing import splice_coder, unsplice_coder
-from mechscope.models.weights import residual_map, write_rank
+from mechscope.models.dictionaries.points import input_norm, norm_of
+from mechscope.models.weights import Reader, residual_map, write_rank
 
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
@@ -113,6 +114,11 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
             )
         ]
 
+    norm_point = coder.cfg.hook  # a dictionary reading a norm's output reads like a neuron
+
+    def reader(model: HookedDecoder, _layer: int | None, index: int) -> Reader:
+        return Reader(input_norm(model, norm_point), (coder.W_enc[:, index] / coder.scale_in).detach())
+
     c = coder.cfg
     return Kind(
         name=name,
@@ -130,6 +136,7 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
         coords=("token", "index"),
         site=site,
         write=write,
+        reader=reader if norm_of(norm_point) else None,
         collation=Collation(
             lambda _layer: [acts_point], feed, density="fraction of stream tokens with activation > 0"
         ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mechscope.errors import InputError
+from mechscope.models.components import Norm
 
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder
@@ -32,6 +33,25 @@ def reads(spec: str, kind: str) -> tuple[str, ...]:
     """The hook points a dictionary of ``kind`` named ``spec`` trains on: its input, then (for
     transcoders) its target."""
     return mlp_points(spec) if kind in TRANSCODER_KINDS else (spec,)
+
+
+def norm_of(point: str) -> tuple[int, str] | None:
+    """(layer, norm) when ``point`` is a block's pre-norm output (``blocks.L.ln2.out`` -> (L,
+    "ln2")): a dictionary reading it reads the residual stream through that norm, like a neuron."""
+    parts = point.split(".")
+    if len(parts) == 4 and parts[0] == "blocks" and parts[1].isdigit() and parts[2] in ("ln1", "ln2"):
+        return (int(parts[1]), parts[2]) if parts[3] == "out" else None
+    return None
+
+
+def input_norm(model: HookedDecoder, point: str) -> Norm:
+    """The norm module of :func:`norm_of` ``(point)``."""
+    found = norm_of(point)
+    if found is None:
+        raise InputError(f"{point} is not a norm's output (blocks.L.ln1.out or blocks.L.ln2.out)")
+    norm = getattr(model.block(found[0]), found[1])
+    assert isinstance(norm, Norm)
+    return norm
 
 
 def point_width(model: HookedDecoder, point: str) -> int:

@@ -21,11 +21,13 @@ def _tap_name(name: str) -> str:
 def check_fits(model: HookedDecoder, coder: SparseCoder) -> None:
     """An InputError unless the dictionary's widths match the model's at its points."""
     cfg = coder.cfg
-    pairs = [(cfg.hook, cfg.d_in)] + ([(coder.site, cfg.width_out)] if coder.site != cfg.hook else [])
-    for point, width in pairs:
+    pairs = [(cfg.hook, "d_in", cfg.d_in)]
+    if coder.site != cfg.hook:
+        pairs.append((coder.site, "d_out", cfg.width_out))
+    for point, label, width in pairs:
         have = point_width(model, point)
         if have != width:
-            raise InputError(f"{point} has width {have} in this model, the dictionary {width}")
+            raise InputError(f"{point} has width {have} in this model, the dictionary {label}={width}")
 
 
 def splice_coder(model: HookedDecoder, coder: SparseCoder, name: str) -> str:
