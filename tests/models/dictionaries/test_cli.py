@@ -79,7 +79,10 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         ([*base, "--hook", "blocks.0.attn.q"], "no linear map to the residual stream"),
         ([*base, "--hook", "blocks.0.resid_post", "--k", "99"], "k must be in 1..n_latents (16)"),
         ([*base, "--hook", "blocks.0.resid_post", "--kind", "transcoder"], "e.g. blocks.3.mlp"),
-        ([*base, "--hook", "blocks.9.mlp", "--kind", "skip-transcoder"], "no hook point named 'blocks.9.ln2.out'"),
+        (
+            [*base, "--hook", "blocks.9.mlp", "--kind", "skip-transcoder"],
+            "no hook point named 'blocks.9.ln2.out'",
+        ),
         ([*base, "--hook", "blocks.0.resid_post", "--activation", "jumprelu"], "cannot be trained"),
         (["eval-sae", str(tmp_path), "-m", model], "not a dictionary"),
     ]:

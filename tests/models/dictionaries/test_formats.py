@@ -16,10 +16,10 @@ from mechscope.models.dictionaries import DictionaryConfig, SparseCoder, init_ra
 from mechscope.models.loading.dictionary_formats import (
     load_any,
     read_evaluation,
+    save_circuit_tracer,
     save_dictionary,
     save_openai,
     save_saelens,
-    save_circuit_tracer,
     save_sparsify,
 )
 
@@ -130,7 +130,9 @@ def test_circuit_tracer_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     save_file({**t, "W_dec": t["W_dec"][:, :5].contiguous()}, str(tmp_path / "x.safetensors"))
     with pytest.raises(ModelLoadError, match=r"x.safetensors: the file name gives no layer"):
         load_any(tmp_path / "x.safetensors")
-    with pytest.raises(ModelLoadError, match=r"tensor 'W_dec' has shape \(40, 5\); the config declares \(40, 12\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"tensor 'W_dec' has shape \(40, 5\); the config declares \(40, 12\)"
+    ):
         load_any(tmp_path / "x.safetensors", hook="blocks.2.mlp")
 
 

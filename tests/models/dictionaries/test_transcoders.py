@@ -33,7 +33,9 @@ IN, OUT = "blocks.1.ln2.out", "blocks.1.mlp_out"
 TC = dataclasses.replace(BASE, hooks=(MLP,), kind="transcoder")
 
 
-def random_transcoder(model: HookedDecoder, kind: str = "skip_transcoder", activation: str = "topk") -> SparseCoder:
+def random_transcoder(
+    model: HookedDecoder, kind: str = "skip_transcoder", activation: str = "topk"
+) -> SparseCoder:
     d = model.cfg.d_model
     cfg = DictionaryConfig(d_in=d, n_latents=48, hook=IN, out_hook=OUT, d_out=d, kind=kind,
                            activation=activation, k=6, apply_b_dec_to_input=False)  # fmt: skip
@@ -104,7 +106,9 @@ def test_skip_transcoder_starts_with_a_zero_skip_term_and_its_own_scales() -> No
     assert c.W_skip is not None and float(c.W_skip.detach().abs().max()) == 0
     assert float(c.scale_in) == pytest.approx(float(sample[:, :32].norm(dim=-1).mean()) / 32**0.5)
     assert float(c.scale_out) == pytest.approx(float(sample[:, 32:].norm(dim=-1).mean()) / 32**0.5)
-    assert float((c.b_dec * c.scale_out - 5).detach().abs().max()) < 0.5  # the target's median, not the input's
+    assert (
+        float((c.b_dec * c.scale_out - 5).detach().abs().max()) < 0.5
+    )  # the target's median, not the input's
 
 
 def test_resume_after_a_stop_equals_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -127,7 +131,7 @@ def test_splicing_keeps_the_logits_and_ablating_a_latent_removes_its_write(model
     name = attach(model, coder)
     assert name == "skip_transcoder_l1_mlp_out"
     torch.testing.assert_close(model(w), clean, atol=1e-5, rtol=0)
-    a, y_hat = by_hand(coder, cache[IN])  # the latents, from an independent evaluation
+    a, _ = by_hand(coder, cache[IN])  # the latents, from an independent evaluation
     acts_point = f"{OUT}.{name}.acts"
     _, spliced = model.run_with_cache(w, names=[acts_point])
     torch.testing.assert_close(spliced[acts_point], a, atol=1e-5, rtol=1e-5)
@@ -174,7 +178,9 @@ def test_evaluation_matches_a_hand_computation() -> None:
     y = cache[OUT]
     err = (y - y_hat)[:, 1:].reshape(-1, 32).double()
     yy = y[:, 1:].reshape(-1, 32).double()
-    assert e.explained_variance == pytest.approx(1 - float(err.pow(2).sum() / (yy - yy.mean(0)).pow(2).sum()), rel=1e-5)
+    assert e.explained_variance == pytest.approx(
+        1 - float(err.pow(2).sum() / (yy - yy.mean(0)).pow(2).sum()), rel=1e-5
+    )
     assert e.l0 == pytest.approx(float((a[:, 1:] > 0).sum(-1).double().mean()))
 
     def ce(fn: object) -> float:
@@ -184,7 +190,11 @@ def test_evaluation_matches_a_hand_computation() -> None:
             return v
 
         logits = model.run_with_hooks(w, fwd=[(OUT, hook)])
-        return float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1)))
+        return float(
+            torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1)
+            )
+        )
 
     assert e.ce_with_dictionary == pytest.approx(ce(lambda _v: y_hat), rel=1e-5)
     assert e.ce_zero_ablation == pytest.approx(ce(torch.zeros_like), rel=1e-5)

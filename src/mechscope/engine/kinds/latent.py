@@ -22,8 +22,8 @@ from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, kinds_o
 from mechscope.engine.metrics import Context, Metrics
 from mechscope.errors import InputError
 from mechscope.models.dictionaries.coder import SparseCoder
-from mechscope.models.dictionaries.splicing import splice_coder, unsplice_coder
 from mechscope.models.dictionaries.points import input_norm, norm_of
+from mechscope.models.dictionaries.splicing import splice_coder, unsplice_coder
 from mechscope.models.weights import Reader, residual_map, write_rank
 
 if TYPE_CHECKING:

@@ -118,7 +118,9 @@ class SparseCoder(nn.Module):
         else:  # the input its InputTap saw earlier in this forward
             x, self._input = self._input, None
             if x is None:
-                raise InputError(f"a {self.cfg.kind} runs with the InputTap at {self.cfg.hook}; use splice_coder")
+                raise InputError(
+                    f"a {self.cfg.kind} runs with the InputTap at {self.cfg.hook}; use splice_coder"
+                )
             xf = x.to(self.W_enc.dtype)
             if xf.shape[:-1] != yf.shape[:-1]:
                 raise InputError(f"{self.cfg.hook} gave {tuple(x.shape)}, {self.site} {tuple(shape)}")

@@ -335,7 +335,9 @@ def load_circuit_tracer(path: Path, hook: str | None = None) -> SparseCoder:
             raise ModelLoadError(f"{path}: missing tensor {key!r} (has {sorted(t)})")
     n, d_out = int(t["b_enc"].shape[0]), int(t["b_dec"].shape[0])
     if t["W_enc"].dim() != 2 or t["W_enc"].shape[0] != n:
-        raise ModelLoadError(f"{path}: tensor 'W_enc' has shape {tuple(t['W_enc'].shape)}; expected [{n}, d_in]")
+        raise ModelLoadError(
+            f"{path}: tensor 'W_enc' has shape {tuple(t['W_enc'].shape)}; expected [{n}, d_in]"
+        )
     d_in = int(t["W_enc"].shape[1])
     activation = "jumprelu" if "activation_function.threshold" in t else ("topk" if "k" in t else "relu")
     skip = "W_skip" in t
@@ -349,7 +351,9 @@ def load_circuit_tracer(path: Path, hook: str | None = None) -> SparseCoder:
         W_dec=_tensor(t, "W_dec", (n, d_out), path),
         b_enc=_tensor(t, "b_enc", (n,), path),
         b_dec=_tensor(t, "b_dec", (d_out,), path),
-        threshold=_tensor(t, "activation_function.threshold", (n,), path) if activation == "jumprelu" else None,
+        threshold=_tensor(t, "activation_function.threshold", (n,), path)
+        if activation == "jumprelu"
+        else None,
         W_skip=_tensor(t, "W_skip", (d_out, d_in), path).T if skip else None,
     )
 
