@@ -6,7 +6,10 @@ latent and token (``sae_l6_resid_post.17@5``), and the four metrics of docs/attr
 - activation: the latent's value ``a`` at ``{point}.{name}.acts``;
 - write norm: ``|a|`` times the norm of its decoder row mapped into the residual stream
   (:func:`mechscope.models.weights.residual_map`: the identity for residual points and layer
-  writes, so for a transcoder, which writes ``mlp_out``, the down projection for ``mlp.post``, W_O for ``attn.z``);
+  writes (so for a transcoder, which writes ``mlp_out``), the down projection for ``mlp.post``,
+  W_O for ``attn.z``);
+- driving tokens (node pages): for a dictionary reading a norm's output (a transcoder reads
+  ``ln2.out``), the encoder column through that norm, as for a neuron.
 - direct effect: ``a`` times (mapped decoder row . g) at the backward's entry point, for a
   dictionary upstream of it;
 - estimated total effect: ``a`` times the gradient at ``acts``.
