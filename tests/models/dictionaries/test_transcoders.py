@@ -225,3 +225,23 @@ def test_a_transcoder_latent_has_driving_tokens_read_through_ln2() -> None:
     assert [d.value for d in got.drivers] == pytest.approx(scores.topk(3).values.tolist(), rel=1e-5)
     sae = attach(model, random_coder(model, "blocks.0.resid_post"), "sae0")
     assert node_tokens(model, Node(kind=sae, index=0, token=0), k=3).drivers is None  # no norm read
+
+
+def test_the_gradient_reaching_the_model_is_the_clean_one() -> None:
+    model = tiny_model("llama")
+    w = _windows(2)
+
+    def grad_at_embed() -> torch.Tensor:
+        delta = torch.zeros(2, w.shape[1], model.cfg.d_model, requires_grad=True)
+
+        def add(x: torch.Tensor, _hp: HookPoint) -> torch.Tensor:
+            return x + delta
+
+        logits = model.run_with_hooks(w, fwd=[("blocks.0.resid_pre", add)])
+        (g,) = torch.autograd.grad(logits[:, :, 3].sum(), delta)
+        return g
+
+    clean = grad_at_embed()
+    name = attach(model, random_transcoder(model))
+    torch.testing.assert_close(grad_at_embed(), clean, atol=1e-5, rtol=1e-4)
+    detach(model, name)
