@@ -26,7 +26,14 @@ SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "l
     "--tokens", default=1_000_000, show_default=True, type=click.IntRange(1), help="Training tokens."
 )
 @click.option("--corpus", "-c", default=None, help="A corpus file or folder, or wiki (the default).")
-@click.option("--kind", default="sae", show_default=True, help="sae (transcoders are not trainable yet).")
+@click.option(
+    "--kind",
+    default="sae",
+    show_default=True,
+    type=click.Choice(["sae", "transcoder", "skip-transcoder"]),
+    help="sae, or a transcoder (MLP input -> MLP output; --hook names the MLP: blocks.L.mlp), "
+    "or a skip-transcoder (a transcoder plus a learnt linear skip term).",
+)
 @click.option("--activation", default="topk", show_default=True, help="topk, batchtopk or relu.")
 @click.option(
     "--out", default=None, help="Output folder (default $MECHSCOPE_HOME/dictionaries/<model>/<run>)."
@@ -55,22 +62,23 @@ def train_sae(
     from mechscope.models.loading import load_model
     from mechscope.models.loading.assets import mechscope_home
 
-    if kind != "sae":
-        raise InputError(f"--kind {kind!r}: only sae can be trained so far (transcoders are planned)")
     names = tuple(h.strip() for h in hooks.split(",") if h.strip())
     cfg = TrainConfig(hooks=names, n_latents=latents, k=k, tokens=tokens, activation=activation,
-                      batch_tokens=batch_tokens, lr=lr, window=window, auxk=not no_auxk, seed=seed)  # fmt: skip
+                      kind=kind.replace("-", "_"), batch_tokens=batch_tokens, lr=lr, window=window,
+                      auxk=not no_auxk, seed=seed)  # fmt: skip
     text = open_corpus(corpus)
     next(text.documents())  # a bad corpus fails before the model loads
     model = load_model(model_ref)
-    for h in names:
-        model.hook_point(h)  # an unknown hook point fails now, naming the allowed ones
+    for points in cfg.reads.values():
+        for p in points:
+            model.hook_point(p)  # an unknown hook point fails now, naming the allowed ones
     if model.tokenizer is None:
         raise InputError("this model has no tokenizer; training needs one to cut the corpus into windows")
     eval_windows = 64
     # Enough windows for the tokens asked (sinks left out: 10% spare) and the held-out set.
     windows = make_windows(text, model.tokenizer, window, int(tokens * 1.1) + eval_windows * (window - 1))
-    run = f"{text.name}-{'+'.join(names)}-{latents}-k{k}-{activation}"
+    prefix = "" if kind == "sae" else f"{kind}-"
+    run = f"{prefix}{text.name}-{'+'.join(names)}-{latents}-k{k}-{activation}"
     root = Path(out) if out else mechscope_home() / "dictionaries" / (model.cfg.name or "model") / run
     t0 = time.perf_counter()
     results = train_to_folder(

@@ -133,7 +133,8 @@ def node_tokens(
     model: HookedDecoder, node: Node, prompt: ModelInput | None = None, k: int = 10
 ) -> NodeTokens:
     """Output tokens a node promotes and suppresses (its write through the final norm's gain and the
-    unembedding) and, for neurons, the input tokens whose embeddings drive it most directly."""
+    unembedding) and, for units that read through a norm (neurons, transcoder latents), the input
+    tokens whose embeddings drive it most directly."""
     if not 1 <= k <= 100:
         raise InputError(f"k must be in 1..100, got {k}")
     kind = get_kind(node.kind, model)
@@ -148,8 +149,8 @@ def node_tokens(
 
 def _drivers(model: HookedDecoder, node: Node, k: int) -> list[TokenValue]:
     """A unit's input for each vocabulary token's embedding fed straight into the norm it reads
-    through (a neuron's pre-activation)."""
-    assert node.layer is not None and node.index is not None
+    through (a neuron's pre-activation; a transcoder latent's, biases aside)."""
+    assert node.index is not None
     reader = get_kind(node.kind, model).reader
     assert reader is not None
     r = reader(model, node.layer, node.index)

@@ -50,6 +50,27 @@ def test_train_then_eval(tmp_path: Path) -> None:
     assert stored["tokens"] == 600  # the new evaluation is stored with the dictionary
 
 
+def test_train_and_eval_a_skip_transcoder(tmp_path: Path) -> None:
+    model, corpus = _model(tmp_path), _corpus(tmp_path)
+    out = tmp_path / "run"
+    args = ["train-sae", "-m", model, "--hook", "blocks.0.mlp", "--kind", "skip-transcoder", "--latents", "32",
+            "--k", "4", "--tokens", "2000", "--corpus", corpus, "--window", "16", "--batch-tokens", "100",
+            "--out", str(out), "-q"]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "blocks.0.mlp" / "dictionary.json").read_text())
+    assert (meta["config"]["kind"], meta["config"]["hook"], meta["config"]["out_hook"]) == (
+        "skip_transcoder", "blocks.0.ln2.out", "blocks.0.mlp_out",
+    )  # fmt: skip
+    assert meta["eval"]["hook"] == "blocks.0.mlp_out" and meta["eval"]["l0"] > 0
+    r = CliRunner().invoke(
+        main, ["eval-sae", str(out / "blocks.0.mlp"), "-m", model, "-c", corpus, "--tokens", "300",
+               "--window", "16", "--json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["tokens"] == 300
+
+
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
     model, corpus = _model(tmp_path), _corpus(tmp_path)
     base = ["train-sae", "-m", model, "--latents", "16", "--k", "4", "--corpus", corpus, "--window", "16"]
@@ -57,7 +78,11 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         ([*base, "--hook", "blocks.9.resid_post"], "no hook point named 'blocks.9.resid_post'"),
         ([*base, "--hook", "blocks.0.attn.q"], "no linear map to the residual stream"),
         ([*base, "--hook", "blocks.0.resid_post", "--k", "99"], "k must be in 1..n_latents (16)"),
-        ([*base, "--hook", "blocks.0.resid_post", "--kind", "transcoder"], "only sae can be trained"),
+        ([*base, "--hook", "blocks.0.resid_post", "--kind", "transcoder"], "e.g. blocks.3.mlp"),
+        (
+            [*base, "--hook", "blocks.9.mlp", "--kind", "skip-transcoder"],
+            "no hook point named 'blocks.9.ln2.out'",
+        ),
         ([*base, "--hook", "blocks.0.resid_post", "--activation", "jumprelu"], "cannot be trained"),
         (["eval-sae", str(tmp_path), "-m", model], "not a dictionary"),
     ]:

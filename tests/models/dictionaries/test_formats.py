@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mechscope.models.dictionaries import DictionaryConfig, SparseCoder, init_ra
 from mechscope.models.loading.dictionary_formats import (
     load_any,
     read_evaluation,
+    save_circuit_tracer,
     save_dictionary,
     save_openai,
     save_saelens,
@@ -88,6 +90,67 @@ def test_sparsify_round_trip(tmp_path: Path, kind: str) -> None:
     t = load_file(str(tmp_path / "layers.2" / "sae.safetensors"))
     assert t["encoder.weight"].shape == (40, 16) and ("W_skip" in t) == (kind == "skip_transcoder")
     back = load_any(tmp_path / "layers.2")  # the folder's name is sparsify's hookpoint
+    _same(c, back)
+
+
+def _mlp_transcoder(activation: str, kind: str) -> SparseCoder:
+    c = _coder(activation, kind)
+    cfg = dataclasses.replace(c.cfg, hook="blocks.2.ln2.out", out_hook="blocks.2.mlp_out")
+    out = SparseCoder(cfg)
+    out.load_state_dict(c.state_dict())
+    return out.eval()
+
+
+@pytest.mark.parametrize(("activation", "kind"), [("jumprelu", "skip_transcoder"), ("topk", "transcoder"),
+                                                  ("relu", "skip_transcoder"), ("batchtopk", "transcoder")])  # fmt: skip
+def test_circuit_tracer_round_trip(tmp_path: Path, activation: str, kind: str) -> None:
+    c = _mlp_transcoder(activation, kind)
+    path = save_circuit_tracer(c, tmp_path / "ct")
+    assert path.name == "layer_2.safetensors"
+    t = load_file(str(path))
+    assert t["W_enc"].shape == (40, 16) and t["W_dec"].shape == (40, 12) and t["b_dec"].shape == (12,)
+    assert ("activation_function.threshold" in t) == (activation in ("jumprelu", "batchtopk"))
+    assert ("W_skip" in t) == (kind == "skip_transcoder") and ("k" in t) == (activation == "topk")
+    back = load_any(path)
+    assert (back.cfg.hook, back.cfg.out_hook, back.cfg.kind) == ("blocks.2.ln2.out", "blocks.2.mlp_out", kind)
+    _same(c, back)
+    if activation == "jumprelu":  # circuit-tracer's maths on its own layout, written out
+        x = X[:, :16]
+        pre = torch.nn.functional.linear(x, t["W_enc"], t["b_enc"])
+        acts = pre * (pre > t["activation_function.threshold"])
+        y = acts @ t["W_dec"] + t["b_dec"] + x @ t["W_skip"].T
+        torch.testing.assert_close(c.decode(c.encode(x), x), y, atol=1e-5, rtol=1e-5)
+
+
+def test_circuit_tracer_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="per-layer MLP transcoders only"):
+        save_circuit_tracer(_coder("topk"), tmp_path)
+    path = save_circuit_tracer(_mlp_transcoder("relu", "transcoder"), tmp_path)
+    t = load_file(str(path))
+    save_file({**t, "W_dec": t["W_dec"][:, :5].contiguous()}, str(tmp_path / "x.safetensors"))
+    with pytest.raises(ModelLoadError, match=r"x.safetensors: the file name gives no layer"):
+        load_any(tmp_path / "x.safetensors")
+    with pytest.raises(
+        ModelLoadError, match=r"tensor 'W_dec' has shape \(40, 5\); the config declares \(40, 12\)"
+    ):
+        load_any(tmp_path / "x.safetensors", hook="blocks.2.mlp")
+
+
+def test_sparsify_mlp_transcoder_reads_the_mlp_input(tmp_path: Path) -> None:
+    c = _mlp_transcoder("topk", "skip_transcoder")
+    save_sparsify(c, tmp_path / "layers.2.mlp")  # sparsify's hookpoint for layer 2's MLP
+    back = load_any(tmp_path / "layers.2.mlp")
+    assert (back.cfg.hook, back.cfg.out_hook) == ("blocks.2.ln2.out", "blocks.2.mlp_out")
+    _same(c, back)
+
+
+def test_saelens_transcoder_keeps_its_output_hook(tmp_path: Path) -> None:
+    c = _mlp_transcoder("relu", "transcoder")
+    save_saelens(c, tmp_path / "s")
+    cfg = json.loads((tmp_path / "s" / "cfg.json").read_text())
+    assert cfg["metadata"]["hook_name_out"] == "blocks.2.hook_mlp_out"
+    back = load_any(tmp_path / "s")
+    assert (back.cfg.hook, back.cfg.out_hook) == ("blocks.2.ln2.out", "blocks.2.mlp_out")
     _same(c, back)
 
 

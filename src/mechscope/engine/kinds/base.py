@@ -115,7 +115,8 @@ class Kind:
     pair_view: Callable[..., Any] | None = None  # one unit's (query, key) view on a sequence
     write: Callable[..., torch.Tensor] | None = None  # (model, node, ids | None) -> (d_model,) write
     write_needs_prompt: bool = False  # what it writes depends on the prompt (a head's values)
-    reader: Callable[[HookedDecoder, int, int], Reader] | None = None  # the direction a unit reads
+    # (model, layer | None, index) -> how a unit reads the residual stream (its driving tokens)
+    reader: Callable[[HookedDecoder, int | None, int], Reader] | None = None
     collation: Collation | None = None
     token_rows: Callable[[Metrics], list[TokenRow]] = field(default=lambda _m: [])
     default: bool = True  # scored by attribute() when the caller names no kinds

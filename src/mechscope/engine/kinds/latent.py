@@ -6,7 +6,10 @@ latent and token (``sae_l6_resid_post.17@5``), and the four metrics of docs/attr
 - activation: the latent's value ``a`` at ``{point}.{name}.acts``;
 - write norm: ``|a|`` times the norm of its decoder row mapped into the residual stream
   (:func:`mechscope.models.weights.residual_map`: the identity for residual points and layer
-  writes, the down projection for ``mlp.post``, W_O for ``attn.z``);
+  writes (so for a transcoder, which writes ``mlp_out``), the down projection for ``mlp.post``,
+  W_O for ``attn.z``);
+- driving tokens (node pages): for a dictionary reading a norm's output (a transcoder reads
+  ``ln2.out``), the encoder column through that norm, as for a neuron.
 - direct effect: ``a`` times (mapped decoder row . g) at the backward's entry point, for a
   dictionary upstream of it;
 - estimated total effect: ``a`` times the gradient at ``acts``.
@@ -22,7 +25,9 @@ from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, kinds_o
 from mechscope.engine.metrics import Context, Metrics
 from mechscope.errors import InputError
 from mechscope.models.dictionaries.coder import SparseCoder
-from mechscope.models.weights import residual_map, write_rank
+from mechscope.models.dictionaries.points import input_norm, norm_of
+from mechscope.models.dictionaries.splicing import splice_coder, unsplice_coder
+from mechscope.models.weights import Reader, residual_map, write_rank
 
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
@@ -112,6 +117,11 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
             )
         ]
 
+    norm_point = coder.cfg.hook  # a dictionary reading a norm's output reads like a neuron
+
+    def reader(model: HookedDecoder, _layer: int | None, index: int) -> Reader:
+        return Reader(input_norm(model, norm_point), (coder.W_enc[:, index] / coder.scale_in).detach())
+
     c = coder.cfg
     return Kind(
         name=name,
@@ -129,6 +139,7 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
         coords=("token", "index"),
         site=site,
         write=write,
+        reader=reader if norm_of(norm_point) else None,
         collation=Collation(
             lambda _layer: [acts_point], feed, density="fraction of stream tokens with activation > 0"
         ),
@@ -138,22 +149,17 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
 
 
 def attach(model: HookedDecoder, coder: SparseCoder, name: str | None = None) -> str:
-    """Splice ``coder`` in at the hook point it reads, with its error term kept (the model's
-    outputs do not change until a latent is edited); its latents become the node kind ``name``
+    """Splice ``coder`` in with its error term kept (the model's outputs do not change until a
+    latent is edited): an SAE where it reads, a transcoder where it writes (the MLP's output,
+    :mod:`mechscope.models.dictionaries.splicing`); its latents become the node kind ``name``
     (default :meth:`SparseCoder.default_name`, e.g. ``sae_l6_resid_post``). Returns the name."""
-    cfg = coder.cfg
-    if cfg.kind != "sae":
-        raise InputError(f"attaching a {cfg.kind} is not supported yet; only SAEs splice in where they read")
     name = name or coder.default_name()
     if not (name.isidentifier() and name.islower()):
         raise InputError(f"dictionary name {name!r} must be a lower-case identifier (letters, digits, _)")
-    rmap = residual_map(model, cfg.hook)
-    if rmap.width != cfg.d_in:
-        raise InputError(f"{cfg.hook} has width {rmap.width} in this model, the dictionary d_in={cfg.d_in}")
     if any(k.name == name for k in kinds_of(model)):
         raise InputError(f"a node kind named {name!r} exists already; choose another name")
     # Attached for inspection: no parameter gradients (the engine's backward would fill them).
-    model.splice(cfg.hook, coder.to(model.device).eval().requires_grad_(False), name)
+    splice_coder(model, coder.to(model.device).eval().requires_grad_(False), name)
     return name
 
 
@@ -161,8 +167,6 @@ def detach(model: HookedDecoder, name: str) -> SparseCoder:
     """Remove the dictionary attached as ``name`` and return it."""
     for point, n, module in model.splices():
         if n == name and isinstance(module, SparseCoder):
-            out = model.unsplice(point, name)
-            assert isinstance(out, SparseCoder)
-            return out
+            return unsplice_coder(model, point, name)
     attached = [n for _, n, m in model.splices() if isinstance(m, SparseCoder)]
     raise InputError(f"no dictionary attached as {name!r}; attached: {attached}")

@@ -11,7 +11,7 @@ from mechscope.engine.metrics import Context, Metrics, empty
 from mechscope.engine.objective import Objective, detach_hook, mlp_input_point
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn
-from mechscope.models.weights import layer_weights, neuron_reader, neuron_write
+from mechscope.models.weights import Reader, layer_weights, neuron_reader, neuron_write
 
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
@@ -124,6 +124,11 @@ def _token_rows(m: Metrics) -> list[TokenRow]:
     ]
 
 
+def _reader(model: HookedDecoder, layer: int | None, index: int) -> Reader:
+    assert layer is not None
+    return neuron_reader(model, layer, index)
+
+
 KIND = Kind(
     name="mlp_neuron",
     label="MLP neuron",
@@ -141,7 +146,7 @@ KIND = Kind(
     site=_site,
     trace=Trace(_trace, through=((None, "trace"),)),
     write=_write,
-    reader=neuron_reader,
+    reader=_reader,
     collation=Collation(_collation_points, _feed, density="fraction of stream tokens with activation > 0"),
     token_rows=_token_rows,
     verify=True,

@@ -14,10 +14,12 @@ sqrt(d_in) (SAELens's ``expected_average_only_in``); ``scale_out`` does the same
 transcoder's target and equals ``scale_in`` for an SAE. Formats without a scale get it folded
 into the weights on export (:meth:`SparseCoder.folded`).
 
-Spliced in at a hook point (:func:`mechscope.models.dictionaries.attach`), the coder returns
-``recon + error`` where ``error = x - recon`` of the *unedited* latents, so the model's outputs
-are unchanged until a hook on ``acts`` edits a latent. Its hook points are ``acts`` (batch, pos,
-n), ``recon`` and ``error`` (batch, pos, d_in).
+Spliced in (:func:`mechscope.models.dictionaries.splicing.splice_coder`), the coder returns
+``recon + error`` where ``error = target - recon`` of the *unedited* latents, so the model's
+outputs are unchanged until a hook on ``acts`` edits a latent. An SAE is spliced where it reads
+(target = input). A transcoder is spliced at the point it predicts (``out_hook``, the MLP's
+write) and gets its input from an :class:`InputTap` spliced at ``hook`` earlier in the same
+forward. Its hook points are ``acts`` (batch, pos, n), ``recon`` and ``error`` (batch, pos, d_out).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class SparseCoder(nn.Module):
         self.recon = HookPoint()  # (batch, pos, d_out): the reconstruction of the (edited) latents
         self.error = HookPoint()  # (batch, pos, d_out): the input minus the unedited reconstruction
         self.training_stats: dict[str, float] = {}  # the last training step's metrics, saved with it
+        self._input: torch.Tensor | None = None  # a spliced transcoder's input, left by its InputTap
 
     # ----- the maths ---------------------------------------------------------------------------
     @property
@@ -100,28 +103,43 @@ class SparseCoder(nn.Module):
             y = y + (x.to(self.W_skip.dtype) / self.scale_in) @ self.W_skip
         return y * self.scale_out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Spliced at the hook point it reads: ``recon + error``, equal to ``x`` until ``acts``
-        is edited. ``attn.z`` (batch, pos, head, d_head) is flattened to (batch, pos, d_in)."""
-        if self.cfg.kind != "sae":
-            raise InputError(f"a {self.cfg.kind} is not spliced in where it reads; attach it as one")
-        shape = x.shape
-        xf = x.reshape(*shape[:2], -1).to(self.W_enc.dtype) if x.dim() > 3 else x.to(self.W_enc.dtype)
-        if xf.shape[-1] != self.cfg.d_in:
+    @property
+    def site(self) -> str:
+        """The hook point it is spliced at: where an SAE reads, where a transcoder writes."""
+        return self.cfg.out_hook if self.cfg.kind != "sae" and self.cfg.out_hook else self.cfg.hook
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Spliced at :attr:`site`: ``recon + error``, equal to ``y`` (the activation there) until
+        ``acts`` is edited. ``attn.z`` (batch, pos, head, d_head) is flattened to (batch, pos, d)."""
+        shape = y.shape
+        yf = y.reshape(*shape[:2], -1).to(self.W_enc.dtype) if y.dim() > 3 else y.to(self.W_enc.dtype)
+        if self.cfg.kind == "sae":
+            xf = yf
+        else:  # the input its InputTap saw earlier in this forward
+            x, self._input = self._input, None
+            if x is None:
+                raise InputError(
+                    f"a {self.cfg.kind} runs with the InputTap at {self.cfg.hook}; use splice_coder"
+                )
+            xf = x.to(self.W_enc.dtype)
+            if xf.shape[:-1] != yf.shape[:-1]:
+                raise InputError(f"{self.cfg.hook} gave {tuple(x.shape)}, {self.site} {tuple(shape)}")
+        if xf.shape[-1] != self.cfg.d_in or yf.shape[-1] != self.cfg.width_out:
             raise InputError(
-                f"{self.cfg.hook}: the dictionary takes d_in={self.cfg.d_in}, got {tuple(shape)}"
+                f"{self.cfg.hook}: the dictionary takes d_in={self.cfg.d_in}, got {tuple(xf.shape)}"
             )
         a = self.encode(xf)
         # A view is a distinct autograd node: the gradient at ``acts`` is the reconstruction
-        # path's alone (W_dec g), while the error path cancels the encoder's, so the gradient
-        # reaching x is the clean model's. Editing ``acts`` moves the output by the edit's decode.
+        # path's alone (W_dec g), while the error path cancels the encoder's (and the skip
+        # term's), so the gradient reaching the input is the clean model's. Editing ``acts``
+        # moves the output by the edit's decode.
         view = a.view_as(a)
         edited = self.acts(view)
-        clean = self.decode(a)
+        clean = self.decode(a, xf)
         same = edited is view and not torch.is_grad_enabled()
-        recon = self.recon(clean if same else self.decode(edited))
-        error = self.error(xf - clean)
-        return (recon + error).to(x.dtype).reshape(shape)
+        recon = self.recon(clean if same else self.decode(edited, xf))
+        error = self.error(yf - clean)
+        return (recon + error).to(y.dtype).reshape(shape)
 
     # ----- views -------------------------------------------------------------------------------
     def decoder_rows(self) -> torch.Tensor:
@@ -146,8 +164,9 @@ class SparseCoder(nn.Module):
         return {k: v.detach() for k, v in out.items()}
 
     def default_name(self) -> str:
-        """A node-kind name for its latents: ``sae_l6_resid_post``, ``sae_l3_mlp_post``."""
-        parts = self.cfg.hook.split(".")
+        """A node-kind name for its latents, after the point it is spliced at:
+        ``sae_l6_resid_post``, ``sae_l3_mlp_post``, ``transcoder_l3_mlp_out``."""
+        parts = self.site.split(".")
         layer = f"l{parts[1]}_" if parts[0] == "blocks" and len(parts) > 2 else ""
         rest = "_".join(parts[2:] if layer else parts)
         return f"{self.cfg.kind}_{layer}{rest}".lower()
@@ -156,6 +175,19 @@ class SparseCoder(nn.Module):
         c = self.cfg
         k = f", k={c.k}" if c.activation in ("topk", "batchtopk") else ""
         return f"{c.kind} {c.hook}: {c.d_in} -> {c.n_latents} {c.activation}{k}"
+
+
+class InputTap(nn.Module):
+    """Spliced at a transcoder's input point: hands the activation to the coder (spliced later
+    in the same forward, at its output point) and passes it on unchanged."""
+
+    def __init__(self, coder: SparseCoder) -> None:
+        super().__init__()
+        self.__dict__["coder"] = coder  # not a submodule: the coder is spliced (and moved) on its own
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.__dict__["coder"]._input = x
+        return x
 
 
 def init_random(coder: SparseCoder, seed: int = 0) -> SparseCoder:

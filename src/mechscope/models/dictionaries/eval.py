@@ -1,6 +1,8 @@
 """Evaluating a dictionary on a model, each metric named for exactly what it computes.
 
-Conventions (docs/autoencoders.md): windows start with the start token; position 0 keeps its
+Conventions (docs/autoencoders.md): ``x`` below is the dictionary's *target*, the activation it
+reconstructs (an SAE's input; a transcoder's MLP output, predicted from the MLP input), and the
+dictionary is spliced, ablated and measured at the target's point. Windows start with the start token; position 0 keeps its
 clean activation in every run (the dictionary never saw it in training), every later position
 (*stream token*) is reconstructed, zero-ablated or mean-ablated. Reconstruction statistics are over
 stream tokens; cross-entropies over every next-token prediction of the windows.
@@ -14,7 +16,8 @@ stream tokens; cross-entropies over every next-token prediction of the windows.
   activation, minus the clean cross-entropy.
 - ``kl_to_clean``: mean over predictions of KL(clean next-token distribution || spliced one), nats.
 - ``ce_recovered_vs_zero`` / ``ce_recovered_vs_mean``: (CE_ablated - CE_spliced) / (CE_ablated -
-  CE_clean) with the activation zeroed, or replaced by its mean over the evaluation set.
+  CE_clean) with the target activation zeroed, or replaced by its mean over the evaluation set
+  (for a transcoder: the MLP's output zero- or mean-ablated).
 - ``dead_latents``: latents never > 0 on the evaluation tokens; ``dense_latents``: > 0 on more than
   10% of them; ``log10_density_histogram``: counts of log10(fraction of tokens > 0) per bin, dead
   latents apart.
@@ -29,9 +32,9 @@ from typing import Any
 
 import torch
 
-from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries.coder import SparseCoder
+from mechscope.models.dictionaries.splicing import check_fits, spliced_coder
 from mechscope.models.hooks import HookPoint
 
 DENSE = 0.1
@@ -86,14 +89,13 @@ def _replace_stream(fn: Any) -> Any:
 
 
 def evaluate(model: HookedDecoder, coder: SparseCoder, windows: torch.Tensor, batch: int = 16) -> Evaluation:
-    """Evaluate an SAE ``coder`` at its hook point on ``windows`` (window, pos) token ids."""
-    if coder.cfg.kind != "sae":
-        raise InputError(f"evaluating a {coder.cfg.kind} is not supported yet (SAEs only)")
-    hook, n = coder.cfg.hook, coder.cfg.n_latents
+    """Evaluate ``coder`` (an SAE or a transcoder) on ``windows`` (window, pos) token ids."""
+    hook, n, d_out = coder.site, coder.cfg.n_latents, coder.cfg.width_out
     coder = coder.eval()
+    check_fits(model, coder)
     mean = _stream_mean(model, hook, windows, batch)
     s = {k: 0.0 for k in ("sq_err", "sq", "ce_clean", "ce_sae", "ce_zero", "ce_mean", "kl", "l0")}
-    s_x = torch.zeros(coder.cfg.d_in, dtype=torch.float64)
+    s_x = torch.zeros(d_out, dtype=torch.float64)
     fired = torch.zeros(n, dtype=torch.float64)
     tokens = predictions = 0
     acts_point, err_point = f"{hook}.{_SPLICE}.acts", f"{hook}.{_SPLICE}.error"
@@ -111,15 +113,17 @@ def evaluate(model: HookedDecoder, coder: SparseCoder, windows: torch.Tensor, ba
             for key, fn in (("ce_zero", torch.zeros_like), ("ce_mean", lambda x: mean.to(x).expand_as(x))):
                 s[key] += float(_ce(model.run_with_hooks(w, fwd=[(hook, _replace_stream(fn))]), w)[0])
             got.clear()
-            with model.spliced(hook, coder, _SPLICE):
-                fwd = [(hook, keep), (acts_point, keep), (err_point, _replace_stream(torch.zeros_like))]
+            with spliced_coder(model, coder, _SPLICE):
+                fwd = [(hook, keep), (coder.cfg.hook, keep), (acts_point, keep),
+                       (err_point, _replace_stream(torch.zeros_like))]  # fmt: skip
                 spliced = model.run_with_hooks(w, fwd=fwd)
             ce, logp = _ce(spliced, w)
             s["ce_sae"] += float(ce)
             s["kl"] += float((logp_clean.exp() * (logp_clean - logp)).sum())
-            x = got[hook][:, 1:].reshape(-1, coder.cfg.d_in).double()
+            x = got[hook][:, 1:].reshape(-1, d_out).double()
+            x_in = got[coder.cfg.hook][:, 1:].reshape(-1, coder.cfg.d_in).to(coder.W_dec.dtype)
             a = got[acts_point][:, 1:].reshape(-1, n)
-            x_hat = coder.decode(a.to(coder.W_dec.dtype)).double()
+            x_hat = coder.decode(a.to(coder.W_dec.dtype), x_in).double()
             s["sq_err"] += float((x - x_hat).pow(2).sum())
             s["sq"] += float(x.pow(2).sum())
             s_x += x.sum(0)

@@ -8,6 +8,12 @@ the loss is the normalised MSE (FVU) plus AuxK: the top ``k_aux`` *dead* latents
 ``dead_tokens`` tokens) reconstruct the residual error, weighted 1/32. Adam (eps 6.25e-10), linear
 warm-up and a linear decay to 0 over the last part of training.
 
+Transcoders (``kind``) follow the same recipe on (MLP input, MLP output) pairs: the input and
+the target each get their own scale, ``b_dec`` starts at the target's geometric median, the
+encoder is an independent random matrix (it reads another space than the decoder writes, so
+tying it to the decoder's transpose means nothing), and a skip-transcoder's ``W_skip`` starts at
+zero and is learnt with the rest.
+
 Every hook point trains from the same model forwards (:mod:`.source`); checkpoints are atomic
 and a killed run resumes from the last one with the weights an uninterrupted run reaches.
 """
@@ -30,9 +36,9 @@ from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries import activations as A
 from mechscope.models.dictionaries.checkpoint import load_checkpoint, save_checkpoint
 from mechscope.models.dictionaries.coder import SparseCoder, init_random
-from mechscope.models.dictionaries.config import DictionaryConfig
-from mechscope.models.dictionaries.source import Chunk, capture, chunks
-from mechscope.models.weights import residual_map
+from mechscope.models.dictionaries.config import KINDS, DictionaryConfig
+from mechscope.models.dictionaries.points import point_width, reads
+from mechscope.models.dictionaries.source import Chunk, Reads, capture, chunks
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +50,16 @@ class TrainConfig:
     """How to train one dictionary per hook point (each field is also a CLI option's help)."""
 
     hooks: tuple[str, ...]
-    """Hook points to train on, all from the same model forwards (e.g. blocks.6.resid_post)."""
+    """Hook points to train on, all from the same model forwards (e.g. blocks.6.resid_post);
+    for transcoders a layer's MLP, ``blocks.L.mlp`` (:mod:`.points`)."""
     n_latents: int
     """Latents per dictionary."""
     k: int = 32
     """Active latents per token (TopK; BatchTopK's batch average)."""
     activation: str = "topk"
     """topk (default), batchtopk (saved as jumprelu with the learnt threshold) or relu (+ L1)."""
+    kind: str = "sae"
+    """sae, transcoder (MLP input -> MLP output) or skip_transcoder (plus a linear skip term)."""
     tokens: int = 1_000_000
     """Training tokens per dictionary (after the start token and sinks are left out)."""
     batch_tokens: int = 4096
@@ -112,6 +121,14 @@ class TrainConfig:
             raise InputError(f"k must be in 1..n_latents ({self.n_latents}), got {self.k}")
         if not self.hooks:
             raise InputError("give at least one hook point")
+        if self.kind not in KINDS:
+            raise InputError(f"kind {self.kind!r} is not one of: {', '.join(KINDS)}")
+        self.reads  # noqa: B018 -- a transcoder's hook must name an MLP: fail at construction
+
+    @property
+    def reads(self) -> Reads:
+        """Each dictionary's hook points: its input, then (transcoders) its target."""
+        return {h: reads(h, self.kind) for h in self.hooks}
 
     @property
     def chunk_windows(self) -> int:
@@ -175,21 +192,30 @@ def geometric_median(x: torch.Tensor, iters: int = 50, eps: float = 1e-6) -> tor
     return m
 
 
-def new_trainee(cfg: TrainConfig, hook: str, d_in: int, sample: torch.Tensor, model_name: str) -> Trainee:
-    """A freshly initialised dictionary for ``hook`` (``sample``: (tokens, d_in) activations)."""
+def new_trainee(
+    cfg: TrainConfig, hook: str, d_in: int, sample: torch.Tensor, model_name: str, d_out: int | None = None
+) -> Trainee:
+    """A freshly initialised dictionary for ``hook`` (``sample``: (tokens, d_in) activations; a
+    transcoder's (tokens, d_in + d_out), input and target side by side)."""
+    points = reads(hook, cfg.kind)
+    sae = cfg.kind == "sae"
     dcfg = DictionaryConfig(
-        d_in=d_in, n_latents=cfg.n_latents, hook=hook, activation=cfg.activation, k=cfg.k, model=model_name
-    )
+        d_in=d_in, n_latents=cfg.n_latents, hook=points[0], activation=cfg.activation, k=cfg.k,
+        kind=cfg.kind, d_out=None if sae else d_out, out_hook=None if sae else points[1],
+        apply_b_dec_to_input=sae, model=model_name,
+    )  # fmt: skip
     coder = init_random(SparseCoder(dcfg), cfg.seed)
+    x = sample[:, :d_in]
+    y = x if sae else sample[:, d_in:]
     with torch.no_grad():
         if not cfg.tied_init:
             g = torch.Generator().manual_seed(cfg.seed + 7)
             coder.W_enc.copy_(torch.randn(coder.W_enc.shape, generator=g) / math.sqrt(d_in))
         if cfg.normalize_inputs:
-            coder.scale_in.fill_(float(sample.norm(dim=-1).mean()) / math.sqrt(d_in))
-            coder.scale_out.copy_(coder.scale_in)
+            coder.scale_in.fill_(float(x.norm(dim=-1).mean()) / math.sqrt(d_in))
+            coder.scale_out.fill_(float(y.norm(dim=-1).mean()) / math.sqrt(dcfg.width_out))
         if cfg.geometric_median_init:
-            coder.b_dec.copy_(geometric_median(sample / coder.scale_in))
+            coder.b_dec.copy_(geometric_median(y / coder.scale_out))
     coder.train()
     opt = torch.optim.Adam(coder.parameters(), lr=cfg.learning_rate(), eps=6.25e-10)
     return Trainee(coder, opt, torch.zeros(cfg.n_latents, dtype=torch.int64))
@@ -207,10 +233,13 @@ def decode_topk(w_dec: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor, spar
 
 
 def step(t: Trainee, cfg: TrainConfig, x: torch.Tensor, lr: float) -> dict[str, float]:
-    """One optimiser step on ``x`` (tokens, d_in) raw activations; returns the step's metrics."""
+    """One optimiser step on ``x`` (tokens, d_in) raw activations (a transcoder's: (tokens,
+    d_in + d_out), input and target side by side); returns the step's metrics."""
     c = t.coder
-    xn = x / c.scale_in
-    pre = (xn - c.b_dec) @ c.W_enc + c.b_enc  # (tokens, n)
+    d_in = c.cfg.d_in
+    xn = x[:, :d_in] / c.scale_in
+    target = xn if c.cfg.kind == "sae" else x[:, d_in:] / c.scale_out
+    pre = (xn - c.b_dec if c.cfg.apply_b_dec_to_input else xn) @ c.W_enc + c.b_enc  # (tokens, n)
     if cfg.activation == "topk":
         vals, idx = pre.topk(cfg.k, dim=-1, sorted=False)
         vals = vals.relu()
@@ -223,8 +252,10 @@ def step(t: Trainee, cfg: TrainConfig, x: torch.Tensor, lr: float) -> dict[str, 
         recon = acts @ c.W_dec + c.b_dec
         fired = (acts > 0).any(0)
         l0 = float((acts > 0).sum()) / len(x)
-    err = xn - recon
-    variance = (xn - xn.mean(0)).pow(2).sum()
+    if c.W_skip is not None:
+        recon = recon + xn @ c.W_skip
+    err = target - recon
+    variance = (target - target.mean(0)).pow(2).sum()
     fvu = err.pow(2).sum() / variance
     loss = fvu
     t.since_fired += len(x)
@@ -232,7 +263,7 @@ def step(t: Trainee, cfg: TrainConfig, x: torch.Tensor, lr: float) -> dict[str, 
     dead = t.since_fired >= cfg.dead_after
     aux = torch.zeros(())
     if cfg.auxk and cfg.activation != "relu" and bool(dead.any()):
-        k_aux = min(cfg.k_aux or c.cfg.d_in // 2, int(dead.sum()))
+        k_aux = min(cfg.k_aux or c.cfg.width_out // 2, int(dead.sum()))
         masked = pre.masked_fill(~dead, -math.inf)
         a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
         residual = err.detach()
@@ -296,11 +327,11 @@ def train(
     """
     if windows.shape[1] != cfg.window:
         raise InputError(f"windows have {windows.shape[1]} tokens, the config says window={cfg.window}")
-    widths = {h: residual_map(model, h).width for h in cfg.hooks}
+    widths = {h: tuple(point_width(model, p) for p in points) for h, points in cfg.reads.items()}
     trainees, start = _resume_or_init(model, windows, cfg, widths, out)
     t0, seen = time.perf_counter(), 0
     per_chunk = min(cfg.chunk_windows, windows.shape[0])  # a small corpus is one chunk
-    source = chunks(model, windows, cfg.hooks, per_chunk, cfg.model_batch, cfg.seed,
+    source = chunks(model, windows, cfg.reads, per_chunk, cfg.model_batch, cfg.seed,
                     cfg.sink_factor, start)  # fmt: skip
     for done_chunks, chunk in enumerate(source, 1):
         if _finished(trainees, cfg):  # a resumed run that had finished
@@ -336,16 +367,20 @@ def _train_chunk(trainees: dict[str, Trainee], cfg: TrainConfig, chunk: Chunk) -
 
 
 def _resume_or_init(
-    model: HookedDecoder, windows: torch.Tensor, cfg: TrainConfig, widths: dict[str, int], out: Path | None
+    model: HookedDecoder,
+    windows: torch.Tensor,
+    cfg: TrainConfig,
+    widths: dict[str, tuple[int, ...]],
+    out: Path | None,
 ) -> tuple[dict[str, Trainee], int]:
     saved = load_checkpoint(out, cfg.to_dict()) if out is not None else None
     n_init = max(1, math.ceil(cfg.init_tokens / (cfg.window - 1)))
-    samples: dict[str, torch.Tensor] = {h: torch.ones(2, w) for h, w in widths.items()}  # replaced
+    samples: dict[str, torch.Tensor] = {h: torch.ones(2, sum(w)) for h, w in widths.items()}  # replaced
     if saved is None:  # the init sample: the first windows (training reads them again, shuffled)
-        got, _ = capture(model, windows[:n_init], cfg.hooks, cfg.sink_factor)
+        got, _ = capture(model, windows[:n_init], cfg.reads, cfg.sink_factor)
         samples = got
     name = model.cfg.name or "model"
-    trainees = {h: new_trainee(cfg, h, widths[h], samples[h], name) for h in cfg.hooks}
+    trainees = {h: new_trainee(cfg, h, w[0], samples[h], name, w[-1]) for h, w in widths.items()}
     if saved is None:
         return trainees, 0
     next_chunk, states = saved

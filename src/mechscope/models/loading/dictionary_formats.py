@@ -11,6 +11,12 @@ sparse_autoencoder, each with that format's real file and tensor names.
 - **sparsify**: ``cfg.json`` (SparseCoderConfig plus ``d_in``) and ``sae.safetensors`` with
   ``encoder.weight`` [n, d_in], ``encoder.bias``, ``W_dec`` [n, d_out], ``b_dec`` and, with a
   skip connection, ``W_skip`` [d_out, d_in]. TopK only.
+- **circuit-tracer** (safety-research/circuit-tracer, ``SingleLayerTranscoder.to_safetensors``
+  and ``load_transcoder``): one ``layer_{L}.safetensors`` per layer with ``W_enc`` [n, d_in]
+  (applied as ``F.linear(x, W_enc, b_enc)``), ``W_dec`` [n, d_out], ``b_enc``, ``b_dec`` and,
+  per activation, ``activation_function.threshold`` [n] (JumpReLU) or a scalar ``k`` (TopK; ReLU
+  when neither), and ``W_skip`` [d_out, d_in] (applied as ``x @ W_skip.T``). Its transcoders read
+  the MLP's input and write its output: layer L's file is read as ``blocks.L.mlp``.
 - **OpenAI** sparse_autoencoder: a ``torch.save``d state dict with ``pre_bias`` [d],
   ``encoder.weight`` [n, d], ``latent_bias`` [n], ``decoder.weight`` [d, n], read with
   ``weights_only=True``. ReLU dictionaries only: OpenAI's TopK ones layer-norm each input token,
@@ -32,13 +38,15 @@ from safetensors.torch import load_file, save_file
 from mechscope.errors import InputError, ModelLoadError
 from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.dictionaries.config import DictionaryConfig
+from mechscope.models.dictionaries.points import mlp_points
 from mechscope.models.hooks import canonical_name, tl_aliases
 from mechscope.models.loading.hf import read_json_object
 
 NATIVE_CONFIG, NATIVE_WEIGHTS = "dictionary.json", "weights.safetensors"
 SAELENS_CONFIG, SAELENS_WEIGHTS = "cfg.json", "sae_weights.safetensors"
 SPARSIFY_CONFIG, SPARSIFY_WEIGHTS = "cfg.json", "sae.safetensors"
-FORMATS = ("mechscope", "saelens", "sparsify", "openai")
+CIRCUIT_TRACER_FILE = "layer_{layer}.safetensors"
+FORMATS = ("mechscope", "saelens", "sparsify", "circuit-tracer", "openai")
 
 
 # ----- helpers ----------------------------------------------------------------------------------
@@ -161,6 +169,7 @@ def save_saelens(coder: SparseCoder, folder: Path) -> Path:
         cfg.update(k=c.k, rescale_acts_by_decoder_norm=False)
     if c.kind != "sae":
         cfg["d_out"] = c.width_out
+        cfg["metadata"]["hook_name_out"] = _tl_name(c.out_hook or c.hook)
     (folder / SAELENS_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
     return folder
 
@@ -187,7 +196,7 @@ def load_saelens(folder: Path, hook: str | None = None) -> SparseCoder:
     dc = _config(
         path, d_in=d_in, n_latents=n, hook=canonical_name(str(name)), activation=acts[arch],
         k=cfg.get("k") if arch == "topk" else None, kind=kind, d_out=d_out,
-        out_hook=meta.get("hook_name_out") or (str(name) if kind != "sae" else None),
+        out_hook=canonical_name(str(meta.get("hook_name_out") or name)) if kind != "sae" else None,
         apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", kind == "sae")) and kind == "sae",
         model=str(meta.get("model_name") or ""),
     )  # fmt: skip
@@ -220,6 +229,16 @@ def _from_sparsify_hookpoint(name: str) -> str:
         if parts[2:] == ["mlp"]:
             return f"blocks.{parts[1]}.mlp_out"
     return name
+
+
+def _transcoder_points(name: str) -> tuple[str, str]:
+    """A transcoder's (input, output) points from the name a file gives its MLP: ``blocks.L.mlp``,
+    sparsify's ``layers.L.mlp`` (read above as ``blocks.L.mlp_out``); any other name is kept for
+    both, as the file says."""
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2] in ("mlp", "mlp_out"):
+        return mlp_points(f"blocks.{parts[1]}.mlp")
+    return name, name
 
 
 def save_sparsify(coder: SparseCoder, folder: Path) -> Path:
@@ -257,9 +276,9 @@ def load_sparsify(folder: Path, hook: str | None = None) -> SparseCoder:
     d_out = int(t["W_dec"].shape[1]) if "W_dec" in t and transcode else d_in
     kind = "skip_transcoder" if skip else ("transcoder" if transcode else "sae")
     name = hook or _from_sparsify_hookpoint(folder.name)
-    dc = _config(path, d_in=d_in, n_latents=n, hook=name, activation="topk", k=k, kind=kind,
-                          d_out=d_out if transcode else None, out_hook=name if transcode else None,
-                          apply_b_dec_to_input=not transcode)  # fmt: skip
+    in_hook, out_hook = _transcoder_points(name) if transcode else (name, None)
+    dc = _config(path, d_in=d_in, n_latents=n, hook=in_hook, activation="topk", k=k, kind=kind,
+                 d_out=d_out if transcode else None, out_hook=out_hook, apply_b_dec_to_input=not transcode)  # fmt: skip
     return _fill(
         SparseCoder(dc),
         W_enc=_tensor(t, "encoder.weight", (n, d_in), w).T,
@@ -267,6 +286,64 @@ def load_sparsify(folder: Path, hook: str | None = None) -> SparseCoder:
         W_dec=_tensor(t, "W_dec", (n, d_out), w),
         b_dec=_tensor(t, "b_dec", (d_out,), w),
         W_skip=_tensor(t, "W_skip", (d_out, d_in), w).T if skip else None,
+    )
+
+
+# ----- circuit-tracer ---------------------------------------------------------------------------
+def save_circuit_tracer(coder: SparseCoder, folder: Path) -> Path:
+    """A transcoder as circuit-tracer's ``layer_{L}.safetensors`` (scales folded); returns the file."""
+    c = coder.cfg
+    if c.kind == "sae" or not c.hook.startswith("blocks."):
+        raise ModelLoadError("circuit-tracer's files hold per-layer MLP transcoders only")
+    w = coder.folded()
+    out = {"W_enc": w["W_enc"].T, "W_dec": w["W_dec"], "b_enc": w["b_enc"], "b_dec": w["b_dec"]}
+    if coder.activation == "jumprelu":
+        out["activation_function.threshold"] = w["threshold"]
+    elif c.activation == "topk":
+        out["k"] = torch.tensor(c.k)
+    if "W_skip" in w:
+        out["W_skip"] = w["W_skip"].T  # applied as x @ W_skip.T
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CIRCUIT_TRACER_FILE.format(layer=c.hook.split(".")[1])
+    save_file({k: v.contiguous() for k, v in out.items()}, str(path))
+    return path
+
+
+def load_circuit_tracer(path: Path, hook: str | None = None) -> SparseCoder:
+    """A circuit-tracer transcoder file; ``hook`` (``blocks.L.mlp``) defaults to the layer in its
+    name, ``layer_{L}.safetensors``."""
+    t = _read_tensors(path)
+    stem = path.name.removesuffix(".safetensors")
+    if hook is None:
+        layer = stem.removeprefix("layer_")
+        if not (stem.startswith("layer_") and layer.isdigit()):
+            raise ModelLoadError(f"{path}: the file name gives no layer (layer_L.safetensors); pass the hook")
+        hook = f"blocks.{layer}.mlp"
+    for key in ("W_enc", "b_enc", "b_dec"):
+        if key not in t:
+            raise ModelLoadError(f"{path}: missing tensor {key!r} (has {sorted(t)})")
+    n, d_out = int(t["b_enc"].shape[0]), int(t["b_dec"].shape[0])
+    if t["W_enc"].dim() != 2 or t["W_enc"].shape[0] != n:
+        raise ModelLoadError(
+            f"{path}: tensor 'W_enc' has shape {tuple(t['W_enc'].shape)}; expected [{n}, d_in]"
+        )
+    d_in = int(t["W_enc"].shape[1])
+    activation = "jumprelu" if "activation_function.threshold" in t else ("topk" if "k" in t else "relu")
+    skip = "W_skip" in t
+    in_hook, out_hook = _transcoder_points(canonical_name(hook))
+    dc = _config(path, d_in=d_in, n_latents=n, hook=in_hook, activation=activation,
+                 k=int(t["k"]) if activation == "topk" else None, kind="skip_transcoder" if skip else "transcoder",
+                 d_out=d_out, out_hook=out_hook, apply_b_dec_to_input=False)  # fmt: skip
+    return _fill(
+        SparseCoder(dc),
+        W_enc=_tensor(t, "W_enc", (n, d_in), path).T,
+        W_dec=_tensor(t, "W_dec", (n, d_out), path),
+        b_enc=_tensor(t, "b_enc", (n,), path),
+        b_dec=_tensor(t, "b_dec", (d_out,), path),
+        threshold=_tensor(t, "activation_function.threshold", (n,), path)
+        if activation == "jumprelu"
+        else None,
+        W_skip=_tensor(t, "W_skip", (d_out, d_in), path).T if skip else None,
     )
 
 
@@ -315,8 +392,11 @@ def save_openai(coder: SparseCoder, path: Path) -> Path:
 # ----- any ----------------------------------------------------------------------------------------
 def load_any(path: str | Path, hook: str | None = None) -> SparseCoder:
     """Load a dictionary, telling the format from the files: a mechscope folder, a SAELens or
-    sparsify folder, or an OpenAI ``.pt`` state dict (which needs ``hook``)."""
+    sparsify folder, a circuit-tracer ``.safetensors`` file, or an OpenAI ``.pt`` state dict
+    (which needs ``hook``)."""
     p = Path(path).expanduser()
+    if p.is_file() and p.suffix == ".safetensors":
+        return load_circuit_tracer(p, hook)
     if p.is_file() and p.suffix == ".pt":
         if hook is None:
             raise ModelLoadError(f"{p}: an OpenAI state dict does not name its hook point; pass one")
@@ -329,5 +409,6 @@ def load_any(path: str | Path, hook: str | None = None) -> SparseCoder:
         return load_sparsify(p, hook)
     raise ModelLoadError(
         f"{p}: not a dictionary; expected a folder with {NATIVE_CONFIG} (mechscope), {SAELENS_WEIGHTS} "
-        f"(SAELens) or {SPARSIFY_WEIGHTS} (sparsify), or an OpenAI .pt state dict"
+        f"(SAELens) or {SPARSIFY_WEIGHTS} (sparsify), a circuit-tracer layer_L.safetensors file, "
+        "or an OpenAI .pt state dict"
     )
