@@ -44,10 +44,12 @@ def serve_model(
     dataset: Path | None = None,
     collate_demo: bool = False,
     allowed_hosts: list[str] | None = None,
+    dictionaries: list[str] | None = None,
 ) -> None:
     """Serve until Ctrl+C. ``collate_demo``: collate the demo's slice of the default corpus in the
     background (resuming earlier work) when ``dataset`` is not finished. Beyond loopback the server
-    requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here."""
+    requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here. ``dictionaries``:
+    ``--sae`` references attached before serving (``demo``: the demo preset, trained if absent)."""
     start = time.perf_counter()
     import uvicorn
 
@@ -56,7 +58,18 @@ def serve_model(
     from mechscope.server.datasets import DEMO_TOKENS, DatasetSource
     from mechscope.server.settings import Settings
 
+    if dictionaries:
+        from mechscope.server.dictionaries import DEMO_REF, attach_all, demo_refs, dictionary_folders
+
+        for ref in dictionaries:  # a wrong path fails before the model loads
+            if ref != DEMO_REF:
+                dictionary_folders(ref)
     model = load_model(model_ref)
+    if dictionaries:
+        attached = attach_all(model, demo_refs(model, dictionaries, click.echo))
+        click.echo(
+            f"attached {len(attached)} dictionaries; their latents are node kinds: {', '.join(attached)}"
+        )
     if collate_demo and dataset is None:
         from mechscope.data.store import default_workspace
 
