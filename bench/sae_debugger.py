@@ -18,13 +18,13 @@ import time
 from fastapi.testclient import TestClient
 
 import mechscope as ms
+from mechscope.engine.dictionaries import attach_all, demo_refs
 from mechscope.engine.kinds.latent import attach
 from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries import DictionaryConfig, SparseCoder
 from mechscope.models.dictionaries.checkpoint import load_checkpoint
 from mechscope.models.dictionaries.presets import DEMO, preset_folder
 from mechscope.server.app import create_app
-from mechscope.server.dictionaries import attach_all, demo_refs
 
 IOI = {
     "prompt": "When Mary and John went to the store, John gave a drink to",

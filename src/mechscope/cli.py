@@ -222,7 +222,7 @@ def serve(
     saes: tuple[str, ...],
 ) -> None:
     """Serve the JSON API (/api, schema at /openapi.json) and the web app for a model."""
-    from mechscope.server.dictionaries import split_refs
+    from mechscope.engine.dictionaries import split_refs
     from mechscope.server.run import serve_model
 
     serve_model(
@@ -249,7 +249,7 @@ def demo(host: str, port: int, no_browser: bool, no_collate: bool, saes: tuple[s
     """Serve the embedded SmolLM2 and open the Debugger on the IOI prompt (" Mary" vs " John");
     collate a slice of the default corpus for the node pages in the background. With --sae demo,
     the demo preset's dictionaries are attached (trained first, once, if absent)."""
-    from mechscope.server.dictionaries import split_refs
+    from mechscope.engine.dictionaries import split_refs
     from mechscope.server.run import IOI_QUERY, serve_model
 
     serve_model(
@@ -310,6 +310,7 @@ def demo(host: str, port: int, no_browser: bool, no_collate: bool, saes: tuple[s
     help="While running, also write a database of the windows done so far after 1, 2, 4, ... shards.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--sae", "saes", multiple=True, help=SAE_HELP)
 @friendly_errors
 def collate(
     model: str | None,
@@ -325,15 +326,18 @@ def collate(
     workers: int | None,
     preview: bool,
     quiet: bool,
+    saes: tuple[str, ...],
 ) -> None:
-    """Collate what makes every MLP neuron and attention head fire over a corpus (resumable)."""
+    """Collate what makes every MLP neuron and attention head (and --sae latent) fire over a corpus
+    (resumable)."""
     from mechscope.data.cli_collate import run_collate
+    from mechscope.engine.dictionaries import split_refs
 
     if workers is not None and ray_address is None:
         raise click.UsageError("--workers goes with --ray")
     run_collate(
         model, corpus, tokens, out, window, top_k, batch, fmt, field, quiet,
-        ray_address=ray_address, workers=workers, preview=preview,
+        ray_address=ray_address, workers=workers, preview=preview, dictionaries=split_refs(saes),
     )  # fmt: skip
 
 

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from mechscope.cli import main
+from mechscope.engine.dictionaries import attach_all, split_refs
 from mechscope.errors import InputError, ModelLoadError
 from mechscope.models.dictionaries import DictionaryConfig, SparseCoder
 from mechscope.models.loading.dictionary_formats import save_dictionary, save_saelens
 from mechscope.server.app import create_app
-from mechscope.server.dictionaries import attach_all, split_refs
 from tests.conftest import tiny_model
 from tests.models.dictionaries._helpers import random_coder
 
@@ -105,3 +105,28 @@ def test_serve_refuses_a_bad_dictionary_in_one_line_before_loading_the_model(tmp
     r = CliRunner().invoke(main, ["serve", "--sae", str(tmp_path / "nope"), "--model", "/nonexistent.gguf"])
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == [f"Error: --sae {tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_collate_sae_collates_the_latents_for_the_node_pages(tmp_path: Path) -> None:
+    import json
+
+    from mechscope.data.store import Dataset
+    from mechscope.models.loading import load_model
+    from tests.test_cli import _folder_with_tokenizer
+
+    folder = _folder_with_tokenizer(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "bos_token_id": 1, "eos_token_id": 2}))
+    save_dictionary(random_coder(load_model(str(folder)), "blocks.0.resid_post", n=16, k=2), tmp_path / "d")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc dab cab ebb Mac Jab " * 40)
+    out = tmp_path / "ds"
+    args = ["collate", "-m", str(folder), "--corpus", str(corpus), "--out", str(out), "--window", "8",
+            "--top-k", "3", "--batch", "4", "-q", "--sae", str(tmp_path / "d")]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    with Dataset(out) as ds:
+        rows = ds.query("SELECT count(*) AS n FROM nodes WHERE kind = 'sae_l0_resid_post'")
+        assert rows[0]["n"] == 16
+    r = CliRunner().invoke(main, [*args[:-2], "--sae", str(tmp_path / "d"), "--ray"])
+    assert r.exit_code == 1 and "--sae does not work with --ray" in r.output

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from mechscope.cli import main
+from mechscope.engine.dictionaries import attach_all, demo_refs
 from mechscope.models.dictionaries import presets
-from mechscope.server.dictionaries import attach_all, demo_refs
 from tests.conftest import tiny_model
 
 TINY = presets.Preset(

@@ -1,6 +1,6 @@
-"""``serve --sae``: attach dictionaries to the served model before the server starts, so that their
-latents are node kinds of ``GET /api/model`` and every generic endpoint (debug, verify, ablate,
-steer, trace, collation) handles them like neurons and heads."""
+"""``--sae DIR|demo`` (serve, demo, collate): load dictionaries and attach them to a model, so that
+their latents are node kinds (of ``GET /api/model``, of collation) that every generic endpoint
+(debug, verify, ablate, steer, node pages) handles like neurons and heads."""
 
 from __future__ import annotations
 
