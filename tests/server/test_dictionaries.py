@@ -88,11 +88,11 @@ def test_bad_folders_and_other_models_are_refused_naming_the_problem(tmp_path: P
     with pytest.raises(InputError, match=r"wide.*width 32 .*d_in=48"):
         attach_all(model, [str(tmp_path / "wide")])
 
-    named = dataclasses.replace(model.cfg, name="SmolLM2-135M-Instruct")
+    named = dataclasses.replace(model.cfg, name="SmolLM2-135M-Instruct.Q4_1")
     model.cfg = named
     other = SparseCoder(DictionaryConfig(d_in=32, n_latents=8, hook=POINT, k=2, model="gpt2"))
     save_dictionary(other, tmp_path / "other")
-    with pytest.raises(InputError, match=r"trained for model 'gpt2'.*SmolLM2-135M-Instruct"):
+    with pytest.raises(InputError, match=r"trained for model 'gpt2'.*SmolLM2-135M-Instruct.Q4_1"):
         attach_all(model, [str(tmp_path / "other")])
     same = SparseCoder(
         DictionaryConfig(d_in=32, n_latents=8, hook=POINT, k=2, model="HuggingFaceTB/SmolLM2-135M-Instruct")

@@ -48,9 +48,11 @@ def dictionary_folders(ref: str) -> list[Path]:
 
 
 def _model_key(name: str) -> str:
-    """A model name compared loosely: 'HuggingFaceTB/SmolLM2-135M-Instruct' and the GGUF's
-    'SmolLM2-135M-Instruct' (or '...-GGUF', '.gguf') are the same model."""
-    last = name.strip().lower().rsplit("/", 1)[-1].removesuffix(".gguf").removesuffix("-gguf")
+    """A model name compared loosely: 'HuggingFaceTB/SmolLM2-135M-Instruct', the GGUF's
+    'SmolLM2-135M-Instruct.Q4_1' and '...-GGUF' are the same model (a quantisation of its weights)."""
+    last = name.strip().lower().rsplit("/", 1)[-1]
+    while (short := re.sub(r"[.\-_](gguf|q\d\w*|i?q\d\w*|f16|f32|bf16|fp16|fp32)$", "", last)) != last:
+        last = short
     return re.sub(r"[^a-z0-9]", "", last)
 
 
