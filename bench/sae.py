@@ -11,10 +11,19 @@
      removed, dead-latent counts);
    - "mechscope topk (sparse decode)": the same with ``decode="sparse"`` (embedding_bag);
    - "plain PyTorch topk loop": encode, top-k, scatter, decode, MSE, Adam; nothing else;
-   - "mechscope relu + L1" and "plain PyTorch relu + L1 loop" (the issue's 576 -> 4608 ReLU+L1 case).
+   - "mechscope relu + L1" and "plain PyTorch relu + L1 loop" (the issue's 576 -> 4608 ReLU+L1 case);
+   - "SAELens ... (SAETrainer.step)": SAELens's own trainer step (TopKTrainingSAE / StandardTrainingSAE,
+     its dead-feature counts, gradient clipping, Adam, schedulers), when SAELens is installed
+     (`pip install -e .[bench]`); skipped with a line saying so otherwise.
 2. Sparse vs dense TopK decoding (forward + backward of the decoder alone) at widths 4608, 9216 and
    18432 (SmolLM2's 8x, 16x and 32x).
 3. Capturing activations for three layers: one forward feeding all three vs one forward per layer.
+4. End to end from the model: each step's batch captured by a forward to layer 6 (32 windows of
+   128 tokens, mechscope's forward for every trainer: SAELens's own runner needs a TransformerLens
+   model, which cannot load this GGUF offline), then trained on.
+5. Quality at equal width, L0 and token budget: mechscope and SAELens TopK (576 -> 4608, k=32) trained
+   on the same cached activations of real corpus text (blocks.6.resid_post, same batches, same
+   order, same lr), explained variance around the mean and L0 on held-out tokens.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -38,7 +49,60 @@ from _common import (
 )
 
 from mechscope.models.dictionaries.source import capture
-from mechscope.models.dictionaries.training import TrainConfig, decode_topk, new_trainee, step
+from mechscope.models.dictionaries.training import TrainConfig, decode_topk, lr_at, new_trainee, step
+
+HOOK = "blocks.6.resid_post"
+
+
+def saelens_version() -> str | None:
+    try:
+        import sae_lens
+    except ImportError:
+        return None
+    return str(sae_lens.__version__)
+
+
+class SaeLensLoop:
+    """SAELens's own trainer (SAETrainer.step) on a TopK or ReLU + L1 ("standard") SAE."""
+
+    def __init__(
+        self, d: int, n: int, k: int | None, l1: float, lr: float, batch: int, tokens: int, scale: bool
+    ) -> None:
+        from sae_lens import (
+            SAETrainer,
+            StandardTrainingSAE,
+            StandardTrainingSAEConfig,
+            TopKTrainingSAE,
+            TopKTrainingSAEConfig,
+        )
+        from sae_lens.config import LoggingConfig, SAETrainerConfig
+
+        torch.manual_seed(0)
+        norm = "expected_average_only_in" if scale else "none"
+        common = dict(d_in=d, d_sae=n, dtype="float32", device="cpu", normalize_activations=norm)
+        if k is not None:
+            self.sae = TopKTrainingSAE(TopKTrainingSAEConfig(k=k, **common))  # type: ignore[arg-type]
+        else:
+            self.sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=l1, **common))  # type: ignore[arg-type]
+        cfg = SAETrainerConfig(
+            total_training_samples=tokens,
+            train_batch_size_samples=batch,
+            lr=lr,
+            lr_end=lr,
+            logger=LoggingConfig(log_to_wandb=False),
+            n_batches_for_norm_estimate=8,
+        )
+        self.trainer = SAETrainer(cfg, self.sae, data_provider=iter(()))  # type: ignore[arg-type]
+
+    def step(self, x: torch.Tensor) -> float:
+        out = self.trainer.step(x)
+        self.trainer.n_training_steps += 1
+        return float(out.loss.detach())
+
+    def fit(self, batches: list[torch.Tensor]) -> torch.nn.Module:
+        """SAETrainer.fit on ``batches`` (the scale is estimated on the first 8, as SAELens does)."""
+        self.trainer.data_provider = iter(batches[:8] + batches)
+        return self.trainer.fit().eval()
 
 
 def cached_activations(model: torch.nn.Module, hooks: list[str], tokens: int, window: int = 128) -> dict:
@@ -97,6 +161,11 @@ def training_speed(x: torch.Tensor, n: int, k: int, batch: int, steps: int) -> l
         cfg = TrainConfig(hooks=(hook,), n_latents=n, k=k, activation=act, decode=decode, tokens=10**12)
         trainees[name] = (new_trainee(cfg, hook, d, x[:4096], "bench"), cfg)
     plain_topk, plain_relu = PlainLoop(d, n, k), PlainLoop(d, n, None, l1=1e-3)
+    lens = {}
+    if saelens_version() is not None:
+        total = 10**9
+        lens["topk"] = SaeLensLoop(d, n, k, 0.0, 1e-4, batch, total, scale=False)
+        lens["relu"] = SaeLensLoop(d, n, None, 1e-3, 1e-4, batch, total, scale=False)
     it = {"i": 0}
 
     def run(fn):  # one step per call, on the next batch
@@ -117,18 +186,100 @@ def training_speed(x: torch.Tensor, n: int, k: int, batch: int, steps: int) -> l
         "mechscope relu + L1": run(lambda b: step(trainees["relu"][0], trainees["relu"][1], b, 1e-4)),
         "plain PyTorch relu + L1 loop": run(plain_relu.step),
     }
+    for act, loop in lens.items():
+        name = "SAELens topk (SAETrainer.step)" if act == "topk" else "SAELens relu + L1 (SAETrainer.step)"
+        fns[name] = run(loop.step)
     timings, _ = bench_interleaved(fns, cell_s=steps * 0.0, warmup=1, reps=steps)
-    base = {
-        "topk": timings["plain PyTorch topk loop"].median_ms,
-        "relu": timings["plain PyTorch relu + L1 loop"].median_ms,
-    }
+    return speed_rows(timings, batch)
+
+
+def speed_rows(timings: dict, tokens: int) -> list[list[str]]:
+    """ms, tok/s, and the ratios against the plain loop and SAELens of the same activation."""
     rows = []
     for name, t in timings.items():
-        ref = base["relu" if "relu" in name else "topk"]
-        rows.append(
-            [name, f"{t.median_ms:.0f}", f"{batch / t.median_ms * 1e3:,.0f}", f"{ref / t.median_ms:.2f}x"]
-        )
+        act = "relu" if "relu" in name else "topk"
+        plain = timings[f"plain PyTorch {'relu + L1' if act == 'relu' else 'topk'} loop"].median_ms
+        lens = timings.get(f"SAELens {'relu + L1' if act == 'relu' else 'topk'} (SAETrainer.step)")
+        vs_lens = f"{lens.median_ms / t.median_ms:.2f}x" if lens is not None else "n/a"
+        rows.append([name, f"{t.median_ms:.0f}", f"{tokens / t.median_ms * 1e3:,.0f}",
+                     f"{plain / t.median_ms:.2f}x", vs_lens])  # fmt: skip
     return rows
+
+
+def end_to_end_speed(model: torch.nn.Module, n: int, k: int, windows: int, reps: int) -> list[list[str]]:
+    """Each call: one forward to layer 6 of ``windows`` x 128 random-but-fixed tokens, then one
+    training step on its stream tokens, per implementation."""
+    ids = torch.randint(100, 40000, (windows, 128), generator=torch.Generator().manual_seed(3))
+    x0, _ = capture(model, ids, [HOOK], None)  # type: ignore[arg-type]
+    d, batch = x0[HOOK].shape[1], x0[HOOK].shape[0]
+    cfg = TrainConfig(hooks=(HOOK,), n_latents=n, k=k, tokens=10**12)
+    ours = new_trainee(cfg, HOOK, d, x0[HOOK][:4096], "bench")
+    plain = PlainLoop(d, n, k)
+    trainers = {"mechscope topk (sparse decode)": lambda x: step(ours, cfg, x, 1e-4),
+                "plain PyTorch topk loop": plain.step}  # fmt: skip
+    if saelens_version() is not None:
+        trainers["SAELens topk (SAETrainer.step)"] = SaeLensLoop(d, n, k, 0, 1e-4, batch, 10**9, False).step
+
+    def call(train: object) -> None:
+        with torch.no_grad():
+            x, _ = capture(model, ids, [HOOK], None)  # type: ignore[arg-type]
+        train(x[HOOK])  # type: ignore[operator]
+
+    fns = {name: (lambda t=t: call(t)) for name, t in trainers.items()}
+    timings, _ = bench_interleaved(fns, cell_s=0, warmup=1, reps=reps)
+    return speed_rows(timings, batch)
+
+
+def real_activations(model: torch.nn.Module, tokens: int) -> torch.Tensor:
+    """blocks.6.resid_post stream tokens of the default corpus (sinks left out, as training does)."""
+    from mechscope.data.corpora import make_windows, open_corpus
+
+    windows = make_windows(open_corpus(None), model.tokenizer, 128, int(tokens * 1.05)).tokens  # type: ignore[attr-defined]
+    out = []
+    for b in range(0, len(windows), 16):
+        got, _ = capture(model, windows[b : b + 16], [HOOK], 10.0)  # type: ignore[arg-type]
+        out.append(got[HOOK])
+    return torch.cat(out)
+
+
+def quality(x: torch.Tensor, n: int, k: int, train_tokens: int, batch: int, lr: float) -> list[list[str]]:
+    """mechscope's recipe and SAELens's TopK trained on the same batches in the same order (one
+    epoch of ``train_tokens``), evaluated on the tokens after them."""
+    g = torch.Generator().manual_seed(0)
+    train_x, held = x[:train_tokens], x[train_tokens:]
+    train_x = train_x[torch.randperm(len(train_x), generator=g)]
+    batches = [train_x[b : b + batch] for b in range(0, len(train_x) - batch + 1, batch)]
+    rows = []
+    cfg = TrainConfig(hooks=(HOOK,), n_latents=n, k=k, tokens=len(batches) * batch, batch_tokens=batch, lr=lr)
+    t = new_trainee(cfg, HOOK, x.shape[1], train_x[:16384], "bench")
+    t0 = time.perf_counter()
+    for b in batches:
+        step(t, cfg, b, lr_at(cfg, t))
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        c = t.coder.eval()
+        rows.append(_quality_row("mechscope topk (default recipe)", held, c.decode(c.encode(held)),
+                                 c.encode(held), seconds, cfg.tokens))  # fmt: skip
+    if saelens_version() is not None:
+        lens = SaeLensLoop(x.shape[1], n, k, 0.0, lr, batch, len(batches) * batch, scale=True)
+        t0 = time.perf_counter()
+        sae = lens.fit(batches)
+        seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            acts = sae.encode(held)
+            rows.append(_quality_row("SAELens topk (SAETrainer.fit)", held, sae.decode(acts), acts, seconds,
+                                     cfg.tokens))  # fmt: skip
+    return rows
+
+
+def _quality_row(
+    name: str, x: torch.Tensor, recon: torch.Tensor, acts: torch.Tensor, s: float, n: int
+) -> list[str]:
+    ev = 1 - float((x - recon).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+    ev0 = 1 - float((x - recon).pow(2).sum() / x.pow(2).sum())
+    l0 = float((acts > 0).sum(-1).float().mean())
+    dead = int(((acts > 0).sum(0) == 0).sum())
+    return [name, f"{l0:.1f}", f"{ev:.4f}", f"{ev0:.4f}", str(dead), f"{s:.0f}", f"{n / s:,.0f}"]
 
 
 def decode_speed(widths: list[int], d: int, k: int, batch: int, reps: int) -> list[list[str]]:
@@ -163,12 +314,15 @@ def capture_speed(model: torch.nn.Module, hooks: list[str], reps: int) -> list[l
 
 
 def main() -> None:
+    os.environ.setdefault("TQDM_DISABLE", "1")  # SAELens's progress bars would interleave with the tables
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--random-weights", action="store_true")
     ap.add_argument("--latents", type=int, default=4608)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--quality-tokens", type=int, default=200_000, help="training tokens of section 5")
+    ap.add_argument("--lr", type=float, default=1e-3, help="section 5's learning rate (both tools)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     probe = contention_probe()
@@ -176,12 +330,18 @@ def main() -> None:
     print(f"model: {which}; {torch.get_num_threads()} threads")
     if (w := busy_warning(probe)) is not None:
         print(w)
+    lens = saelens_version()
+    print(
+        f"SAELens {lens}"
+        if lens
+        else "SAELens is not installed (pip install -e .[bench]): its rows are skipped"
+    )
     steps = 4 if args.quick else 10
     hooks = ["blocks.3.resid_post", "blocks.6.resid_post", "blocks.9.resid_post"]
     with torch.no_grad():
         x = cached_activations(model, ["blocks.6.resid_post"], args.batch * 4)["blocks.6.resid_post"]
     out: dict = {"model": which, "probe": probe}
-    header = ["implementation", "ms/step", "tok/s", "vs plain loop"]
+    header = ["implementation", "ms/step", "tok/s", "vs plain loop", "vs SAELens"]
     rows = training_speed(x, args.latents, args.k, args.batch, steps)
     print(f"\n1. training on cached activations: 576 -> {args.latents}, k={args.k}, batch {args.batch}")
     print(table(rows, header))
@@ -196,6 +356,24 @@ def main() -> None:
     print(f"\n3. capturing {', '.join(hooks)} from 16 x 128 tokens")
     print(table(rows, ["", "ms", "tok/s", "time vs one forward"]))
     out["capture"] = rows
+    rows = end_to_end_speed(model, args.latents, args.k, 32, 3 if args.quick else 6)
+    print(f"\n4. end to end: forward to layer 6 of 32 x 128 tokens, then one step, 576 -> {args.latents}")
+    print(table(rows, ["implementation", "ms/step", "tok/s", "vs plain loop", "vs SAELens"]))
+    out["end_to_end"] = rows
+    if which.startswith("random"):
+        print("\n5. quality: skipped with random weights (it needs the real model's activations)")
+    else:
+        held = 16_384
+        with torch.no_grad():
+            x = real_activations(model, args.quality_tokens + held)
+        rows = quality(x, args.latents, args.k, len(x) - held, args.batch, args.lr)
+        print(
+            f"\n5. quality: 576 -> {args.latents}, k={args.k}, {len(x) - held:,} training tokens, batch "
+            f"{args.batch}, lr {args.lr}; evaluated on the next {held:,} tokens"
+        )
+        print(table(rows, ["implementation", "L0", "EV (around mean)", "EV legacy (around 0)", "dead",
+                           "train s", "tok/s"]))  # fmt: skip
+        out["quality"] = rows
     write_json(args.json, out)
 
 

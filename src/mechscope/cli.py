@@ -12,6 +12,11 @@ import click
 from mechscope import __version__
 from mechscope.cli_common import MODEL_HELP, friendly_errors
 
+SAE_HELP = (
+    "Attach a dictionary (repeatable or comma-separated): a train-sae output folder or one of its "
+    "per-hook folders, a SAELens or sparsify folder; 'demo': the demo preset's (trained first if absent)."
+)
+
 
 @click.group()
 @click.version_option(__version__, prog_name="mechscope")
@@ -205,6 +210,7 @@ def attribute(
     default=None,
     help="A collated dataset folder (mechscope collate) for the node pages.",
 )
+@click.option("--sae", "saes", multiple=True, help=SAE_HELP)
 @friendly_errors
 def serve(
     model: str | None,
@@ -213,8 +219,10 @@ def serve(
     cors: tuple[str, ...],
     allowed_hosts: tuple[str, ...],
     dataset: Path | None,
+    saes: tuple[str, ...],
 ) -> None:
     """Serve the JSON API (/api, schema at /openapi.json) and the web app for a model."""
+    from mechscope.engine.dictionaries import split_refs
     from mechscope.server.run import serve_model
 
     serve_model(
@@ -226,6 +234,7 @@ def serve(
         open_browser=False,
         dataset=dataset,
         allowed_hosts=list(allowed_hosts),
+        dictionaries=split_refs(saes),
     )
 
 
@@ -234,13 +243,19 @@ def serve(
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; only print the address.")
 @click.option("--no-collate", is_flag=True, help="Do not collate the default corpus slice in the background.")
+@click.option("--sae", "saes", multiple=True, help=SAE_HELP)
 @friendly_errors
-def demo(host: str, port: int, no_browser: bool, no_collate: bool) -> None:
+def demo(host: str, port: int, no_browser: bool, no_collate: bool, saes: tuple[str, ...]) -> None:
     """Serve the embedded SmolLM2 and open the Debugger on the IOI prompt (" Mary" vs " John");
-    collate a slice of the default corpus for the node pages in the background."""
+    collate a slice of the default corpus for the node pages in the background. With --sae demo,
+    the demo preset's dictionaries are attached (trained first, once, if absent)."""
+    from mechscope.engine.dictionaries import split_refs
     from mechscope.server.run import IOI_QUERY, serve_model
 
-    serve_model(None, host, port, [], IOI_QUERY, open_browser=not no_browser, collate_demo=not no_collate)
+    serve_model(
+        None, host, port, [], IOI_QUERY, open_browser=not no_browser, collate_demo=not no_collate,
+        dictionaries=split_refs(saes),
+    )  # fmt: skip
 
 
 @main.command()
@@ -295,6 +310,7 @@ def demo(host: str, port: int, no_browser: bool, no_collate: bool) -> None:
     help="While running, also write a database of the windows done so far after 1, 2, 4, ... shards.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--sae", "saes", multiple=True, help=SAE_HELP)
 @friendly_errors
 def collate(
     model: str | None,
@@ -310,15 +326,18 @@ def collate(
     workers: int | None,
     preview: bool,
     quiet: bool,
+    saes: tuple[str, ...],
 ) -> None:
-    """Collate what makes every MLP neuron and attention head fire over a corpus (resumable)."""
+    """Collate what makes every MLP neuron and attention head (and --sae latent) fire over a corpus
+    (resumable)."""
     from mechscope.data.cli_collate import run_collate
+    from mechscope.engine.dictionaries import split_refs
 
     if workers is not None and ray_address is None:
         raise click.UsageError("--workers goes with --ray")
     run_collate(
         model, corpus, tokens, out, window, top_k, batch, fmt, field, quiet,
-        ray_address=ray_address, workers=workers, preview=preview,
+        ray_address=ray_address, workers=workers, preview=preview, dictionaries=split_refs(saes),
     )  # fmt: skip
 
 

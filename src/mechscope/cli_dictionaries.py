@@ -17,8 +17,14 @@ SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "l
 
 @click.command("train-sae")
 @click.option("--model", "-m", "model_ref", default=None, help=MODEL_HELP)
-@click.option("--hook", "hooks", required=True, help="Hook point(s), comma-separated: all from one forward.")
-@click.option("--latents", required=True, type=click.IntRange(1), help="Latents per dictionary.")
+@click.option("--hook", "hooks", default=None, help="Hook point(s), comma-separated: all from one forward.")
+@click.option("--latents", default=None, type=click.IntRange(1), help="Latents per dictionary.")
+@click.option(
+    "--preset",
+    default=None,
+    help="demo: SmolLM2's resid_post at layers 3, 6, 9, 4608 latents, k=32, about 15 min on 2 cores; "
+    "sets every training option (--model, --corpus, --out and --quiet still apply).",
+)
 @click.option(
     "--k", "k", default=32, show_default=True, type=click.IntRange(1), help="Active latents per token."
 )
@@ -50,7 +56,7 @@ SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "l
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @friendly_errors
 def train_sae(
-    model_ref: str | None, hooks: str, latents: int, k: int, tokens: int, corpus: str | None, kind: str,
+    model_ref: str | None, hooks: str | None, latents: int | None, preset: str | None, k: int, tokens: int, corpus: str | None, kind: str,
     activation: str, out: str | None, batch_tokens: int, lr: float | None, window: int, no_auxk: bool,
     seed: int, quiet: bool,
 ) -> None:  # fmt: skip
@@ -62,6 +68,11 @@ def train_sae(
     from mechscope.models.loading import load_model
     from mechscope.models.loading.assets import mechscope_home
 
+    if preset is not None:
+        _train_preset(model_ref, preset, corpus, out, quiet)
+        return
+    if hooks is None or latents is None:
+        raise click.UsageError("--hook and --latents are required (or --preset)")
     names = tuple(h.strip() for h in hooks.split(",") if h.strip())
     cfg = TrainConfig(hooks=names, n_latents=latents, k=k, tokens=tokens, activation=activation,
                       kind=kind.replace("-", "_"), batch_tokens=batch_tokens, lr=lr, window=window,
@@ -134,6 +145,24 @@ def eval_sae(
     for m in ("hook", "tokens", "predictions", *SHOWN, "fvu", "mse", "ce_clean", "ce_with_dictionary",
               "ce_zero_ablation", "ce_mean_ablation", "dead_latents"):  # fmt: skip
         click.echo(f"{m:<40} {_fmt(getattr(ev, m))}")
+
+
+def _train_preset(model_ref: str | None, name: str, corpus: str | None, out: str | None, quiet: bool) -> None:
+    from mechscope.data.corpora import open_corpus
+    from mechscope.models.dictionaries.presets import get_preset, preset_folder, train_preset
+    from mechscope.models.loading import load_model
+
+    preset = get_preset(name)
+    next(open_corpus(corpus).documents())  # a bad corpus fails before the model loads
+    model = load_model(model_ref)
+    root = Path(out) if out else preset_folder(model, preset)
+    say = (lambda _msg: None) if quiet else click.echo
+    results = train_preset(model, preset, root, corpus, None if quiet else _progress(preset.train), say)
+    if not quiet:
+        click.echo("", err=True)
+    click.echo(f"dictionaries: {root}")
+    for hook, ev in results.items():
+        click.echo(f"{hook}: " + ", ".join(f"{m} {_fmt(getattr(ev, m))}" for m in SHOWN))
 
 
 def _fmt(v: Any) -> str:

@@ -21,6 +21,7 @@ def run_collate(
     ray_address: str | None = None,
     workers: int | None = None,
     preview: bool = False,
+    dictionaries: list[str] | None = None,
 ) -> Path:
     import time
 
@@ -32,7 +33,15 @@ def run_collate(
 
     corpus = open_corpus(corpus_ref, fmt, field)
     next(corpus.documents())  # read the first document before loading the model: bad corpora fail fast
+    if dictionaries and ray_address is not None:
+        raise InputError(
+            "--sae does not work with --ray yet: Ray workers load the model without dictionaries"
+        )
     model = load_model(model_ref)
+    if dictionaries:  # their latents are node kinds, collated like neurons
+        from mechscope.engine.dictionaries import attach_all, demo_refs
+
+        attach_all(model, demo_refs(model, dictionaries, click.echo))
     if model.tokenizer is None:
         raise InputError("this model has no tokenizer; collation needs one to cut the corpus into windows")
     windows = make_windows(corpus, model.tokenizer, window, tokens or None)

@@ -55,8 +55,9 @@ class DatasetSource:
                 return None
             return self._dataset
 
-    def collate_in_background(self, tokens: int = DEMO_TOKENS) -> None:
-        """Start (or resume) collating the default corpus into ``root`` with the default model."""
+    def collate_in_background(self, tokens: int = DEMO_TOKENS, dictionaries: list[str] | None = None) -> None:
+        """Start (or resume) collating the default corpus into ``root`` with the default model, and
+        the latents of ``dictionaries`` (``--sae`` folders) attached to it."""
         assert self.root is not None
         if self.progress()["status"] == "done":
             return
@@ -73,6 +74,8 @@ class DatasetSource:
             "--preview",  # node pages fill in while it runs
             "--quiet",
         ]
+        for ref in dictionaries or []:
+            cmd += ["--sae", ref]
         logf = open(self.root.parent / f"{self.root.name}.log", "ab")  # noqa: SIM115 (the child owns it)
         self.process = subprocess.Popen(
             cmd, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(10), start_new_session=True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import time
 import webbrowser
@@ -44,10 +45,12 @@ def serve_model(
     dataset: Path | None = None,
     collate_demo: bool = False,
     allowed_hosts: list[str] | None = None,
+    dictionaries: list[str] | None = None,
 ) -> None:
     """Serve until Ctrl+C. ``collate_demo``: collate the demo's slice of the default corpus in the
     background (resuming earlier work) when ``dataset`` is not finished. Beyond loopback the server
-    requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here."""
+    requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here. ``dictionaries``:
+    ``--sae`` references attached before serving (``demo``: the demo preset, trained if absent)."""
     start = time.perf_counter()
     import uvicorn
 
@@ -56,11 +59,28 @@ def serve_model(
     from mechscope.server.datasets import DEMO_TOKENS, DatasetSource
     from mechscope.server.settings import Settings
 
+    if dictionaries:
+        from mechscope.engine.dictionaries import DEMO_REF, attach_all, demo_refs, dictionary_folders
+
+        for ref in dictionaries:  # a wrong path fails before the model loads
+            if ref != DEMO_REF:
+                dictionary_folders(ref)
     model = load_model(model_ref)
+    folders: list[str] = []
+    if dictionaries:
+        folders = [str(Path(r).expanduser().resolve()) for r in demo_refs(model, dictionaries, click.echo)]
+        attached = attach_all(model, folders)
+        click.echo(
+            f"attached {len(attached)} dictionaries; their latents are node kinds: {', '.join(attached)}"
+        )
     if collate_demo and dataset is None:
         from mechscope.data.store import default_workspace
 
-        dataset = default_workspace(model.cfg.name or "model", f"wiki-demo-{DEMO_TOKENS}")
+        # With dictionaries the demo's dataset also collates their latents: a folder of its own.
+        key = f"-latents-{hashlib.sha256(chr(10).join(sorted(folders)).encode()).hexdigest()[:8]}"
+        dataset = default_workspace(
+            model.cfg.name or "model", f"wiki-demo-{DEMO_TOKENS}{key if folders else ''}"
+        )
     token = access_token(host)
     settings = Settings(
         host=host,
@@ -72,7 +92,7 @@ def serve_model(
     )
     source = DatasetSource(dataset)
     if collate_demo:
-        source.collate_in_background()
+        source.collate_in_background(dictionaries=folders)
         if source.process is not None:
             click.echo(
                 f"collating {DEMO_TOKENS:,} tokens of the default corpus in the background into {dataset}"

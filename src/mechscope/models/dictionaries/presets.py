@@ -1,0 +1,108 @@
+"""Named training presets: ``mechscope train-sae --preset demo`` and ``mechscope demo --sae demo``.
+
+The demo preset trains SAEs on three residual-stream points of SmolLM2 from one model forward,
+sized to finish in about 15 minutes on 2 CPU cores (docs/autoencoders.md has the measurement that
+set ``tokens``). It lives in one cache folder per model, so a second start reuses it and an
+interrupted run resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mechscope.errors import InputError
+from mechscope.models.decoder import HookedDecoder
+from mechscope.models.dictionaries.eval import Evaluation
+from mechscope.models.dictionaries.training import Progress, TrainConfig
+from mechscope.models.dictionaries.workflow import hook_folder, train_to_folder
+from mechscope.models.loading.assets import mechscope_home
+from mechscope.models.loading.dictionary_formats import NATIVE_CONFIG
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    train: TrainConfig
+    tok_s: float
+    """Corpus tokens/s measured on 2 CPU cores, end to end (the model forward included; each token
+    trains every dictionary), for the time estimate printed before training starts."""
+    fixed_seconds: float
+    """Measured time outside the training steps: tokenising, the initial sample, the evaluations."""
+    eval_windows: int = 64
+    """Held-out windows each dictionary is evaluated on (train-sae's 64 take 4.4 min per dictionary
+    on 2 cores: five full-model forwards each)."""
+
+    def estimate_seconds(self) -> float:
+        return self.train.tokens / self.tok_s + self.fixed_seconds
+
+
+# Measured on 2026-12-03 on 2 idle cores (docs/autoencoders.md, "The demo preset"): 784 corpus
+# tok/s training 3 hook points from one forward to layer 9, 4,608 TopK latents each (2,350
+# dictionary-tokens/s); evaluating one dictionary on 16 windows ~65 s. 400k tokens: ~8.5 min of
+# training, ~13 min in all.
+DEMO = Preset(
+    name="demo",
+    train=TrainConfig(
+        hooks=("blocks.3.resid_post", "blocks.6.resid_post", "blocks.9.resid_post"),
+        n_latents=4608,
+        k=32,
+        tokens=400_000,
+        batch_tokens=2048,
+        lr=1e-3,  # a short run: faster than sparsify's lr law (3.8e-4 at this width) gets there
+    ),
+    tok_s=784.0,
+    fixed_seconds=260.0,
+    eval_windows=16,
+)
+PRESETS = {p.name: p for p in (DEMO,)}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise InputError(f"preset {name!r} is not one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset_folder(model: HookedDecoder, preset: Preset) -> Path:
+    """Where a preset's dictionaries live: $MECHSCOPE_HOME/dictionaries/<model>/<preset>."""
+    return mechscope_home() / "dictionaries" / (model.cfg.name or "model") / f"preset-{preset.name}"
+
+
+def is_trained(folder: Path, preset: Preset) -> bool:
+    """Whether every dictionary of the preset is saved in ``folder`` (written after training)."""
+    return all((hook_folder(folder, h) / NATIVE_CONFIG).is_file() for h in preset.train.hooks)
+
+
+def train_preset(
+    model: HookedDecoder,
+    preset: Preset,
+    out: Path,
+    corpus: str | None = None,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Evaluation]:
+    """Train (or resume) the preset's dictionaries into ``out``, saying first how long it should take."""
+    from mechscope.data.corpora import make_windows, open_corpus
+
+    cfg = preset.train
+    for h in cfg.hooks:
+        model.hook_point(h)  # a model without these points fails now, naming the allowed ones
+    if model.tokenizer is None:
+        raise InputError("this model has no tokenizer; training needs one to cut the corpus into windows")
+    minutes = preset.estimate_seconds() / 60
+    say(
+        f"training the {preset.name} dictionaries ({', '.join(cfg.hooks)}; {cfg.n_latents} latents, "
+        f"k={cfg.k}, {cfg.tokens:,} tokens) into {out}: about {minutes:.0f} min on 2 CPU cores, "
+        "once (an interrupted run resumes)"
+    )
+    t0 = time.perf_counter()
+    text = open_corpus(corpus)
+    # Enough windows for the tokens asked (sinks left out: 10% spare) and the held-out set.
+    n_tokens = int(cfg.tokens * 1.1) + preset.eval_windows * (cfg.window - 1)
+    windows = make_windows(text, model.tokenizer, cfg.window, n_tokens)
+    results = train_to_folder(model, windows.tokens, cfg, out, preset.eval_windows, progress)
+    say(f"trained the {preset.name} dictionaries in {time.perf_counter() - t0:.0f} s")
+    return results
