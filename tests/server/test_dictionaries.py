@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -130,3 +131,27 @@ def test_collate_sae_collates_the_latents_for_the_node_pages(tmp_path: Path) -> 
         assert rows[0]["n"] == 16
     r = CliRunner().invoke(main, [*args[:-2], "--sae", str(tmp_path / "d"), "--ray"])
     assert r.exit_code == 1 and "--sae does not work with --ray" in r.output
+
+
+def test_a_saved_skip_transcoder_attaches_and_its_latents_are_scored_and_ablated(tmp_path: Path) -> None:
+    from tests.models.dictionaries.test_transcoders import random_transcoder
+
+    model = tiny_model("llama")
+    coder = random_transcoder(model)
+    run = save_dictionary(coder, tmp_path / "run" / "blocks.1.mlp").parent
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    clean = model(tokens)
+    assert attach_all(model, split_refs([str(run)])) == ["skip_transcoder_l1_mlp_out"]
+    # The error term is kept: attaching does not change the model's outputs.
+    assert torch.allclose(model(tokens), clean, atol=1e-5)
+    with TestClient(create_app(model), raise_server_exceptions=False, base_url="http://localhost") as c:
+        assert "skip_transcoder_l1_mlp_out" in {k["name"] for k in c.get("/api/model").json()["kinds"]}
+        r = c.post("/api/debug", json=DEBUG)
+        assert r.status_code == 200, r.text
+        rows = [n for n in r.json()["left"]["nodes"] if n["node"]["kind"] == "skip_transcoder_l1_mlp_out"]
+        assert rows, "the node table has no transcoder latent rows"
+        top = max(rows, key=lambda n: abs(n["total_effect"]))["node"]
+        ablate = {"target": {"kind": top["kind"], "index": top["index"], "positions": [top["token"]]},
+                  "op": {"kind": "zero"}}  # fmt: skip
+        body = c.post("/api/debug", json={**DEBUG, "interventions": [ablate]}).json()
+        assert body["value_diff"] is not None and abs(body["value_diff"]) > 1e-6
