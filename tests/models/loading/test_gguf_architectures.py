@@ -71,6 +71,9 @@ CASES: dict[str, tuple[str, str, str, dict[str, Any], bool]] = {
     "qwen2": ("qwen2", "Qwen2Config", "Qwen2ForCausalLM", COMMON, True),
     # transformers' own GGUF reader ignores qwen3.attention.key_length (keeps head_dim=128).
     "qwen3": ("qwen3", "Qwen3Config", "Qwen3ForCausalLM", dict(COMMON, head_dim=HEAD_DIM), False),
+    # transformers 5.24's own GGUF reader was tried on these three files too: its phi3 and gemma2
+    # logits differ from its own model on the same weights, and it fails to build gemma3
+    # (pad_token_id out of range), so only our loader is compared there.
     "phi3": (
         "phi3",
         "Phi3Config",
