@@ -155,3 +155,10 @@ def test_a_saved_skip_transcoder_attaches_and_its_latents_are_scored_and_ablated
                   "op": {"kind": "zero"}}  # fmt: skip
         body = c.post("/api/debug", json={**DEBUG, "interventions": [ablate]}).json()
         assert body["value_diff"] is not None and abs(body["value_diff"]) > 1e-6
+        # Traced: its activation becomes the direction of interest, scored upstream.
+        node = {"kind": top["kind"], "index": top["index"], "token": top["token"]}
+        traced = c.post("/api/debug", json={"prompt": PROMPT, "trace": {"node": node}})
+        assert traced.status_code == 200, traced.text
+        assert (
+            f"skip_transcoder_l1_mlp_out.{top['index']}@{top['token']}" in traced.json()["left"]["direction"]
+        )

@@ -104,3 +104,42 @@ def test_latents_are_collated(tmp_path: Path) -> None:
     top = ds.top_examples(name, 0, latent, n=1)[0]
     assert top["activation"] == pytest.approx(float(x[..., latent].max()), rel=1e-3)
     assert top["window_id"] == int(x[..., latent].amax(1).argmax())
+
+
+@pytest.mark.parametrize("point", ["blocks.1.resid_mid", "blocks.0.mlp.post"])
+def test_a_latent_is_traced_to_the_residual_stream_its_dictionary_reads(point: str) -> None:
+    """Tracing a latent scores the upstream nodes for its activation: the value is the latent's
+    activation, the backward enters where the dictionary reads the residual stream, and an
+    upstream node's estimated total effect is its activation times the gradient of that value."""
+    from mechscope.engine.directions import NodeDirection
+
+    model = tiny_model("llama")
+    name = attach(model, random_coder(model, point, n=48, k=8), "sae_traced")
+    plain = attribute(model, PROMPT, TARGETS, kinds=[name])
+    m = plain.metrics[name].activation
+    token, index = (int(v) for v in torch.nonzero(m[1:] > 0)[0])  # an active latent past position 0
+    token += 1
+    node = Node(kind=name, index=index, token=token)
+    attr = attribute(model, PROMPT, NodeDirection(node=node), kinds=["embedding"], freeze_norm_scale=False)
+    reads = "blocks.1.resid_mid" if point.endswith("resid_mid") else "blocks.0.resid_mid"
+    assert attr.objective.start == reads and not attr.objective.linear
+    assert attr.value == pytest.approx(float(m[token, index]), rel=1e-5)
+    # By hand: the latent's activation differentiated with respect to the token embeddings.
+    ids = torch.tensor([attr.token_ids])
+    seen: dict[str, torch.Tensor] = {}
+
+    def leaf(x: torch.Tensor, _hp: object) -> torch.Tensor:
+        seen["embed"] = x.detach().requires_grad_(True)
+        return seen["embed"]
+
+    def keep(x: torch.Tensor, _hp: object) -> None:
+        seen["acts"] = x
+
+    with torch.enable_grad(), model.hooks(fwd=[("embed", leaf), (f"{point}.{name}.acts", keep)]):
+        model(ids)
+    emb, acts = seen["embed"], seen["acts"]
+    (grad,) = torch.autograd.grad(acts[0, token, index], emb)
+    by_hand = (emb * grad)[0].sum(-1).detach()
+    total = attr.metrics["embedding"].total_effect.reshape(len(attr.token_ids), -1).sum(-1)
+    torch.testing.assert_close(total, by_hand, atol=1e-5, rtol=1e-4)
+    assert float(by_hand[token + 1 :].abs().sum()) == 0 and float(by_hand[token].abs()) > 0

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, kinds_of
+from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, Trace, kinds_of
 from mechscope.engine.metrics import Context, Metrics
+from mechscope.engine.objective import Objective, detach_hook, mlp_input_point
 from mechscope.errors import InputError
 from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.dictionaries.points import input_norm, norm_of
@@ -32,6 +33,26 @@ from mechscope.models.weights import Reader, residual_map, write_rank
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
     from mechscope.models.decoder import HookedDecoder
+    from mechscope.models.hooks import HookFn
+
+_RESIDUAL = ("resid_pre", "resid_mid", "resid_post")
+
+
+def read_point(model: HookedDecoder, hook: str) -> tuple[str, str | None] | None:
+    """Where a dictionary reading ``hook`` reads the residual stream, and the norm (``blocks.L.ln1``
+    or ``ln2``) in between, if any: the residual point itself, the attention's input for its
+    sub-steps, the MLP's for its own (and a transcoder's ``ln2.out``). None outside the blocks."""
+    parts = hook.split(".")
+    if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit():
+        return None
+    layer, site = int(parts[1]), parts[2]
+    if site in _RESIDUAL:
+        return hook, None
+    if site in ("ln1", "attn", "attn_out"):
+        return f"blocks.{layer}.resid_pre", f"blocks.{layer}.ln1"
+    if site in ("ln2", "mlp", "mlp_out"):
+        return mlp_input_point(model.cfg.parallel_residual, layer), f"blocks.{layer}.ln2"
+    return None
 
 
 def residual_rows(coder: SparseCoder, model: HookedDecoder, point: str) -> torch.Tensor:
@@ -122,6 +143,36 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
     def reader(model: HookedDecoder, _layer: int | None, index: int) -> Reader:
         return Reader(input_norm(model, norm_point), (coder.W_enc[:, index] / coder.scale_in).detach())
 
+    def trace(
+        model: HookedDecoder,
+        node: Node,
+        _through: str | None,
+        _downstream: Node | None,
+        freeze: bool,
+        **common: object,
+    ) -> Objective:
+        """Trace a latent's activation back to the residual stream its dictionary reads (with the
+        norm in between frozen, as for a neuron); never linear: the activation is TopK/ReLU'd."""
+        found = read_point(model, coder.cfg.hook)
+        if found is None:
+            raise InputError(f"{name} reads {coder.cfg.hook}, which is not downstream of a residual point")
+        start, norm = found
+        t, i = node.token, node.index
+
+        def latent_value(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+            return acts[acts_point][..., 0, t, i]
+
+        hooks: list[tuple[str, HookFn]] = [(f"{norm}.scale", detach_hook)] if freeze and norm else []
+        return Objective(
+            start=start,
+            value=latent_value,
+            read=(acts_point,),
+            stop=acts_point,
+            fwd_hooks=hooks,
+            linear=False,
+            **common,  # type: ignore[arg-type]
+        )
+
     c = coder.cfg
     return Kind(
         name=name,
@@ -138,6 +189,7 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
         metrics=metrics,
         coords=("token", "index"),
         site=site,
+        trace=Trace(trace, through=((None, "trace"),)),
         write=write,
         reader=reader if norm_of(norm_point) else None,
         collation=Collation(
