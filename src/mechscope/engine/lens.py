@@ -148,16 +148,14 @@ def node_tokens(
 
 
 def _drivers(model: HookedDecoder, node: Node, k: int) -> list[TokenValue]:
-    """A unit's input for each vocabulary token's embedding fed straight into the norm it reads
-    through (a neuron's pre-activation; a transcoder latent's, biases aside)."""
+    """A unit's input for each vocabulary token's embedding fed straight into what it reads (the
+    norm of a neuron or a transcoder latent; a residual SAE's latent reads it raw), biases aside."""
     assert node.index is not None
     reader = get_kind(node.kind, model).reader
     assert reader is not None
     r = reader(model, node.layer, node.index)
-    row = r.row.float()
     emb = model.embed_tokens.weight
     scores = torch.empty(emb.shape[0])
     for s in range(0, emb.shape[0], VOCAB_CHUNK):
-        x = emb[s : s + VOCAB_CHUNK].float() * model.cfg.embed_scale
-        scores[s : s + VOCAB_CHUNK] = r.norm(x).float() @ row
+        scores[s : s + VOCAB_CHUNK] = r.read(emb[s : s + VOCAB_CHUNK].float() * model.cfg.embed_scale)
     return _ranked(model, scores, k, True)

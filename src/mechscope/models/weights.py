@@ -83,14 +83,19 @@ def head_write(model: HookedDecoder, layer: int, head: int, z: torch.Tensor) -> 
 
 @dataclass
 class Reader:
-    """How a unit reads the residual stream: ``row . norm(resid)``."""
+    """How a unit reads the residual stream: ``row . norm(resid)``, or ``row . resid`` with no norm
+    (a dictionary reading a residual point)."""
 
-    norm: Norm  # the norm its input passes through
+    norm: Norm | None  # the norm its input passes through, if any
     row: torch.Tensor  # (d_model,)
 
     def direction(self) -> torch.Tensor:
         """The residual direction it reads, through the norm's gain (the scale frozen)."""
-        return (self.row * self.norm.gain()).detach()
+        return (self.row if self.norm is None else self.row * self.norm.gain()).detach()
+
+    def read(self, resid: torch.Tensor) -> torch.Tensor:
+        """(..., d_model) residual vectors -> (...) what the unit reads from each (biases aside)."""
+        return (resid if self.norm is None else self.norm(resid)).float() @ self.row.float()
 
 
 def neuron_reader(model: HookedDecoder, layer: int, index: int) -> Reader:

@@ -212,7 +212,7 @@ def test_a_transcoder_must_fit_the_model() -> None:
     assert not model.splices()
 
 
-def test_a_transcoder_latent_has_driving_tokens_read_through_ln2() -> None:
+def test_latents_reading_the_residual_stream_have_driving_tokens() -> None:
     model = tiny_model("gpt2")
     coder = random_transcoder(model)
     name = attach(model, coder)
@@ -223,8 +223,17 @@ def test_a_transcoder_latent_has_driving_tokens_read_through_ln2() -> None:
         emb = model.embed_tokens.weight.float() * model.cfg.embed_scale
         scores = model.block(1).ln2(emb) @ (coder.W_enc[:, i] / coder.scale_in)
     assert [d.value for d in got.drivers] == pytest.approx(scores.topk(3).values.tolist(), rel=1e-5)
-    sae = attach(model, random_coder(model, "blocks.0.resid_post"), "sae0")
-    assert node_tokens(model, Node(kind=sae, index=0, token=0), k=3).drivers is None  # no norm read
+    # A residual SAE reads the stream raw: its drivers are the embeddings read by its encoder column.
+    sae_coder = random_coder(model, "blocks.0.resid_post")
+    sae = attach(model, sae_coder, "sae0")
+    got = node_tokens(model, Node(kind=sae, index=2, token=0), k=3)
+    with torch.no_grad():
+        scores = emb @ (sae_coder.W_enc[:, 2] / sae_coder.scale_in)
+    assert got.drivers is not None
+    assert [d.value for d in got.drivers] == pytest.approx(scores.topk(3).values.tolist(), rel=1e-5)
+    # One reading neuron activations does not read the residual stream linearly: no drivers.
+    post = attach(model, random_coder(model, "blocks.0.mlp.post", n=40), "sae_post")
+    assert node_tokens(model, Node(kind=post, index=0, token=0), k=3).drivers is None
 
 
 def test_the_gradient_reaching_the_model_is_the_clean_one() -> None:

@@ -141,7 +141,10 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
     norm_point = coder.cfg.hook  # a dictionary reading a norm's output reads like a neuron
 
     def reader(model: HookedDecoder, _layer: int | None, index: int) -> Reader:
-        return Reader(input_norm(model, norm_point), (coder.W_enc[:, index] / coder.scale_in).detach())
+        norm = input_norm(model, norm_point) if norm_of(norm_point) else None
+        return Reader(norm, (coder.W_enc[:, index] / coder.scale_in).detach())
+
+    reads_residual = norm_of(norm_point) is not None or norm_point.split(".")[-1] in _RESIDUAL
 
     def trace(
         model: HookedDecoder,
@@ -191,7 +194,7 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
         site=site,
         trace=Trace(trace, through=((None, "trace"),)),
         write=write,
-        reader=reader if norm_of(norm_point) else None,
+        reader=reader if reads_residual else None,
         collation=Collation(
             lambda _layer: [acts_point], feed, density="fraction of stream tokens with activation > 0"
         ),
