@@ -86,8 +86,7 @@ def train_sae(
     if model.tokenizer is None:
         raise InputError("this model has no tokenizer; training needs one to cut the corpus into windows")
     eval_windows = 64
-    # Enough windows for the tokens asked (sinks left out: 10% spare) and the held-out set.
-    windows = make_windows(text, model.tokenizer, window, int(tokens * 1.1) + eval_windows * (window - 1))
+    windows = make_windows(text, model.tokenizer, window, cfg.corpus_tokens(eval_windows))
     prefix = "" if kind == "sae" else f"{kind}-"
     run = f"{prefix}{text.name}-{'+'.join(names)}-{latents}-k{k}-{activation}"
     root = Path(out) if out else mechscope_home() / "dictionaries" / (model.cfg.name or "model") / run

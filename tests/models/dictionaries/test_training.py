@@ -115,3 +115,15 @@ def test_sinks_and_the_start_token_are_left_out() -> None:
     torch.testing.assert_close(got[h], every[expected])
     with pytest.raises(InputError, match="cannot be trained"):
         TrainConfig(hooks=HOOKS, n_latents=8, activation="jumprelu")
+
+
+def test_the_corpus_asked_for_covers_the_tokens_in_whole_chunks(caplog: pytest.LogCaptureFixture) -> None:
+    """train-sae and the presets tokenise cfg.corpus_tokens(): training uses whole chunks only, so
+    a corpus of tokens x 1.1 (1,100 here: three chunks of 300) used to stop short of the tokens."""
+    cfg = dataclasses.replace(BASE, hooks=HOOKS[:1], tokens=1000)
+    n = cfg.corpus_tokens(eval_windows=5) // (cfg.window - 1)
+    assert n == 4 * cfg.chunk_windows + 5
+    windows = _windows(n - 5, length=cfg.window)
+    with caplog.at_level("WARNING"):
+        train(tiny_model("llama"), windows, cfg)
+    assert "ran out" not in caplog.text

@@ -100,9 +100,7 @@ def train_preset(
     )
     t0 = time.perf_counter()
     text = open_corpus(corpus)
-    # Enough windows for the tokens asked (sinks left out: 10% spare) and the held-out set.
-    n_tokens = int(cfg.tokens * 1.1) + preset.eval_windows * (cfg.window - 1)
-    windows = make_windows(text, model.tokenizer, cfg.window, n_tokens)
+    windows = make_windows(text, model.tokenizer, cfg.window, cfg.corpus_tokens(preset.eval_windows))
     results = train_to_folder(model, windows.tokens, cfg, out, preset.eval_windows, progress)
     say(f"trained the {preset.name} dictionaries in {time.perf_counter() - t0:.0f} s")
     return results

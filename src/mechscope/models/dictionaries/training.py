@@ -134,6 +134,12 @@ class TrainConfig:
     def chunk_windows(self) -> int:
         return max(1, math.ceil(self.chunk_tokens / (self.window - 1)))
 
+    def corpus_tokens(self, eval_windows: int = 0) -> int:
+        """Stream tokens to cut into windows: whole chunks (training uses only whole ones) covering
+        the tokens asked with 10% spare for the sink tokens left out, plus a held-out set."""
+        n_chunks = math.ceil(self.tokens * 1.1 / (self.chunk_windows * (self.window - 1)))
+        return (n_chunks * self.chunk_windows + eval_windows) * (self.window - 1)
+
     @property
     def dead_after(self) -> int:
         return (
