@@ -26,6 +26,17 @@ TOKENS = (
 VOCAB = len(TOKENS)
 
 
+def add_tiny_tokenizer(w: gguf.GGUFWriter) -> None:
+    """The byte-level BPE tokenizer of TOKENS, as llama.cpp writes one into a GGUF."""
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(TOKENS)
+    w.add_token_types([3, 3, 3] + [1] * (VOCAB - 3))
+    w.add_token_merges(["a b"])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+
+
 def hf_weights(arch: str, seed: int = 0, untied: bool = False, ff: int = FF) -> dict[str, torch.Tensor]:
     """Random weights under HF names and shapes. Values are bf16-exact so Gemma's w + 1 is exact."""
     g = torch.Generator().manual_seed(seed)
@@ -126,13 +137,7 @@ def write_gguf(
         w.add_uint32(f"{arch}.attention.sliding_window", 8)
     if file_type is not None:
         w.add_file_type(file_type)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")
-    w.add_token_list(TOKENS)
-    w.add_token_types([3, 3, 3] + [1] * (VOCAB - 3))
-    w.add_token_merges(["a b"])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    add_tiny_tokenizer(w)
     for name, tensor in hf.items():
         if name in drop:
             continue

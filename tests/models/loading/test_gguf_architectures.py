@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import mechscope as ms
-from tests.models.loading.test_gguf import TOKENS, VOCAB, llamacpp_permute
+from tests.models.loading.test_gguf import VOCAB, add_tiny_tokenizer, llamacpp_permute
 
 transformers = pytest.importorskip("transformers")
 
@@ -193,13 +193,7 @@ def write_converted(path: Path, case: str, model: Any) -> Path:
         w.add_final_logit_softcapping(cfg.final_logit_softcapping)
     if arch == "phi3":
         w.add_rope_dimension_count(int(HEAD_DIM * rp.get("partial_rotary_factor", 1.0)))
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")
-    w.add_token_list(TOKENS)
-    w.add_token_types([3, 3, 3] + [1] * (VOCAB - 3))
-    w.add_token_merges(["a b"])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    add_tiny_tokenizer(w)
     for name, tensor in model.state_dict().items():
         if name.endswith("rotary_emb.inv_freq") or (name == "lm_head.weight" and cfg.tie_word_embeddings):
             continue  # llama.cpp writes no output tensor for tied embeddings
