@@ -517,6 +517,19 @@ def _neox_config(meta: _Meta, arch: _Arch, tensors: dict[str, _TensorInfo]) -> d
     }
 
 
+def _biased_layers(
+    arch: _Arch, n_layers: int, block: dict[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """Every layer's ``{module}.weight`` of ``block``'s shape and its ``{module}.bias`` (GPT-2 and
+    NeoX give every module a bias)."""
+    return {
+        f"{arch.layer_prefix}.{i}.{module}.{part}": shape if part == "weight" else shape[:1]
+        for i in range(n_layers)
+        for module, shape in block.items()
+        for part in ("weight", "bias")
+    }
+
+
 def _neox_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
     d, ff, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
     out: dict[str, tuple[int, ...]] = {
@@ -534,11 +547,7 @@ def _neox_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ..
         "mlp.dense_h_to_4h": (ff, d),
         "mlp.dense_4h_to_h": (d, ff),
     }
-    for i in range(config["num_hidden_layers"]):
-        for module, shape in block.items():
-            out[f"{arch.layer_prefix}.{i}.{module}.weight"] = shape
-            out[f"{arch.layer_prefix}.{i}.{module}.bias"] = shape[:1]
-    return out
+    return out | _biased_layers(arch, config["num_hidden_layers"], block)
 
 
 def _gpt2_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ...]]:
@@ -558,13 +567,9 @@ def _gpt2_shapes(config: dict[str, Any], arch: _Arch) -> dict[str, tuple[int, ..
         "attn.c_proj": (d, d),
         "ln_2": (d,),
         "mlp.c_fc": (ff, d),
+        "mlp.c_proj": (d, ff),
     }
-    block["mlp.c_proj"] = (d, ff)
-    for i in range(config["n_layer"]):
-        for module, shape in block.items():
-            out[f"{arch.layer_prefix}.{i}.{module}.weight"] = shape
-            out[f"{arch.layer_prefix}.{i}.{module}.bias"] = shape[:1]
-    return out
+    return out | _biased_layers(arch, config["n_layer"], block)
 
 
 def _gemma3_config(meta: _Meta, config: dict[str, Any], pattern: int = 6) -> dict[str, Any]:
