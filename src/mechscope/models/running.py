@@ -118,9 +118,15 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tens
     """Mean cross-entropy of predicting each next token (padding excluded): TransformerLens' "loss"."""
     if tokens.shape[1] < 2:
         raise InputError("the next-token loss needs at least two tokens; pass metric= for one")
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    nll = -logp.gather(-1, tokens[:, 1:, None])[..., 0]
+    nll, _ = next_token_nll(logits, tokens)
     if mask is None:
         return nll.mean()
     keep = mask[:, 1:].to(nll.dtype)
     return (nll * keep).sum() / keep.sum()
+
+
+def next_token_nll(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each position's negative log-likelihood of the next token (batch, pos - 1), and the
+    log-probabilities it was read from (batch, pos - 1, vocab), in fp32."""
+    logp = logits[:, :-1].float().log_softmax(-1)
+    return -logp.gather(-1, tokens[:, 1:, None])[..., 0], logp

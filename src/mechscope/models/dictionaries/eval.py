@@ -36,6 +36,7 @@ from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.dictionaries.splicing import check_fits, spliced_coder
 from mechscope.models.hooks import HookPoint
+from mechscope.models.running import next_token_nll
 
 DENSE = 0.1
 HIST_EDGES = [float(e) / 2 for e in range(-16, 1)]  # log10 density bins, -8 .. 0 by 0.5
@@ -73,8 +74,8 @@ class Evaluation:
 
 def _ce(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed next-token cross-entropy and the log-probs (batch, pos - 1, vocab)."""
-    logp = logits[:, :-1].float().log_softmax(-1)
-    return -logp.gather(-1, tokens[:, 1:, None]).sum(), logp
+    nll, logp = next_token_nll(logits, tokens)
+    return nll.sum(), logp
 
 
 def _replace_stream(fn: Any) -> Any:
