@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ def train_sae(
     from mechscope.data.corpora import make_windows, open_corpus
     from mechscope.errors import InputError
     from mechscope.models.dictionaries.training import TrainConfig
-    from mechscope.models.dictionaries.workflow import train_to_folder
+    from mechscope.models.dictionaries.workflow import progress_line, train_to_folder
     from mechscope.models.loading import load_model
     from mechscope.models.loading.assets import mechscope_home
 
@@ -92,7 +91,7 @@ def train_sae(
     root = Path(out) if out else mechscope_home() / "dictionaries" / (model.cfg.name or "model") / run
     t0 = time.perf_counter()
     results = train_to_folder(
-        model, windows.tokens, cfg, root, eval_windows, None if quiet else _progress(cfg)
+        model, windows.tokens, cfg, root, eval_windows, None if quiet else progress_line(cfg)
     )
     if not quiet:
         click.echo("", err=True)
@@ -149,6 +148,7 @@ def eval_sae(
 def _train_preset(model_ref: str | None, name: str, corpus: str | None, out: str | None, quiet: bool) -> None:
     from mechscope.data.corpora import open_corpus
     from mechscope.models.dictionaries.presets import get_preset, preset_folder, train_preset
+    from mechscope.models.dictionaries.workflow import progress_line
     from mechscope.models.loading import load_model
 
     preset = get_preset(name)
@@ -156,7 +156,7 @@ def _train_preset(model_ref: str | None, name: str, corpus: str | None, out: str
     model = load_model(model_ref)
     root = Path(out) if out else preset_folder(model, preset)
     say = (lambda _msg: None) if quiet else click.echo
-    results = train_preset(model, preset, root, corpus, None if quiet else _progress(preset.train), say)
+    results = train_preset(model, preset, root, corpus, None if quiet else progress_line(preset.train), say)
     if not quiet:
         click.echo("", err=True)
     click.echo(f"dictionaries: {root}")
@@ -166,18 +166,6 @@ def _train_preset(model_ref: str | None, name: str, corpus: str | None, out: str
 
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def _progress(cfg: Any) -> Any:
-    total = max(1, -(-cfg.tokens // cfg.chunk_tokens))
-
-    def show(chunk: int, metrics: dict[str, dict[str, float]], tok_s: float) -> None:
-        parts = [f"{h} L0 {m.get('l0', 0):.1f} FVU {m.get('fvu', 0):.3f} dead {100 * m.get('dead', 0):.1f}%"
-                 for h, m in metrics.items()]  # fmt: skip
-        sys.stderr.write(f"\rchunk {chunk + 1}/~{total}  " + "  ".join(parts) + f"  {tok_s:,.0f} tok/s ")
-        sys.stderr.flush()
-
-    return show
 
 
 def register(group: click.Group) -> None:

@@ -78,21 +78,13 @@ def demo_refs(model: HookedDecoder, refs: list[str], say: Callable[[str], None])
     if DEMO_REF not in refs:
         return refs
     from mechscope.models.dictionaries.presets import DEMO, is_trained, preset_folder, train_preset
+    from mechscope.models.dictionaries.workflow import progress_line
 
     folder = preset_folder(model, DEMO)
     if not is_trained(folder, DEMO):
-        train_preset(model, DEMO, folder, progress=_progress_line(), say=say)
+        train_preset(model, DEMO, folder, progress=progress_line(DEMO.train), say=say)
         sys.stderr.write("\n")
     return [str(folder) if r == DEMO_REF else r for r in refs]
-
-
-def _progress_line() -> Callable[[int, dict[str, dict[str, float]], float], None]:
-    def show(chunk: int, metrics: dict[str, dict[str, float]], tok_s: float) -> None:
-        fvu = ", ".join(f"{m.get('fvu', 0):.3f}" for m in metrics.values())
-        sys.stderr.write(f"\r  chunk {chunk + 1}: FVU {fvu}  {tok_s:,.0f} tok/s ")
-        sys.stderr.flush()
-
-    return show
 
 
 def attach_all(model: HookedDecoder, refs: Iterable[str]) -> list[str]:

@@ -7,6 +7,7 @@ of the same command resumes from them.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -16,6 +17,19 @@ from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries.eval import Evaluation, evaluate
 from mechscope.models.dictionaries.training import Progress, TrainConfig, train
 from mechscope.models.loading.dictionary_formats import save_dictionary
+
+
+def progress_line(cfg: TrainConfig) -> Progress:
+    """A one-line live progress report on stderr: chunk, then L0, FVU and dead % per hook, tok/s."""
+    total = max(1, -(-cfg.tokens // cfg.chunk_tokens))
+
+    def show(chunk: int, metrics: dict[str, dict[str, float]], tok_s: float) -> None:
+        parts = [f"{h} L0 {m.get('l0', 0):.1f} FVU {m.get('fvu', 0):.3f} dead {100 * m.get('dead', 0):.1f}%"
+                 for h, m in metrics.items()]  # fmt: skip
+        sys.stderr.write(f"\rchunk {chunk + 1}/~{total}  " + "  ".join(parts) + f"  {tok_s:,.0f} tok/s ")
+        sys.stderr.flush()
+
+    return show
 
 
 def hook_folder(out: Path, hook: str) -> Path:
