@@ -191,10 +191,9 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, kv * dh, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(d, kv * dh, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(h * dh, d, bias=cfg.attn_out_bias)
-        self.q_raw = HookPoint()  # (batch, pos, head, d_head): projected, before q norm and rotary (opt-in)
-        self.k_raw = (
-            HookPoint()
-        )  # (batch, pos, kv_head, d_head): projected, before k norm and rotary (opt-in)
+        # Projected, before the q/k norms and rotary (opt-in): (batch, pos, head | kv_head, d_head).
+        self.q_raw = HookPoint()
+        self.k_raw = HookPoint()
         if cfg.qk_norm:
             self.q_norm = Norm(dh, cfg, bias=False)
             self.k_norm = Norm(dh, cfg, bias=False)
