@@ -1,0 +1,1 @@
+"""Automated explanations of nodes: explain, simulate and score (docs/explanations.md)."""
