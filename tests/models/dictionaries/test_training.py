@@ -127,3 +127,31 @@ def test_the_corpus_asked_for_covers_the_tokens_in_whole_chunks(caplog: pytest.L
     with caplog.at_level("WARNING"):
         train(tiny_model("llama"), windows, cfg)
     assert "ran out" not in caplog.text
+
+
+@pytest.mark.parametrize("activation", ["topk", "relu"])
+def test_bf16_matmuls_train_as_well_as_fp32(activation: str) -> None:
+    """bf16 matmuls (fp32 weights, Adam and loss) reach the fp32 run's FVU, and keep the weights
+    fp32; the two runs differ (the bf16 path is really taken)."""
+    model = tiny_model("llama")
+    fvu, weights = {}, {}
+    for precision in ("fp32", "bf16"):
+        cfg = dataclasses.replace(BASE, hooks=HOOKS[:1], activation=activation, l1_coef=1e-3, tokens=6000,
+                                  precision=precision)  # fmt: skip
+        seen: list[dict[str, dict[str, float]]] = []
+        coder = train(model, _windows(450), cfg, progress=lambda _c, m, _s, seen=seen: seen.append(m))[
+            HOOKS[0]
+        ]
+        assert all(p.dtype == torch.float32 for p in coder.parameters())
+        fvu[precision], weights[precision] = seen[-1][HOOKS[0]]["fvu"], coder.W_dec.detach()
+    assert abs(fvu["bf16"] - fvu["fp32"]) < 0.05 * max(fvu.values()) + 0.01, fvu
+    assert not torch.equal(weights["bf16"], weights["fp32"])
+
+
+def test_precision_is_checked_and_auto_follows_the_hardware() -> None:
+    from mechscope.models.dictionaries.training import matmul_dtype, native_bf16
+
+    with pytest.raises(InputError, match="precision 'fp16' is not one of: auto, fp32, bf16"):
+        dataclasses.replace(BASE, precision="fp16")
+    assert matmul_dtype("fp32") == torch.float32 and matmul_dtype("bf16") == torch.bfloat16
+    assert matmul_dtype("auto") == (torch.bfloat16 if native_bf16() else torch.float32)
