@@ -51,13 +51,20 @@ SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "l
 )
 @click.option("--window", default=128, show_default=True, type=click.IntRange(2), help="Tokens per sequence.")
 @click.option("--no-auxk", is_flag=True, help="Turn the AuxK loss off.")
+@click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    help="Matmul precision: auto is bf16 where the CPU multiplies bf16 natively (AMX, AVX512-BF16), else fp32.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and shuffles.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @friendly_errors
 def train_sae(
     model_ref: str | None, hooks: str | None, latents: int | None, preset: str | None, k: int, tokens: int, corpus: str | None, kind: str,
     activation: str, out: str | None, batch_tokens: int, lr: float | None, window: int, no_auxk: bool,
-    seed: int, quiet: bool,
+    precision: str, seed: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Train a sparse dictionary per hook point (resumable: rerun the command after a kill)."""
     from mechscope.data.corpora import make_windows, open_corpus
@@ -75,7 +82,7 @@ def train_sae(
     names = tuple(h.strip() for h in hooks.split(",") if h.strip())
     cfg = TrainConfig(hooks=names, n_latents=latents, k=k, tokens=tokens, activation=activation,
                       kind=kind.replace("-", "_"), batch_tokens=batch_tokens, lr=lr, window=window,
-                      auxk=not no_auxk, seed=seed)  # fmt: skip
+                      auxk=not no_auxk, precision=precision, seed=seed)  # fmt: skip
     text = open_corpus(corpus)
     next(text.documents())  # a bad corpus fails before the model loads
     model = load_model(model_ref)
@@ -145,6 +152,51 @@ def eval_sae(
         click.echo(f"{m:<40} {_fmt(getattr(ev, m))}")
 
 
+@click.command("convert-sae")
+@click.argument("source")
+@click.option(
+    "--to",
+    "fmt",
+    required=True,
+    type=click.Choice(["mechscope", "saelens", "sparsify", "circuit-tracer", "openai"]),
+    help="The format to write.",
+)
+@click.option("--out", required=True, help="Output folder (one sub-folder or file per dictionary).")
+@click.option("--hook", default=None, help="The hook point, for an OpenAI .pt that does not name it.")
+@click.option(
+    "--model-name",
+    default=None,
+    help="circuit-tracer's config.yaml model_name (default: the model the dictionaries name).",
+)
+@friendly_errors
+def convert_sae(source: str, fmt: str, out: str, hook: str | None, model_name: str | None) -> None:
+    """Write dictionaries in another tool's format: SOURCE is anything --sae takes (a dictionary folder
+    or file, a train-sae run folder, a circuit-tracer folder). circuit-tracer gets layer_L.safetensors
+    files and a config.yaml for load_transcoder_set; OpenAI gets <hook>.pt files."""
+    from mechscope.engine.dictionaries import dictionary_folders
+    from mechscope.models.loading.dictionary_formats import load_any, save_as, write_circuit_tracer_config
+
+    dest = Path(out).expanduser()
+    coders = [load_any(p, hook) for p in dictionary_folders(source)]
+    layers: dict[int, Path] = {}
+    for coder in coders:
+        single = fmt in ("circuit-tracer", "openai")  # one file per dictionary, side by side
+        written = save_as(coder, fmt, dest if single or len(coders) == 1 else dest / coder.cfg.hook)
+        click.echo(f"{coder.cfg.hook}: {written}")
+        if fmt == "circuit-tracer":
+            layers[int(coder.cfg.hook.split(".")[1])] = written
+    if layers:
+        name = model_name or next((c.cfg.model for c in coders if c.cfg.model), "") or "model"
+        config = write_circuit_tracer_config(dest, name, layers)
+        click.echo(f"circuit-tracer set: {config}")
+        if sorted(layers) != list(range(max(layers) + 1)):
+            click.echo(
+                f"note: circuit-tracer's load_transcoder_set needs a transcoder at every layer 0..{max(layers)}; "
+                f"this set has {sorted(layers)}",
+                err=True,
+            )
+
+
 def _train_preset(model_ref: str | None, name: str, corpus: str | None, out: str | None, quiet: bool) -> None:
     from mechscope.data.corpora import open_corpus
     from mechscope.models.dictionaries.presets import get_preset, preset_folder, train_preset
@@ -172,3 +224,4 @@ def register(group: click.Group) -> None:
     """Add the commands to the ``mechscope`` group (called once by cli.py)."""
     group.add_command(train_sae)
     group.add_command(eval_sae)
+    group.add_command(convert_sae)

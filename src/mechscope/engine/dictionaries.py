@@ -18,6 +18,7 @@ from mechscope.models.loading.dictionary_formats import (
     NATIVE_CONFIG,
     SAELENS_WEIGHTS,
     SPARSIFY_WEIGHTS,
+    circuit_tracer_layers,
     load_any,
 )
 
@@ -32,17 +33,21 @@ def split_refs(values: Iterable[str]) -> list[str]:
 
 
 def dictionary_folders(ref: str) -> list[Path]:
-    """The dictionaries ``ref`` names: a dictionary folder (mechscope, SAELens, sparsify) or an
-    OpenAI ``.pt`` file, or a train-sae run folder, whose sub-folders are one dictionary per hook."""
+    """The dictionaries ``ref`` names: a dictionary folder (mechscope, SAELens, sparsify) or file
+    (OpenAI ``.pt``, circuit-tracer ``layer_L.safetensors``), a circuit-tracer folder of per-layer
+    files, or a train-sae run folder, whose sub-folders are one dictionary per hook."""
     p = Path(ref).expanduser()
     if not p.exists():
         raise InputError(f"--sae {ref}: no such file or folder")
     if p.is_file() or any((p / f).is_file() for f in _FILES):
         return [p]
+    if layers := circuit_tracer_layers(p):
+        return layers
     inner = sorted(d for d in p.iterdir() if d.is_dir() and any((d / f).is_file() for f in _FILES))
     if not inner:
         raise InputError(
-            f"--sae {ref}: not a dictionary (no {', '.join(_FILES)}) nor a train-sae run folder holding some"
+            f"--sae {ref}: not a dictionary (no {', '.join(_FILES)}, no layer_L.safetensors) nor a "
+            "train-sae run folder holding some"
         )
     return inner
 

@@ -213,3 +213,80 @@ def test_files_written_by_saelens_load_and_compute_what_saelens_computed(name: s
         acts = coder.encode(expected["x"])
         torch.testing.assert_close(acts, expected["acts"], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(coder.decode(acts), expected["recon"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["mechscope", "saelens", "sparsify", "openai"])
+def test_convert_sae_writes_each_format_of_a_run_folder(tmp_path: Path, fmt: str) -> None:
+    from click.testing import CliRunner
+
+    from mechscope.cli import main
+
+    run = tmp_path / "run"
+    activation = "relu" if fmt == "openai" else "topk"  # OpenAI's format holds ReLU SAEs only
+    coders = {}
+    for layer in (1, 2):
+        c = _coder(activation)
+        c.cfg = dataclasses.replace(c.cfg, hook=f"blocks.{layer}.resid_post")
+        coders[c.cfg.hook] = c
+        save_dictionary(c, run / c.cfg.hook)
+    r = CliRunner().invoke(main, ["convert-sae", str(run), "--to", fmt, "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    for hook, c in coders.items():
+        written = tmp_path / "out" / (f"{hook}.pt" if fmt == "openai" else hook)
+        assert f"{hook}: {written}" in r.output
+        back = load_any(written)  # the OpenAI file's name gives the hook back
+        assert back.cfg.hook == hook
+        _same(c, back)
+
+
+def test_convert_sae_to_circuit_tracer_writes_a_loadable_set(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mechscope.cli import main
+    from mechscope.engine.dictionaries import dictionary_folders
+
+    run = tmp_path / "run"
+    coders = {}
+    for layer in (0, 1):
+        c = _mlp_transcoder("jumprelu", "skip_transcoder")
+        c.cfg = dataclasses.replace(c.cfg, hook=f"blocks.{layer}.ln2.out", out_hook=f"blocks.{layer}.mlp_out",
+                                    model="org/Tiny")  # fmt: skip
+        coders[layer] = c
+        save_dictionary(c, run / f"blocks.{layer}.mlp")
+    out = tmp_path / "ct"
+    r = CliRunner().invoke(main, ["convert-sae", str(run), "--to", "circuit-tracer", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = (out / "config.yaml").read_text()
+    try:
+        import yaml
+
+        cfg = yaml.safe_load(text)
+    except ImportError:  # JSON is YAML: without PyYAML read it as JSON
+        cfg = json.loads(text.split("\n", 1)[1])
+    assert cfg["model_name"] == "org/Tiny"
+    assert (cfg["feature_input_hook"], cfg["feature_output_hook"]) == ("ln2.hook_normalized", "hook_mlp_out")
+    assert [(t["layer"], Path(t["filepath"]).name) for t in cfg["transcoders"]] == [
+        (0, "layer_0.safetensors"), (1, "layer_1.safetensors"),
+    ]  # fmt: skip
+    assert "needs a transcoder at every layer" not in r.output
+    files = dictionary_folders(str(out))  # --sae takes the folder back
+    assert [f.name for f in files] == ["layer_0.safetensors", "layer_1.safetensors"]
+    for layer, f in enumerate(files):
+        _same(coders[layer], load_any(f))
+    r = CliRunner().invoke(main, ["convert-sae", str(run / "blocks.1.mlp"), "--to", "circuit-tracer",
+                                  "--out", str(tmp_path / "ct1")])  # fmt: skip
+    assert r.exit_code == 0 and "needs a transcoder at every layer 0..1" in r.output
+
+
+def test_convert_sae_refuses_with_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mechscope.cli import main
+
+    save_dictionary(_coder("topk"), tmp_path / "d")
+    r = CliRunner().invoke(
+        main, ["convert-sae", str(tmp_path / "d"), "--to", "openai", "--out", str(tmp_path / "o")]
+    )
+    assert r.exit_code != 0 and "ReLU SAEs only" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["convert-sae", str(tmp_path / "nope"), "--to", "saelens", "--out", "x"])
+    assert r.exit_code != 0 and "no such file or folder" in r.output

@@ -46,6 +46,7 @@ NATIVE_CONFIG, NATIVE_WEIGHTS = "dictionary.json", "weights.safetensors"
 SAELENS_CONFIG, SAELENS_WEIGHTS = "cfg.json", "sae_weights.safetensors"
 SPARSIFY_CONFIG, SPARSIFY_WEIGHTS = "cfg.json", "sae.safetensors"
 CIRCUIT_TRACER_FILE = "layer_{layer}.safetensors"
+CIRCUIT_TRACER_CONFIG = "config.yaml"
 FORMATS = ("mechscope", "saelens", "sparsify", "circuit-tracer", "openai")
 
 
@@ -347,6 +348,38 @@ def load_circuit_tracer(path: Path, hook: str | None = None) -> SparseCoder:
     )
 
 
+def circuit_tracer_layers(folder: Path) -> list[Path]:
+    """The ``layer_{L}.safetensors`` files of a circuit-tracer transcoder folder, by layer."""
+    found = [
+        (p.name.removeprefix("layer_").removesuffix(".safetensors"), p)
+        for p in folder.glob("layer_*.safetensors")
+    ]
+    return [p for layer, p in sorted((int(n), p) for n, p in found if n.isdigit())]
+
+
+def write_circuit_tracer_config(folder: Path, model_name: str, files: dict[int, Path]) -> Path:
+    """circuit-tracer's ``config.yaml`` for a folder of per-layer transcoders (``load_transcoder_set``
+    reads ``model_name``, ``feature_input_hook``, ``feature_output_hook`` and ``transcoders``:
+    ``id``, ``layer``, ``filepath``). Our transcoders read the normalised MLP input and write the
+    MLP's output: TransformerLens's ``ln2.hook_normalized`` and ``hook_mlp_out``, as its Gemma
+    Scope config names them. Written as JSON, which YAML 1.2 parsers (``yaml.safe_load``) read."""
+    stem = model_name.rsplit("/", 1)[-1] or "model"
+    cfg = {
+        "model_name": model_name,
+        "feature_input_hook": "ln2.hook_normalized",
+        "feature_output_hook": "hook_mlp_out",
+        "transcoders": [
+            {"id": f"{stem}-mechscope-{layer}", "layer": layer, "filepath": str(path.resolve())}
+            for layer, path in sorted(files.items())
+        ],
+    }
+    path = folder / CIRCUIT_TRACER_CONFIG
+    path.write_text(
+        "# circuit-tracer transcoder set, written by mechscope\n" + json.dumps(cfg, indent=2) + "\n"
+    )
+    return path
+
+
 # ----- OpenAI sparse_autoencoder ----------------------------------------------------------------
 def load_openai(path: Path, hook: str) -> SparseCoder:
     """An OpenAI ``sparse_autoencoder`` state dict (ReLU; see the module docstring for TopK)."""
@@ -390,6 +423,22 @@ def save_openai(coder: SparseCoder, path: Path) -> Path:
 
 
 # ----- any ----------------------------------------------------------------------------------------
+def save_as(coder: SparseCoder, fmt: str, dest: Path) -> Path:
+    """Write ``coder`` in format ``fmt`` (one of :data:`FORMATS`): into the folder ``dest``, or, for
+    OpenAI's single-file format, to ``dest/<hook>.pt``. Returns what was written."""
+    if fmt == "mechscope":
+        return save_dictionary(coder, dest)
+    if fmt == "saelens":
+        return save_saelens(coder, dest)
+    if fmt == "sparsify":
+        return save_sparsify(coder, dest)
+    if fmt == "circuit-tracer":
+        return save_circuit_tracer(coder, dest)
+    if fmt == "openai":
+        return save_openai(coder, dest / f"{coder.cfg.hook}.pt")
+    raise InputError(f"format {fmt!r} is not one of: {', '.join(FORMATS)}")
+
+
 def load_any(path: str | Path, hook: str | None = None) -> SparseCoder:
     """Load a dictionary, telling the format from the files: a mechscope folder, a SAELens or
     sparsify folder, a circuit-tracer ``.safetensors`` file, or an OpenAI ``.pt`` state dict
@@ -398,8 +447,12 @@ def load_any(path: str | Path, hook: str | None = None) -> SparseCoder:
     if p.is_file() and p.suffix == ".safetensors":
         return load_circuit_tracer(p, hook)
     if p.is_file() and p.suffix == ".pt":
+        if hook is None and p.stem.startswith("blocks."):
+            hook = p.stem  # as save_as names them: <hook>.pt
         if hook is None:
-            raise ModelLoadError(f"{p}: an OpenAI state dict does not name its hook point; pass one")
+            raise ModelLoadError(
+                f"{p}: an OpenAI state dict does not name its hook point; pass one (or name the file <hook>.pt)"
+            )
         return load_openai(p, hook)
     if (p / NATIVE_CONFIG).is_file():
         return load_native(p)
