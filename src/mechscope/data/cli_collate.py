@@ -33,12 +33,8 @@ def run_collate(
 
     corpus = open_corpus(corpus_ref, fmt, field)
     next(corpus.documents())  # read the first document before loading the model: bad corpora fail fast
-    if dictionaries and ray_address is not None:
-        raise InputError(
-            "--sae does not work with --ray yet: Ray workers load the model without dictionaries"
-        )
     model = load_model(model_ref)
-    if dictionaries:  # their latents are node kinds, collated like neurons
+    if dictionaries:  # their latents are node kinds, collated like neurons (Ray ships them in the model)
         from mechscope.engine.dictionaries import attach_all, demo_refs
 
         attach_all(model, demo_refs(model, dictionaries, click.echo))
