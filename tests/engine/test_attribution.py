@@ -214,3 +214,27 @@ def test_editing_weights_in_place_refreshes_the_cached_weight_statistics() -> No
         model.blocks[1].mlp.down_proj.weight.mul_(2)
     after = attribute(model, PROMPT, TARGETS).metrics["mlp_neuron"].write_norm[1]
     torch.testing.assert_close(after, 2 * before)
+
+
+def test_value_tracing_projects_on_a_downstream_latent() -> None:
+    """A head's value onto a residual SAE's latent: the projection on the latent's encoder
+    direction (a residual point has no norm in between), linear, and equal to the same trace onto
+    an explicit residual direction built by hand from the encoder column."""
+    from mechscope.engine.kinds.latent import attach
+    from mechscope.models.weights import head_write
+    from tests.models.dictionaries._helpers import random_coder
+
+    model = tiny_model("llama")
+    coder = random_coder(model, "blocks.1.resid_pre", n=16)
+    name = attach(model, coder)
+    head = Node(kind="attn_head", layer=0, index=1, token=5)
+    down = Node(kind=name, layer=1, index=3, token=5)
+    attr = attribute(model, PROMPT, NodeDirection(node=head, through="value", downstream=down))
+    assert attr.objective.linear
+    assert float(attr.metrics["embedding"].direct_effect.sum()) == pytest.approx(attr.value, abs=1e-4)
+    # By hand: head 0.1's write at position 5, projected on W_enc[:, 3] / scale_in.
+    _, cache = model.run_with_cache(torch.tensor([attr.token_ids]), names=["blocks.0.attn.z"])
+    z = cache["blocks.0.attn.z"][0, 5, 1]
+    u = coder.W_enc[:, 3] / coder.scale_in
+    want = float(head_write(model, 0, 1, z) @ u)
+    assert attr.value == pytest.approx(want, rel=1e-4, abs=1e-5)
