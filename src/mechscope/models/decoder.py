@@ -23,6 +23,7 @@ from mechscope.models.hooks import (
     HookPoint,
     NameFilter,
     compile_filter,
+    forward_positions,
     unknown_hook_message,
 )
 
@@ -252,8 +253,9 @@ class HookedDecoder(nn.Module):
         ctx = self.attention_context(positions, key_valid, cache)
         track = torch.is_grad_enabled() and self._has_backward_hooks()
         x = self.embed_step(tokens, positions, track_grad=track)
-        for block in self.blocks:
-            x = block(x, ctx)
+        with forward_positions(positions):  # for spliced modules (a dictionary skips the start token)
+            for block in self.blocks:
+                x = block(x, ctx)
         logits = self.unembed(self.final_norm(x))
         if cache is not None:
             cache.length += t

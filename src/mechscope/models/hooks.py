@@ -13,7 +13,9 @@ fast as a model without hook machinery (see ``bench/forward.py``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -242,3 +244,24 @@ def unknown_hook_message(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(canonical_name(name), known, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return f"no hook point named {name!r}{hint} (see docs/hooks.md or model.hook_names())"
+
+
+# ----- where a forward's tokens sit -------------------------------------------------------------
+_POSITIONS: ContextVar[torch.Tensor | None] = ContextVar("mechscope_forward_positions", default=None)
+
+
+@contextmanager
+def forward_positions(positions: torch.Tensor) -> Iterator[None]:
+    """Set for the duration of a model forward: the (batch, pos) positions of its tokens."""
+    token = _POSITIONS.set(positions)
+    try:
+        yield
+    finally:
+        _POSITIONS.reset(token)
+
+
+def current_positions() -> torch.Tensor | None:
+    """The (batch, pos) positions of the tokens in the forward now running (None outside one).
+    A spliced module sees only activations; this tells it where they sit, e.g. which row is the
+    start token, also when a KV cache feeds it one new token at a time."""
+    return _POSITIONS.get()

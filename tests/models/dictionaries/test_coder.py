@@ -115,3 +115,39 @@ def test_attach_errors_name_the_problem() -> None:
         detach(model, "x")
     with pytest.raises(InputError, match=r"k must be in 1\.\.n_latents"):
         DictionaryConfig(d_in=8, n_latents=4, hook="blocks.0.resid_post", k=9)
+
+
+def test_the_start_token_is_not_encoded_even_through_a_kv_cache() -> None:
+    """Training never sees position 0, so a spliced dictionary leaves it to its error term: no
+    latent fires there (outputs unchanged), also when left padding moves the start token or a KV
+    cache feeds one token at a time; a steering edit there still decodes."""
+    from mechscope.models.components import KVCache
+
+    model = tiny_model("llama")
+    point = "blocks.0.resid_post"
+    name = attach(model, random_coder(model, point, activation="relu"))
+    acts_point = f"{point}.{name}.acts"
+    try:
+        clean_logits, cache = model.run_with_cache(TOKENS, names=acts_point)
+        acts = cache[acts_point]
+        assert acts[:, 0].abs().sum() == 0 and (acts[:, 1:] != 0).any()
+        # One token at a time through a KV cache: position 1 onwards fires, position 0 does not.
+        kv = KVCache(model.cfg, 2, TOKENS.shape[1], torch.float32, torch.device("cpu"))
+        steps: list[torch.Tensor] = []
+        with model.hooks([(acts_point, lambda a, _h: steps.append(a.clone()))]):
+            for t in range(TOKENS.shape[1]):
+                model(TOKENS[:, t : t + 1], cache=kv)
+        torch.testing.assert_close(torch.cat(steps, 1), acts, atol=1e-5, rtol=1e-5)
+        # Left padding: the start token sits at index 2 but is still position 0.
+        padded = torch.cat([torch.zeros(2, 2, dtype=torch.long), TOKENS], 1)
+        mask = torch.cat([torch.zeros(2, 2), torch.ones_like(TOKENS)], 1)
+        got: list[torch.Tensor] = []
+        with model.hooks([(acts_point, lambda a, _h: got.append(a.clone()))]):
+            model(padded, attention_mask=mask)
+        assert got[0][:, 2].abs().sum() == 0
+        # An edit at position 0 still reaches the output.
+        with model.hooks([(acts_point, lambda a, _h: a.index_fill(-1, torch.tensor([3]), 5.0))]):
+            steered = model(TOKENS)
+        assert not torch.allclose(steered[:, 0], clean_logits[:, 0])
+    finally:
+        detach(model, name)

@@ -32,7 +32,7 @@ from torch import nn
 from mechscope.errors import InputError
 from mechscope.models.dictionaries import activations as F
 from mechscope.models.dictionaries.config import DictionaryConfig
-from mechscope.models.hooks import HookPoint
+from mechscope.models.hooks import HookPoint, current_positions
 
 
 class SparseCoder(nn.Module):
@@ -129,6 +129,11 @@ class SparseCoder(nn.Module):
                 f"{self.cfg.hook}: the dictionary takes d_in={self.cfg.d_in}, got {tuple(xf.shape)}"
             )
         a = self.encode(xf)
+        pos = current_positions()
+        if pos is not None and pos.shape == a.shape[:2]:
+            # Never trained on the start token (an attention sink, left out of training): its
+            # latents would be noise, often the largest of a prompt. The error term carries it.
+            a = a * (pos != 0).unsqueeze(-1).to(a.dtype)
         # A view is a distinct autograd node: the gradient at ``acts`` is the reconstruction
         # path's alone (W_dec g), while the error path cancels the encoder's (and the skip
         # term's), so the gradient reaching the input is the clean model's. Editing ``acts``
