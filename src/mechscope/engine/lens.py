@@ -74,6 +74,18 @@ def node_activations(model: HookedDecoder, prompt: ModelInput, node: Node) -> No
     )
 
 
+def unit_activations(
+    model: HookedDecoder, kind_name: str, layer: int | None, index: int, rows: list[list[int]]
+) -> torch.Tensor:
+    """(row, pos) activations of one unit over equal-length token rows, in one forward: what a
+    dataset stores per window (its quantile samples are stored without them), recomputed."""
+    kind = get_kind(kind_name, model)
+    point = kind.hook(layer or 0)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor(rows), names=[point])
+    return kind.activations(cache[point])[:, :, index].float()  # (row, pos)
+
+
 def _tok(model: HookedDecoder, i: int) -> str:
     return model.tokenizer.token_str(i) if model.tokenizer is not None else str(i)
 
