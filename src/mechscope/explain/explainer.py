@@ -53,8 +53,9 @@ def clean_explanation(answer: str) -> str | None:
     """The first line of ``answer`` without preambles, quotes and a final period; None if empty."""
     text = answer.strip()
     text = text.split("\n", 1)[0].strip()
-    text = _PREFIX.sub("", text, count=1).strip()
-    text = text.strip("\"'` ").rstrip(".").strip()
+    text = _PREFIX.sub("", text, count=1).strip().rstrip(".").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":  # the whole answer quoted
+        text = text[1:-1].strip()
     return text or None
 
 

@@ -109,10 +109,11 @@ def explain_node(
     node: Node,
     model: HookedDecoder | None,
     backends: Backends,
-    cfg: JobConfig,
+    cfg: JobConfig | None = None,
     model_lock: threading.Lock | None = None,
 ) -> StoredExplanation:
     """One node, records to scores; every failure lands in the row, none is raised."""
+    cfg = cfg or JobConfig()
     kind, layer, unit = node
     lock = model_lock or threading.Lock()
     timings: dict[str, float] = {}
