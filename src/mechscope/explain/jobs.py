@@ -120,11 +120,11 @@ def explain_node(
     t0 = time.perf_counter()
     with lock:
         records = load_records(ds, kind, layer, unit, model, cfg.records)
+        timings["records"] = time.perf_counter() - t0
+        t = time.perf_counter()
         promoted = None
         if backends.explainer is None and model is not None:
             promoted = promoted_tokens(model, kind, layer, unit, cfg.promoted)
-    timings["records"] = time.perf_counter() - t0
-    t = time.perf_counter()
     if backends.explainer is None:
         expl: Explanation = explain_baseline(records, promoted)
     else:

@@ -58,8 +58,9 @@ def absent(reason: str, n: int = 0, failed: int = 0, method: str | None = None) 
 
 # ----- statistics -------------------------------------------------------------------------------------
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r; NaN when either side is constant."""
-    if len(x) < 2:
+    """Pearson r; NaN when either side is constant (checked exactly: rounding in the centring
+    would otherwise turn a constant simulation into a tiny, meaningless correlation)."""
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     xc, yc = x - x.mean(), y - y.mean()
     den = float(np.sqrt((xc * xc).sum() * (yc * yc).sum()))
