@@ -142,3 +142,14 @@ def test_pipeline_without_prompt_logprobs(digit_ds: Dataset, digit: HookedDecode
     row = explain_node(digit_ds, DIGIT_NODE, digit, Backends(explainer=fake, scorer=fake))
     assert row.scores["simulation"]["method"] == ("generation" if mode == "generate" else "json")
     assert _score(row, "simulation") > 0.9
+
+
+def test_head_explainer_shows_query_and_key_pairs(digit_ds: Dataset, digit: HookedDecoder) -> None:
+    from mechscope.explain import prompts
+
+    fake = RuleFake(explanation="attends to the previous space from letters")
+    row = explain_node(digit_ds, ("attn_head", 1, 2), digit, Backends(explainer=fake))
+    assert row.explanation == "attends to the previous space from letters"
+    final = fake.prompts[0][-1].content
+    assert fake.prompts[0][0].content == prompts.EXPLAIN_HEAD_SYSTEM
+    assert final.count("[[") == len(row.train_windows) and "**" in final

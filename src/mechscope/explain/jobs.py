@@ -166,10 +166,13 @@ def progress_line(stream: TextIO | None = None) -> Callable[[JobSummary, int], N
     out = stream or sys.stderr
 
     def show(s: JobSummary, todo: int) -> None:
-        per = s.seconds / s.done if s.done else float("nan")
-        left = (todo - s.done) * per
-        eta = "?" if left != left else f"{int(left) // 60}m{int(left) % 60:02d}s"
-        out.write(f"\rexplain {s.done}/{todo} nodes  {per:.2f} s/node  ETA {eta}  failed {s.failed}   ")
+        if s.done:
+            per = s.seconds / s.done
+            left = int((todo - s.done) * per)
+            rate = f"{per:.2f} s/node  ETA {left // 60}m{left % 60:02d}s"
+        else:
+            rate = "? s/node  ETA ?"
+        out.write(f"\rexplain {s.done}/{todo} nodes  {rate}  failed {s.failed}   ")
         out.flush()
 
     return show
