@@ -115,3 +115,15 @@ def test_long_records_are_split_under_the_prompt_bound() -> None:
         assert prompts.prompt_chars(msgs) + sum(len(t) + 10 for t in p) <= 1500
     sim = Simulator(RuleFake()).simulate("digits", ["7"] * 400)
     assert sim.expected is not None and len(sim.expected) == 400
+
+
+def test_slots_are_found_when_the_backend_spells_a_character_as_pieces() -> None:
+    """A byte-level tokenizer decodes each half of "é" to U+FFFD: the tokens no longer spell the
+    answer, and the slots are found by structure (a tab, then the slot's token)."""
+    tokens = ["caf", "é", "!"]
+    text = prompts.listing(tokens, [prompts.UNKNOWN] * 3)
+    lps = _canned(text, {0: {"0": LN(1.0)}, 1: {"3": LN(1.0)}, 2: {"5": LN(0.5), "7": LN(0.5)}})
+    i = next(k for k, e in enumerate(lps) if e.token == "é")
+    lps[i : i + 1] = [tl("\ufffd"), tl("\ufffd")]
+    assert "".join(e.token for e in lps) != text
+    assert simulate_all_at_once(ScriptedLLM([lps]), "x", tokens) == pytest.approx([0.0, 3.0, 6.0])

@@ -91,18 +91,34 @@ def _slot_offsets(tokens: Sequence[str]) -> list[int]:
 
 
 def slot_entries(lps: Sequence[TokenLogprobs], text: str, offsets: Sequence[int]) -> list[int]:
-    """Index in ``lps`` of the token that starts at each offset of ``text``. The backend's tokens
-    must spell ``text``; a slot whose token starts earlier (merged with the tab) cannot be read."""
-    starts, pos = {}, 0
-    for i, e in enumerate(lps):
-        starts[pos] = i
-        pos += len(e.token)
-    if "".join(e.token for e in lps) != text:
-        raise SimulationFailed("the backend's tokens do not spell the teacher-forced answer")
-    missing = [o for o in offsets if o not in starts]
-    if missing:
-        raise SimulationFailed(f"{len(missing)} value slots do not start a token (merged with the tab)")
-    return [starts[o] for o in offsets]
+    """Index in ``lps`` of the token that starts at each offset of ``text`` (a value slot).
+
+    When the backend's tokens spell ``text`` (the usual case), by character offsets. When they do
+    not (a byte-level tokenizer's piece of a multi-byte character decodes to U+FFFD on its own),
+    by structure instead: raw tabs occur only before value slots (:func:`prompts.show` escapes
+    the tabs of tokens), so slot k is the k-th token that follows a token ending in a tab and
+    starts with the slot's first character. A slot whose token starts earlier (merged with the
+    tab) cannot be read either way."""
+    if "".join(e.token for e in lps) == text:
+        starts, pos = {}, 0
+        for i, e in enumerate(lps):
+            starts[pos] = i
+            pos += len(e.token)
+        missing = [o for o in offsets if o not in starts]
+        if missing:
+            raise SimulationFailed(f"{len(missing)} value slots do not start a token (merged with the tab)")
+        return [starts[o] for o in offsets]
+    found: list[int] = []
+    for i in range(1, len(lps)):
+        if len(found) < len(offsets) and lps[i - 1].token.endswith("\t"):
+            if not lps[i].token.startswith(text[offsets[len(found)]]):
+                raise SimulationFailed(
+                    f"value slot {len(found)} does not start a token (merged with the tab)"
+                )
+            found.append(i)
+    if len(found) != len(offsets):
+        raise SimulationFailed(f"found {len(found)} of {len(offsets)} value slots in the backend's tokens")
+    return found
 
 
 def simulate_all_at_once(llm: LLM, explanation: str, tokens: Sequence[str]) -> list[float] | None:
