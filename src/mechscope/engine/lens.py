@@ -83,9 +83,16 @@ class _Reached(Exception):
 def unit_activations(
     model: HookedDecoder, kind_name: str, layer: int | None, index: int, rows: list[list[int]]
 ) -> torch.Tensor:
-    """(row, pos) activations of one unit over equal-length token rows, in one forward that stops
-    at the unit's hook point: what a dataset stores per window (its quantile samples are stored
-    without them), recomputed."""
+    """(row, pos) activations of one unit over equal-length token rows: what a dataset stores
+    per window (its quantile samples are stored without them), recomputed."""
+    return layer_activations(model, kind_name, layer, rows)[:, :, index]
+
+
+def layer_activations(
+    model: HookedDecoder, kind_name: str, layer: int | None, rows: list[list[int]]
+) -> torch.Tensor:
+    """(row, pos, unit) activations of every unit of a kind's layer over equal-length token rows,
+    in one forward that stops at the layer's hook point."""
     kind = get_kind(kind_name, model)
     point = kind.hook(layer or 0)
     got: dict[str, torch.Tensor] = {}
@@ -96,7 +103,7 @@ def unit_activations(
 
     with torch.inference_mode(), model.hooks(fwd=[(point, grab)]), contextlib.suppress(_Reached):
         model(torch.tensor(rows, device=model.device))
-    return kind.activations(got["x"])[:, :, index].float().cpu()  # (row, pos)
+    return kind.activations(got["x"]).float().cpu()  # (row, pos, unit)
 
 
 def _tok(model: HookedDecoder, i: int) -> str:

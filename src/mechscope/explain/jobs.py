@@ -29,7 +29,7 @@ from mechscope.explain.explainer import (
     promoted_tokens,
 )
 from mechscope.explain.prompts import PROMPT_VERSION
-from mechscope.explain.records import RecordConfig, load_records
+from mechscope.explain.records import LayerWindows, RecordConfig, layer_windows, load_records
 from mechscope.explain.scoring import BATCH, Embedder, Score, absent, score_all
 from mechscope.explain.simulator import Simulator
 from mechscope.explain.store import ExplanationStore, StoredExplanation
@@ -111,15 +111,24 @@ def explain_node(
     backends: Backends,
     cfg: JobConfig | None = None,
     model_lock: threading.Lock | None = None,
+    layers: dict[tuple[str, int], LayerWindows] | None = None,
 ) -> StoredExplanation:
-    """One node, records to scores; every failure lands in the row, none is raised."""
+    """One node, records to scores; every failure lands in the row, none is raised. ``layers``:
+    the job's cache of extra windows per (kind, layer), shared under ``model_lock``."""
     cfg = cfg or JobConfig()
     kind, layer, unit = node
     lock = model_lock or threading.Lock()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with lock:
-        records = load_records(ds, kind, layer, unit, model, cfg.records)
+        extra = None
+        if model is not None and cfg.records.extra_random > 0 and layers is not None:
+            if (kind, layer) not in layers:
+                while len(layers) >= 2:  # the job's nodes come in layer order: keep the last two
+                    layers.pop(next(iter(layers)))
+                layers[kind, layer] = layer_windows(ds, model, kind, layer, cfg.records)
+            extra = layers[kind, layer]
+        records = load_records(ds, kind, layer, unit, model, cfg.records, extra)
         timings["records"] = time.perf_counter() - t0
         t = time.perf_counter()
         promoted = None
@@ -196,6 +205,7 @@ def run_job(
     summary = JobSummary(planned=len(nodes), skipped=len(nodes) - len(todo))
     t0 = time.perf_counter()
     lock = threading.Lock()
+    layers: dict[tuple[str, int], LayerWindows] = {}
 
     def finished(row: StoredExplanation) -> None:
         store.add(row)  # only this thread writes
@@ -211,13 +221,13 @@ def run_job(
         progress(summary, len(todo))
     if workers <= 1:
         for node in todo:
-            finished(explain_node(ds, node, model, backends, cfg, lock))
+            finished(explain_node(ds, node, model, backends, cfg, lock, layers))
         return summary
     with ThreadPoolExecutor(workers) as pool:
         pending: set[Future[StoredExplanation]] = set()
         queue = iter(todo)
         for node in queue:  # at most 2 x workers in flight: a kill loses little work
-            pending.add(pool.submit(explain_node, ds, node, model, backends, cfg, lock))
+            pending.add(pool.submit(explain_node, ds, node, model, backends, cfg, lock, layers))
             if len(pending) >= 2 * workers:
                 ready, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in ready:

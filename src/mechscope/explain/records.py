@@ -10,7 +10,9 @@ Records come from the collated dataset (docs/explanations.md, "Records"):
 - TEST, never shown: the top examples at odd ranks, the samples by quantile and the random ones
   (delphi's "top + quantile + random"), plus ``extra_random`` more uniformly random windows whose
   activations one forward of the model recomputes (a collation keeps only 8 random windows per
-  node: too few non-activating examples for detection).
+  node: too few non-activating examples for detection). They are drawn per layer, so that one
+  forward serves every node of the layer (:class:`LayerWindows`); a node's own windows among them
+  are left out.
 
 The split is by window id: a window never lands in both sets, even when it is a top example and
 a random sample at once. Quantile samples are stored without per-token values; they are
@@ -96,9 +98,11 @@ def load_records(
     unit: int,
     model: HookedDecoder | None = None,
     cfg: RecordConfig | None = None,
+    extra: LayerWindows | None = None,
 ) -> NodeRecords:
     """The node's train and test records (see the module docstring). Without ``model``, quantile
-    samples (stored without per-token values) and extra random windows are left out."""
+    samples (stored without per-token values) and extra random windows are left out. ``extra``:
+    the layer's extra windows when the caller has them already (default: computed here)."""
     cfg = cfg or RecordConfig()
     top = sorted(ds.top_examples(kind, layer, unit, n=1_000_000), key=lambda r: int(r["rank"]))
     quantile = ds.samples(kind, layer, unit, "quantile")
@@ -123,8 +127,10 @@ def load_records(
             continue
         seen.add(wid)
         test.append(_record(row, source))
-    if model is not None and cfg.extra_random > 0:
-        test += _extra_random(ds, model, kind, layer, unit, seen, cfg)
+    if extra is None and model is not None and cfg.extra_random > 0:
+        extra = layer_windows(ds, model, kind, layer, cfg)
+    if extra is not None:
+        test += _extra_random(extra, unit, seen)
     pairs = any(r.get("key_position") is not None for r in top)
     return NodeRecords(kind, layer, unit, [_record(r, "top") for r in train_rows], test, pairs, notes)
 
@@ -157,27 +163,36 @@ def _fill(
         r["acts"] = [float(v) for v in a]
 
 
-def _extra_random(
-    ds: Dataset,
-    model: HookedDecoder,
-    kind: str,
-    layer: int,
-    unit: int,
-    taken: set[int],
-    cfg: RecordConfig,
-) -> list[Record]:
-    """``cfg.extra_random`` windows drawn uniformly (seeded by the node) among those not taken."""
-    from mechscope.engine.lens import unit_activations
+@dataclass(frozen=True)
+class LayerWindows:
+    """The extra random windows of one kind's layer, with every unit's activations on them: one
+    forward serves every node of the layer (a job keeps the last few, :func:`layer_windows`)."""
+
+    ids: list[int]
+    tokens: list[list[str]]  # start token left out
+    acts: np.ndarray  # (window, pos, unit), start token left out
+
+
+def layer_windows(
+    ds: Dataset, model: HookedDecoder, kind: str, layer: int, cfg: RecordConfig
+) -> LayerWindows:
+    """``cfg.extra_random`` windows drawn uniformly, seeded by the kind and layer."""
+    from mechscope.engine.lens import layer_activations
 
     n_windows = int(ds.meta()["n_windows"])
-    rng = np.random.default_rng([cfg.seed, zlib.crc32(kind.encode()), layer, unit])
-    free = np.setdiff1d(np.arange(n_windows), np.fromiter(taken, dtype=np.int64, count=len(taken)))
-    ids = sorted(int(i) for i in rng.choice(free, size=min(cfg.extra_random, len(free)), replace=False))
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(kind.encode()), layer])
+    ids = sorted(int(i) for i in rng.choice(n_windows, size=min(cfg.extra_random, n_windows), replace=False))
     if not ids:
-        return []
+        return LayerWindows([], [], np.zeros((0, 0, 0), dtype=np.float32))
     windows = ds.windows(ids)
-    acts = unit_activations(model, kind, layer, unit, [windows[i]["token_ids"] for i in ids])
+    acts = layer_activations(model, kind, layer, [windows[i]["token_ids"] for i in ids])
+    return LayerWindows(ids, [[str(t) for t in windows[i]["tokens"][1:]] for i in ids], acts[:, 1:].numpy())
+
+
+def _extra_random(extra: LayerWindows, unit: int, taken: set[int]) -> list[Record]:
+    """The layer's extra windows as the unit's records, but those already among its records."""
     return [
-        Record(i, [str(t) for t in windows[i]["tokens"][1:]], [float(v) for v in a[1:]], "extra")
-        for i, a in zip(ids, acts, strict=True)
+        Record(i, toks, [float(v) for v in extra.acts[w, :, unit]], "extra")
+        for w, (i, toks) in enumerate(zip(extra.ids, extra.tokens, strict=True))
+        if i not in taken
     ]
