@@ -153,3 +153,17 @@ def test_head_explainer_shows_query_and_key_pairs(digit_ds: Dataset, digit: Hook
     final = fake.prompts[0][-1].content
     assert fake.prompts[0][0].content == prompts.EXPLAIN_HEAD_SYSTEM
     assert final.count("[[") == len(row.train_windows) and "**" in final
+
+
+def test_a_job_finds_the_simulation_method_once(
+    tmp_path: Path, digit_root: Path, digit: HookedDecoder
+) -> None:
+    """An endpoint without logprobs: the first node tries prompt logprobs and generation, the
+    others go straight to JSON (no wasted generation call per node)."""
+    fake = RuleFake(mode="json")
+    with Dataset(digit_root) as ds, ExplanationStore(tmp_path) as store:
+        nodes = select_nodes(ds, ["mlp_neuron"], [0], limit=3, seed=0)
+        run_job(ds, store, nodes, digit, Backends(explainer=fake, scorer=fake), workers=1)
+        assert fake.calls["prompt"] == 1 and fake.calls["generate"] == 1 and fake.calls["json"] > 3
+        row = store.latest(*nodes[-1])
+        assert row is not None and row["scores"]["simulation"]["method"] == "json"

@@ -30,7 +30,7 @@ from mechscope.explain.explainer import (
 )
 from mechscope.explain.prompts import PROMPT_VERSION
 from mechscope.explain.records import LayerWindows, RecordConfig, layer_windows, load_records
-from mechscope.explain.scoring import BATCH, Embedder, Score, absent, score_all
+from mechscope.explain.scoring import BATCH, SCORES, Embedder, Score, absent, score_all
 from mechscope.explain.simulator import Simulator
 from mechscope.explain.store import ExplanationStore, StoredExplanation
 
@@ -51,6 +51,11 @@ class Backends:
     explainer: LLM | None = None
     scorer: LLM | None = None
     embed: Embedder | None = None
+    simulator: Simulator | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # One simulator for the whole job: the method it falls back to is found once, not per node.
+        self.simulator = Simulator(self.scorer) if self.scorer is not None else None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -140,11 +145,10 @@ def explain_node(
         expl = explain_with_llm(backends.explainer, records)
     timings["explain"] = time.perf_counter() - t
     t = time.perf_counter()
-    simulator = Simulator(backends.scorer) if backends.scorer is not None else None
     scores: dict[str, Score] = (
-        score_all(expl.text, records, simulator, backends.scorer, backends.embed, cfg.seed)
+        score_all(expl.text, records, backends.simulator, backends.scorer, backends.embed, cfg.seed)
         if records.test
-        else {name: absent("no test records") for name in ("simulation", "detection", "fuzzing", "embedding")}
+        else {name: absent("no test records") for name in SCORES}
     )
     timings["score"] = time.perf_counter() - t
     backend, model_name, version = backends.key

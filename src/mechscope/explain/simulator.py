@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -256,6 +257,7 @@ class Simulator:
         if bad or not methods:
             raise ValueError(f"simulation methods must be among {METHODS}, got {list(methods)}")
         self.llm, self.methods = llm, list(methods)
+        self._lock = threading.Lock()  # job workers share one simulator
 
     @property
     def method(self) -> str:
@@ -284,4 +286,6 @@ class Simulator:
                 return simulate_json(self.llm, explanation, tokens)
             if got is not None:
                 return got
-            self.methods.pop(0)  # the backend lacks these logprobs: fall back for good
+            with self._lock:  # the backend lacks these logprobs: fall back for good (once)
+                if self.methods[0] == method:
+                    self.methods.pop(0)
