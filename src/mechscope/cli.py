@@ -363,6 +363,9 @@ _register_dictionaries(main)
 from mechscope.cli_models import register as _register_models  # noqa: E402
 
 _register_models(main)
+from mechscope.cli_explain import register as _register_explain  # noqa: E402
+
+_register_explain(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -7,6 +7,7 @@ so soft-capping, norm offsets and embedding scales are the model's, not a copy.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import torch
@@ -72,6 +73,37 @@ def node_activations(model: HookedDecoder, prompt: ModelInput, node: Node) -> No
     return NodeActivations(
         node=node, tokens=[_tok(model, i) for i in ids], values=[float(v) for v in values], pattern=pattern
     )
+
+
+class _Reached(Exception):
+    """Raised by the hook that has what :func:`unit_activations` needs: the rest of the forward
+    (later blocks, the unembedding) is skipped."""
+
+
+def unit_activations(
+    model: HookedDecoder, kind_name: str, layer: int | None, index: int, rows: list[list[int]]
+) -> torch.Tensor:
+    """(row, pos) activations of one unit over equal-length token rows: what a dataset stores
+    per window (its quantile samples are stored without them), recomputed."""
+    return layer_activations(model, kind_name, layer, rows)[:, :, index]
+
+
+def layer_activations(
+    model: HookedDecoder, kind_name: str, layer: int | None, rows: list[list[int]]
+) -> torch.Tensor:
+    """(row, pos, unit) activations of every unit of a kind's layer over equal-length token rows,
+    in one forward that stops at the layer's hook point."""
+    kind = get_kind(kind_name, model)
+    point = kind.hook(layer or 0)
+    got: dict[str, torch.Tensor] = {}
+
+    def grab(x: torch.Tensor, _hook: object) -> None:
+        got["x"] = x
+        raise _Reached
+
+    with torch.inference_mode(), model.hooks(fwd=[(point, grab)]), contextlib.suppress(_Reached):
+        model(torch.tensor(rows, device=model.device))
+    return kind.activations(got["x"]).float().cpu()  # (row, pos, unit)
 
 
 def _tok(model: HookedDecoder, i: int) -> str:

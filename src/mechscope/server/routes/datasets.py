@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from fastapi import APIRouter
 
-from mechscope.engine.kinds import Kind, get_kind, kinds_of
-from mechscope.engine.lens import node_tokens
+from mechscope.engine.kinds import Kind, kinds_of
+from mechscope.engine.lens import node_tokens, unit_activations
 from mechscope.engine.nodes import Node
 from mechscope.server import limits
 from mechscope.server.deps import State
@@ -67,12 +67,8 @@ def _fill_acts(model: HookedDecoder, ds: Dataset, req: DatasetNodeRequest, examp
     if not todo:
         return
     windows = ds.windows([e.window_id for e in todo])
-    tokens = torch.tensor([windows[e.window_id]["token_ids"] for e in todo])
-    kind = get_kind(req.kind, model)
-    point = kind.hook(req.layer)
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names=[point])
-    acts = kind.activations(cache[point])[:, :, req.index]  # (window, pos)
+    rows = [windows[e.window_id]["token_ids"] for e in todo]
+    acts = unit_activations(model, req.kind, req.layer, req.index, rows)  # (window, pos)
     for e, a in zip(todo, acts, strict=True):
         e.acts = [float(v) for v in a]
 

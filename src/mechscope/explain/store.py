@@ -1,0 +1,179 @@
+"""Where explanations and their scores live: ``explanations.duckdb`` in the dataset's folder, and
+every SQL statement that touches it.
+
+A file of its own, beside ``dataset.duckdb``: collation writes and renames only its own files
+(data/store.py), so re-collating never wipes explanations. One row per (node, backend, model,
+prompt version); each row is one INSERT, committed on its own (DuckDB's write-ahead log makes a
+commit atomic and durable), so a job killed at any moment (kill -9) keeps every node it finished
+and none half-written, and a re-run skips the nodes already there (:meth:`ExplanationStore.done`).
+
+DuckDB lets one process open a database for writing at a time: a second ``mechscope explain`` on
+the same dataset is refused with a one-line error while the first runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mechscope.errors import InputError
+
+DATABASE = "explanations.duckdb"
+SCORE_COLUMNS = ("simulation", "detection", "fuzzing", "embedding")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS explanations (
+    kind VARCHAR NOT NULL, layer INTEGER NOT NULL, unit INTEGER NOT NULL,
+    backend VARCHAR NOT NULL, model VARCHAR NOT NULL, prompt_version VARCHAR NOT NULL,
+    explainer VARCHAR NOT NULL,
+    explanation VARCHAR,
+    failure VARCHAR,
+    scorer VARCHAR, scorer_model VARCHAR,
+    dataset VARCHAR,
+    train_windows INTEGER[], test_windows INTEGER[],
+    {", ".join(f"{c} DOUBLE" for c in SCORE_COLUMNS)},
+    scores VARCHAR,
+    notes VARCHAR,
+    seconds DOUBLE, timings VARCHAR,
+    created TIMESTAMP NOT NULL,
+    PRIMARY KEY (kind, layer, unit, backend, model, prompt_version)
+)
+"""
+_COLUMNS = (
+    "kind", "layer", "unit", "backend", "model", "prompt_version", "explainer", "explanation", "failure",
+    "scorer", "scorer_model", "dataset", "train_windows", "test_windows", *SCORE_COLUMNS, "scores", "notes",
+    "seconds", "timings", "created",
+)  # fmt: skip
+_JSON = ("scores", "notes", "timings")
+
+
+@dataclass(frozen=True)
+class StoredExplanation:
+    """One row: a node's explanation by one backend and model with one prompt version, and its scores."""
+
+    kind: str
+    layer: int
+    unit: int
+    backend: str
+    model: str
+    prompt_version: str
+    explainer: str
+    explanation: str | None
+    failure: str | None
+    scorer: str | None  # the simulating/judging backend; None when nothing was simulated
+    scorer_model: str | None
+    dataset: str  # the dataset's windows fingerprint: which corpus slice the scores are on
+    train_windows: list[int]
+    test_windows: list[int]
+    scores: dict[str, dict[str, Any]]  # name -> Score.as_dict() (value, n, lo, hi, failure, ...)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    created: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+
+    def row(self) -> list[Any]:
+        values = {
+            **{c: getattr(self, c) for c in _COLUMNS if c not in SCORE_COLUMNS and c not in _JSON},
+            **{c: (self.scores.get(c) or {}).get("value") for c in SCORE_COLUMNS},
+            **{c: json.dumps(getattr(self, c)) for c in _JSON},
+        }
+        return [values[c] for c in _COLUMNS]
+
+
+class ExplanationStore:
+    """The explanations of one dataset folder. ``read_only`` opens an existing file for queries."""
+
+    def __init__(self, dataset_root: str | Path, read_only: bool = False) -> None:
+        import duckdb
+
+        self.path = Path(dataset_root).expanduser() / DATABASE
+        if read_only and not self.path.is_file():
+            raise InputError(f"{self.path.parent}: no explanations yet (run mechscope explain)")
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as e:
+            raise InputError(
+                f"{self.path}: cannot open ({str(e).splitlines()[0]}); is another explain job running?"
+            ) from None
+        if not read_only:
+            self._con.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ExplanationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self._con.cursor()
+        try:
+            cur.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            cur.close()
+        for r in rows:
+            for c in _JSON:
+                if isinstance(r.get(c), str):
+                    r[c] = json.loads(r[c])
+        return rows
+
+    def add(self, result: StoredExplanation) -> None:
+        """Insert (or replace) one node's row, committed on its own."""
+        marks = ", ".join("?" for _ in _COLUMNS)
+        self._con.execute(
+            f"INSERT OR REPLACE INTO explanations ({', '.join(_COLUMNS)}) VALUES ({marks})", result.row()
+        )
+
+    def done(self, backend: str, model: str, prompt_version: str) -> set[tuple[str, int, int]]:
+        """The nodes that already have a row for this backend, model and prompt version."""
+        rows = self._rows(
+            "SELECT kind, layer, unit FROM explanations WHERE backend = ? AND model = ? AND prompt_version = ?",
+            [backend, model, prompt_version],
+        )
+        return {(r["kind"], r["layer"], r["unit"]) for r in rows}
+
+    def latest(self, kind: str, layer: int, unit: int) -> dict[str, Any] | None:
+        """The node's most recent explanation that did not fail, else its most recent row."""
+        rows = self._rows(
+            "SELECT * FROM explanations WHERE kind = ? AND layer = ? AND unit = ? "
+            "ORDER BY explanation IS NULL, created DESC LIMIT 1",
+            [kind, layer, unit],
+        )
+        return rows[0] if rows else None
+
+    def latest_many(self, nodes: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+        """:meth:`latest` of many nodes in one query (the Debugger's node table), by node."""
+        if not nodes:
+            return {}
+        keys = [f"{k}\x1f{layer}\x1f{u}" for k, layer, u in nodes]
+        rows = self._rows(
+            """
+            SELECT * FROM explanations
+            WHERE kind || chr(31) || CAST(layer AS VARCHAR) || chr(31) || CAST(unit AS VARCHAR) IN ?
+            QUALIFY row_number() OVER (PARTITION BY kind, layer, unit
+                                       ORDER BY explanation IS NULL, created DESC) = 1
+            """,
+            [keys],
+        )
+        return {(r["kind"], r["layer"], r["unit"]): r for r in rows}
+
+    def search(self, text: str, n: int = 50) -> list[dict[str, Any]]:
+        """Explanations containing ``text`` (case-insensitive), best simulation score first."""
+        if not text.strip():
+            raise InputError("search text is empty")
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return self._rows(
+            "SELECT * FROM explanations WHERE explanation ILIKE ? ESCAPE '\\' "
+            "ORDER BY simulation DESC NULLS LAST, created DESC LIMIT ?",
+            [pattern, n],
+        )
+
+    def count(self) -> int:
+        return int(self._rows("SELECT count(*) AS n FROM explanations", [])[0]["n"])

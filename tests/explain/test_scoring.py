@@ -1,0 +1,125 @@
+"""Scores against hand-computed values; intervals; failures that leave a score absent, never 0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mechscope.explain.records import NodeRecords, Record
+from mechscope.explain.scoring import (
+    activating_split,
+    auc,
+    balanced_accuracy,
+    bootstrap_ci,
+    correlation_score,
+    detection_score,
+    embedding_score,
+    fuzzing_score,
+    fuzzing_texts,
+    pearson,
+    score_all,
+)
+from mechscope.explain.simulator import Simulator
+from tests.explain.fake_llm import RuleFake
+
+
+def test_balanced_accuracy_and_auc_by_hand() -> None:
+    labels = np.array([1, 1, 1, 0, 0])
+    preds = np.array([1, 0, 1, 0, 1])
+    assert balanced_accuracy(labels, preds) == pytest.approx((2 / 3 + 1 / 2) / 2)
+    scores = np.array([0.9, 0.4, 0.5, 0.4, 0.1])
+    labels = np.array([1, 1, 0, 0, 0])
+    # 0.9 beats all three negatives; 0.4 loses to 0.5, ties 0.4, beats 0.1: (3 + 1.5) / 6
+    assert auc(labels, scores) == pytest.approx(4.5 / 6)
+    assert np.isnan(balanced_accuracy(np.array([1, 1]), np.array([1, 0])))
+
+
+def test_pearson_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=50), rng.normal(size=50)
+    assert pearson(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert np.isnan(pearson(np.ones(5), x[:5]))
+    assert np.isnan(pearson(x[:7], np.full(7, 0.095)))  # centring 0.095 leaves rounding noise
+
+
+def _noisy(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    true = [rng.normal(size=8) for _ in range(n)]
+    return true, [t + rng.normal(size=8) for t in true]
+
+
+def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_n() -> None:
+    widths = []
+    for n in (10, 160):
+        true, sim = _noisy(n, 1)
+        s = correlation_score(true, sim, [], "all_at_once", seed=0)
+        assert s.value is not None and s.lo is not None and s.hi is not None
+        assert s.lo <= s.value <= s.hi and s.n == n
+        widths.append(s.hi - s.lo)
+    assert widths[1] < widths[0] / 2  # ~1/sqrt(n): 16x the records, about a quarter of the width
+    lo, hi = bootstrap_ci(lambda i: float(np.mean(i)), [np.arange(1)])
+    assert lo is None and hi is None  # one unit: no interval
+
+
+def _rec(i: int, tokens: str, acts: list[float], source: str = "top") -> Record:
+    return Record(i, list(tokens), acts, source)
+
+
+def _digits_records() -> NodeRecords:
+    train = [_rec(0, "ab1c", [0, 0, 3, 0])]
+    pos = [_rec(10 + i, f"x{i}yz", [0, 3, 0, 0], "top") for i in range(6)]
+    neg = [_rec(20 + i, "abcd", [0, 0, 0, 0], "random") for i in range(6)]
+    middle = [_rec(30, "ab.d", [0, 0.4, 0, 0], "quantile")]  # scales to 1: simulation only
+    return NodeRecords("mlp_neuron", 0, 0, train, pos + neg + middle, pairs=False)
+
+
+def test_activating_split_and_fuzzing_marks() -> None:
+    recs = _digits_records()
+    pos, neg = activating_split(recs)
+    assert [r.window_id for r in pos] == list(range(10, 16)) and [r.window_id for r in neg] == list(
+        range(20, 26)
+    )
+    texts = fuzzing_texts(pos, neg, recs.scale, seed=0)
+    assert texts[0] == "x<<0>>yz"
+    assert all(t.count("<<") == 1 for t in texts[6:])  # as many random marks as the mean true ones
+
+
+def test_right_explanation_beats_wrong_one_on_every_score() -> None:
+    recs = _digits_records()
+    pos, neg = activating_split(recs)
+    fake = RuleFake()
+    right = detection_score(fake, "digits", pos, neg)
+    wrong = detection_score(fake, "vowels", pos, neg)
+    assert (
+        right.value == 1.0 and right.n == 12 and wrong.value == 0.0
+    )  # vowels: only the quiet texts have them
+    assert fuzzing_score(fake, "digits", pos, neg, recs.scale).value == 1.0
+    sim = Simulator(RuleFake())
+    scores = score_all("digits", recs, sim, fake, None)
+    assert scores["simulation"].value is not None and scores["simulation"].value > 0.9
+    assert scores["embedding"].value is None and "embedder" in (scores["embedding"].failure or "")
+
+
+def test_failed_judgements_leave_the_score_absent_not_zero() -> None:
+    recs = _digits_records()
+    pos, neg = activating_split(recs)
+    s = detection_score(RuleFake(judge_answer="I think [1, 0"), "digits", pos, neg)
+    assert s.value is None and s.failed == 12 and "no activating" in (s.failure or "")
+    sims = score_all("digits", recs, Simulator(RuleFake(mode="badjson")), None, None)
+    assert sims["simulation"].value is None and "every simulation failed" in (
+        sims["simulation"].failure or ""
+    )
+    assert sims["simulation"].failed == len(recs.test)
+    nothing = score_all(None, recs, Simulator(RuleFake()), RuleFake(), None)
+    assert all(s.value is None and s.failure == "no explanation" for s in nothing.values())
+
+
+def test_embedding_score_is_the_auc_of_cosines() -> None:
+    recs = _digits_records()
+    pos, neg = activating_split(recs)
+
+    def embed(texts: list[str]) -> np.ndarray:  # a fake embedder: [mentions or has a digit, 1]
+        return np.array([[any(c.isdigit() for c in t) or "digit" in t, 1.0] for t in texts], float)
+
+    s = embedding_score(embed, "digits", pos, neg)
+    assert s.value == 1.0 and s.n == 12 and s.lo == 1.0

@@ -1,0 +1,55 @@
+"""The explanations database: one row per node and backend, queries, and its place beside the dataset."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mechscope.errors import InputError
+from mechscope.explain.store import DATABASE, ExplanationStore, StoredExplanation
+
+
+def _row(
+    unit: int, text: str | None, backend: str = "baseline", when: int = 0, sim: float | None = 0.5
+) -> StoredExplanation:
+    return StoredExplanation(
+        kind="mlp_neuron", layer=1, unit=unit, backend=backend, model="-", prompt_version="v",
+        explainer="baseline", explanation=text, failure=None if text else "no activating train records",
+        scorer="fake", scorer_model="m", dataset="fp", train_windows=[1, 3], test_windows=[2, 4],
+        scores={"simulation": {"value": sim, "n": 2, "lo": 0.1, "hi": 0.9, "failure": None}},
+        created=datetime(2026, 1, 1) + timedelta(minutes=when),
+    )  # fmt: skip
+
+
+def test_rows_queries_and_replacement(tmp_path: Path) -> None:
+    with ExplanationStore(tmp_path) as store:
+        store.add(_row(0, "fires on 100% of digits", when=0, sim=0.9))
+        store.add(_row(1, "fires on ' the'", when=1))
+        store.add(_row(1, "fires on ' the', after ' of'", backend="http://x", when=2))
+        store.add(_row(2, None, when=3))
+        store.add(_row(0, "fires on digits_", when=4, sim=0.7))  # the same key: replaced, not duplicated
+        assert store.count() == 4
+        assert store.done("baseline", "-", "v") == {
+            ("mlp_neuron", 1, 0),
+            ("mlp_neuron", 1, 1),
+            ("mlp_neuron", 1, 2),
+        }
+        latest = store.latest("mlp_neuron", 1, 1)
+        assert latest is not None and latest["backend"] == "http://x"
+        assert latest["scores"]["simulation"]["n"] == 2 and latest["train_windows"] == [1, 3]
+        many = store.latest_many([("mlp_neuron", 1, 0), ("mlp_neuron", 1, 2), ("mlp_neuron", 1, 9)])
+        assert set(many) == {("mlp_neuron", 1, 0), ("mlp_neuron", 1, 2)}
+        assert many[("mlp_neuron", 1, 0)]["explanation"] == "fires on digits_"
+        assert many[("mlp_neuron", 1, 2)]["explanation"] is None  # a failure is a row too
+        assert [r["unit"] for r in store.search("THE")] == [1, 1]
+        assert store.search("100%") == [] and [r["unit"] for r in store.search("digits_")] == [0]
+        with pytest.raises(InputError):
+            store.search("  ")
+    assert (tmp_path / DATABASE).is_file()
+
+
+def test_read_only_needs_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no explanations yet"):
+        ExplanationStore(tmp_path, read_only=True)
