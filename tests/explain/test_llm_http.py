@@ -244,11 +244,13 @@ def test_concurrency_never_exceeds_the_limit(
     server: FakeOpenAI, client: Callable[..., OpenAICompatible]
 ) -> None:
     server.default = Reply(body=answer("ok"), delay=0.2)
-    llm = client(concurrency=2, timeout=5)
+    llm = client(concurrency=2, timeout=0.5)
     with ThreadPoolExecutor(max_workers=8) as pool:  # more callers than slots
         results = list(pool.map(lambda i: llm.complete([Message("user", str(i))], max_tokens=5), range(8)))
     assert [r.text for r in results] == ["ok"] * 8
     assert server.max_in_flight == 2
+    # The last callers waited 0.6 s for a slot, longer than the timeout: waiting is not a timeout.
+    assert server.attempts == 8
 
 
 def test_map_keeps_order_and_puts_errors_in_place(

@@ -109,9 +109,11 @@ class OpenAICompatible:
         self.extra_body = dict(extra_body or {})
         self.cache = cache
         self._slots = threading.BoundedSemaphore(concurrency)
+        # The semaphore, not the pool, bounds requests in flight: a caller waiting for a pool
+        # connection would see its wait count against `timeout` (httpx.PoolTimeout) and retry.
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=concurrency),
         )
         self._jitter = tenacity.wait_random_exponential(multiplier=backoff, max=max_backoff)
         self.attempts = 0  # HTTP requests sent (retries included), for reports and tests
