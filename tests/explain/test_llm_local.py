@@ -17,6 +17,7 @@ from mechscope.explain.llm import LLMError, Message, PromptTooLong
 from mechscope.explain.llm_cache import LLMCache
 from mechscope.explain.llm_local import LocalLLM
 from mechscope.models.decoder import HookedDecoder
+from mechscope.models.generation import Generation
 from tests.conftest import tiny_model
 
 # SmolLM2's template without its default system prompt: the ChatML shape.
@@ -60,6 +61,26 @@ def test_a_model_without_template_gets_the_plain_fallback(llama: HookedDecoder) 
     assert llama.tokenizer is not None
     llama.tokenizer.chat_template = None
     assert LocalLLM(llama).render(MSGS) == "system: Rate 0-10.\nuser: cat\nassistant:"
+
+
+def test_without_template_generation_stops_at_the_next_turn(
+    llama: HookedDecoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert llama.tokenizer is not None
+    llama.tokenizer.chat_template = None
+    tok = llama.tokenizer
+    said = tok.encode(" 7\nuser: more", add_bos=False)
+    seen: dict[str, object] = {}
+
+    def scripted(model: HookedDecoder, prompt: torch.Tensor, **kw: object) -> Generation:
+        seen.update(kw)
+        return Generation([said], [" 7"], [prompt[0].tolist()], ["stop_string"])
+
+    monkeypatch.setattr(llm_local, "generate", scripted)
+    out = LocalLLM(llama).complete(MSGS, max_tokens=20, top_logprobs=1)
+    assert seen["stop_strings"] == ("\nsystem:", "\nuser:", "\nassistant:")
+    assert (out.text, out.finish_reason) == (" 7", "stop")
+    assert out.logprobs is not None and [t.token for t in out.logprobs] == [" ", "7"]
 
 
 def test_template_errors_are_typed(llama: HookedDecoder) -> None:

@@ -4,8 +4,10 @@ immutable sandbox with the globals and filters Hugging Face templates use, as ``
 ``apply_chat_template`` does (``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``,
 ``raise_exception``, ``tojson``, ``strftime_now``).
 
-A model without a template gets a plain fallback: one ``role: content`` line per message and,
-for a generation prompt, ``assistant:`` (no special tokens; weak, but stated).
+A model without a template (a base model's GGUF, e.g. the Gemma 3 270M test model) gets a plain
+fallback: one ``role: content`` line per message and, for a generation prompt, ``assistant:``
+(no special tokens; weak, but stated). Generation then stops where the model starts a new turn
+(:data:`FALLBACK_STOPS`), since no end-of-turn token exists for it to emit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mechscope.errors import InputError
-from mechscope.explain.llm import LLMError, Message
+from mechscope.explain.llm import ROLES, LLMError, Message
+
+FALLBACK_STOPS = tuple(f"\n{role}:" for role in ROLES)
 
 
 class ChatTemplateError(LLMError, InputError):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from mechscope.errors import InputError
-from mechscope.explain.chat_template import render_chat
+from mechscope.explain.chat_template import FALLBACK_STOPS, render_chat
 from mechscope.explain.llm import (
     Completion,
     LLMError,
@@ -106,15 +106,19 @@ class LocalLLM:
             raise PromptTooLong(f"the prompt is {len(ids)} tokens; {self.model}'s context is {n_ctx} tokens")
         # Sampling is seeded from the request: the same request samples the same answer.
         seed = int(key[:8], 16) if temperature > 0 else None
+        stops = () if self.tokenizer.chat_template else FALLBACK_STOPS
         with self._lock:
             gen = generate(
                 self.decoder,
                 torch.tensor([ids]),
                 max_new_tokens=min(max_tokens, n_ctx - len(ids)),
                 temperature=temperature,
+                stop_strings=stops,
                 seed=seed,
             )
             answer = gen.tokens[0]
+            if gen.stop_reasons[0] == "stop_string":  # the text was cut at the stop: cut the tokens too
+                answer = answer[: self._tokens_within(answer, len(gen.texts[0]))]
             logprobs = None
             if top_logprobs > 0:
                 logprobs = self._logprobs_rows([(ids + answer, len(ids))], top_logprobs)[0] if answer else []
@@ -176,6 +180,14 @@ class LocalLLM:
         return out
 
     # ----- tokens and logprobs ---------------------------------------------------------------
+    def _tokens_within(self, ids: list[int], n_chars: int) -> int:
+        """How many leading tokens of ``ids`` print as at most ``n_chars`` characters."""
+        k = total = 0
+        while k < len(ids) and total + len(self.tokenizer.token_str(ids[k])) <= n_chars:
+            total += len(self.tokenizer.token_str(ids[k]))
+            k += 1
+        return k
+
     def render(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
         """The prompt text of ``messages`` through the model's chat template."""
         tok = self.tokenizer
