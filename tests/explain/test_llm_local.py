@@ -3,6 +3,7 @@ checked against plain forwards of the same model."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -145,6 +146,15 @@ def test_greedy_completion_is_deterministic_and_its_logprobs_match_a_forward(lla
         assert int(row.argmax()) == answer[j]  # the KV-cached greedy step chose the forward's argmax
         assert t.logprob == pytest.approx(float(row.max()), abs=1e-5)
         assert len(t.top) == 3 and max(t.top.values()) == pytest.approx(t.logprob, abs=1e-6)
+
+
+def test_threads_share_one_model_safely(llama: HookedDecoder) -> None:
+    llm = LocalLLM(llama)
+    prompts = [[Message("user", f"question {i}")] for i in range(6)]
+    alone = [llm.complete(p, max_tokens=5, top_logprobs=2) for p in prompts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda p: llm.complete(p, max_tokens=5, top_logprobs=2), prompts))
+    assert together == alone
 
 
 def test_sampling_is_seeded_by_the_request(llama: HookedDecoder) -> None:

@@ -78,6 +78,9 @@ class LocalLLM:
         self.max_batch_tokens = max_batch_tokens
         self._lock = threading.Lock()
         self._identity: dict[str, str] | None = None
+        # The config's end-of-sequence ids and the tokenizer's end-of-generation ones (a GGUF's
+        # tokenizer adds e.g. Gemma's <end_of_turn>, as llama.cpp does).
+        self.stop_tokens = sorted(set(model.cfg.eos_token_ids) | set(model.tokenizer.eos_ids))
 
     def __repr__(self) -> str:
         return f"LocalLLM({self.model!r})"
@@ -113,6 +116,7 @@ class LocalLLM:
                 torch.tensor([ids]),
                 max_new_tokens=min(max_tokens, n_ctx - len(ids)),
                 temperature=temperature,
+                stop_tokens=self.stop_tokens,
                 stop_strings=stops,
                 seed=seed,
             )
