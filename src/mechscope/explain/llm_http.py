@@ -260,9 +260,9 @@ def parse_completion(data: Any, url: str) -> Completion:
 
 def parse_logprobs(value: Any) -> list[TokenLogprobs] | None:
     """Per-token logprobs from ``choices[0].logprobs``: the chat shape (OpenAI, vLLM, llama.cpp's
-    server since b4300, Ollama since 0.12.11: ``content[i].{token, logprob, top_logprobs}``) or the
-    legacy completions shape (``tokens``, ``token_logprobs``, ``top_logprobs`` as dicts) that some
-    servers return on the chat route. None when there are none."""
+    server since ggml-org/llama.cpp#10783, Ollama: ``content[i].{token, logprob, top_logprobs}``)
+    or the legacy completions shape (``tokens``, ``token_logprobs``, ``top_logprobs`` as dicts)
+    that some servers (older vLLM) return on the chat route. None when there are none."""
     if not isinstance(value, dict):
         return None
     content = value.get("content")
