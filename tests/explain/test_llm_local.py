@@ -12,7 +12,7 @@ import torch
 
 from mechscope.errors import InputError
 from mechscope.explain import llm_local
-from mechscope.explain.backends import map_calls, open_llm
+from mechscope.explain.backends import make_llm, map_calls
 from mechscope.explain.chat_template import ChatTemplateError
 from mechscope.explain.llm import LLMError, Message, PromptTooLong
 from mechscope.explain.llm_cache import LLMCache
@@ -205,8 +205,8 @@ def test_local_answers_are_cached(
         other.complete(MSGS, max_tokens=4, top_logprobs=2)
 
 
-def test_open_llm_and_map_calls(llama: HookedDecoder, tmp_path: Path) -> None:
-    llm = open_llm("local", decoder=llama, cache=tmp_path / "c.sqlite")
+def test_make_llm_and_map_calls(llama: HookedDecoder, tmp_path: Path) -> None:
+    llm = make_llm("local", decoder=llama, cache=tmp_path / "c.sqlite")
     assert isinstance(llm, LocalLLM) and llm.name == "local"
 
     def call(i: int) -> str:
@@ -217,9 +217,9 @@ def test_open_llm_and_map_calls(llama: HookedDecoder, tmp_path: Path) -> None:
     out = map_calls(llm, call, range(3))
     assert isinstance(out[1], PromptTooLong) and isinstance(out[0], str)
     with pytest.raises(InputError, match="model"):
-        open_llm("http://localhost:1/v1", use_cache=False)
+        make_llm("http://localhost:1/v1", use_cache=False)
     with pytest.raises(InputError, match="'local' or an endpoint"):
-        open_llm("openai", use_cache=False)
+        make_llm("openai", use_cache=False)
 
 
 @pytest.mark.slow

@@ -1,13 +1,16 @@
 """One call from a ``--backend`` string to an :class:`~mechscope.explain.llm.LLM`, for the CLI and
 the server: ``"local"`` (a model mechscope loads, default SmolLM2) or the base URL of an
 OpenAI-compatible endpoint (``http://localhost:8000/v1``). The baseline explainer needs no LLM
-and is not a backend here."""
+and is not a backend here. The implementations are imported only when asked for, so that the
+explain package loads without the HTTP extra."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from mechscope.errors import InputError
 from mechscope.explain.llm import LLM, LLMError
@@ -20,7 +23,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def open_llm(
+def is_url(spec: str) -> bool:
+    return spec.startswith(("http://", "https://"))
+
+
+def make_llm(
     backend: str,
     *,
     model: str | None = None,
@@ -52,7 +59,7 @@ def open_llm(
 
             decoder = load_model(local_model)
         return LocalLLM(decoder, cache=store)
-    if backend.startswith(("http://", "https://")):
+    if is_url(backend):
         if not model:
             raise InputError(f"backend {backend} needs the model's name as the endpoint knows it (--model)")
         from mechscope.explain.llm_http import OpenAICompatible
@@ -61,6 +68,15 @@ def open_llm(
     raise InputError(
         f"backend must be 'local' or an endpoint's base URL (http://... or https://...), got {backend!r}"
     )
+
+
+def default_embedder() -> Callable[[list[str]], np.ndarray] | None:
+    """The sentence embedder of the embedding score and of search (all-MiniLM-L6-v2, loaded on its
+    first call), or None when its package is not installed."""
+    from mechscope.explain.embedding import embed
+    from mechscope.models.loading.assets import minilm_installed
+
+    return embed if minilm_installed() else None
 
 
 def map_calls(llm: LLM, fn: Callable[[T], R], items: Iterable[T]) -> list[R | LLMError]:

