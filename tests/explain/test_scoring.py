@@ -114,6 +114,32 @@ def test_failed_judgements_leave_the_score_absent_not_zero() -> None:
     assert all(s.value is None and s.failure == "no explanation" for s in nothing.values())
 
 
+def test_a_backend_that_keeps_failing_is_given_up_on_after_a_few_calls() -> None:
+    """The first GIVE_UP calls of a score all failing stops it there: the rest of the records
+    count as failed (the score stays absent), without a call each."""
+    from mechscope.explain.scoring import GIVE_UP, simulation_score
+
+    recs = _digits_records()
+    assert len(recs.test) > GIVE_UP + 1
+    fake = RuleFake(mode="badjson")
+    calls: list[int] = []
+    simulator = Simulator(fake)
+    original = simulator.simulate
+    simulator.simulate = lambda e, t: (calls.append(1), original(e, t))[1]  # type: ignore[method-assign]
+    s = simulation_score(simulator, "digits", recs.test)
+    assert len(calls) == GIVE_UP and s.value is None and s.failed == len(recs.test)
+    judge_fake = RuleFake(judge_answer="I think [1, 0")
+    complete = judge_fake.complete
+    judged: list[int] = []
+    judge_fake.complete = lambda m, **kw: (judged.append(1), complete(m, **kw))[1]  # type: ignore[method-assign]
+    from mechscope.explain import prompts
+    from mechscope.explain.scoring import BATCH, judge
+
+    texts = ["a 1 b", "c d e"] * (BATCH * (GIVE_UP + 3) // 2)  # GIVE_UP + 3 batches
+    _, ok, _ = judge(judge_fake, prompts.DETECT_SYSTEM, "digits", texts, seed=0)
+    assert len(judged) == GIVE_UP and not ok.any()
+
+
 def test_embedding_score_is_the_auc_of_cosines() -> None:
     recs = _digits_records()
     pos, neg = activating_split(recs)
