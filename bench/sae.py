@@ -23,7 +23,8 @@
    model, which cannot load this GGUF offline), then trained on.
 5. Quality at equal width, L0 and token budget: mechscope and SAELens TopK (576 -> 4608, k=32) trained
    on the same cached activations of real corpus text (blocks.6.resid_post, same batches, same
-   order, same lr), explained variance around the mean and L0 on held-out tokens.
+   order, same lr), explained variance around the mean and L0 on held-out tokens; mechscope in
+   both matmul precisions where the CPU has native bf16 (the default there).
 """
 
 from __future__ import annotations
@@ -49,9 +50,17 @@ from _common import (
 )
 
 from mechscope.models.dictionaries.source import capture
-from mechscope.models.dictionaries.training import TrainConfig, decode_topk, lr_at, new_trainee, step
+from mechscope.models.dictionaries.training import (
+    TrainConfig,
+    decode_topk,
+    lr_at,
+    matmul_dtype,
+    new_trainee,
+    step,
+)
 
 HOOK = "blocks.6.resid_post"
+AUTO = f"auto = {'bf16' if matmul_dtype('auto') == torch.bfloat16 else 'fp32'}"
 
 
 def saelens_version() -> str | None:
@@ -66,7 +75,16 @@ class SaeLensLoop:
     """SAELens's own trainer (SAETrainer.step) on a TopK or ReLU + L1 ("standard") SAE."""
 
     def __init__(
-        self, d: int, n: int, k: int | None, l1: float, lr: float, batch: int, tokens: int, scale: bool
+        self,
+        d: int,
+        n: int,
+        k: int | None,
+        l1: float,
+        lr: float,
+        batch: int,
+        tokens: int,
+        scale: bool,
+        autocast: bool = False,
     ) -> None:
         from sae_lens import (
             SAETrainer,
@@ -91,6 +109,7 @@ class SaeLensLoop:
             lr_end=lr,
             logger=LoggingConfig(log_to_wandb=False),
             n_batches_for_norm_estimate=8,
+            autocast=autocast,  # torch.autocast to bfloat16 around the step, on CPU too
         )
         self.trainer = SAETrainer(cfg, self.sae, data_provider=iter(()))  # type: ignore[arg-type]
 
@@ -152,20 +171,30 @@ def training_speed(x: torch.Tensor, n: int, k: int, batch: int, steps: int) -> l
     d = x.shape[1]
     batches = [x[(i * batch) % (len(x) - batch) :][:batch] for i in range(steps)]
     hook = "blocks.6.resid_post"
+    mine = {  # name -> (activation, decode, precision); "auto" is the default
+        f"mechscope topk (sparse decode, {AUTO})": ("topk", "sparse", "auto"),
+        "mechscope topk (sparse decode, fp32)": ("topk", "sparse", "fp32"),
+        "mechscope topk (dense decode, fp32)": ("topk", "dense", "fp32"),
+        f"mechscope relu + L1 ({AUTO})": ("relu", "dense", "auto"),
+        "mechscope relu + L1 (fp32)": ("relu", "dense", "fp32"),
+    }
     trainees = {}
-    for name, act, decode in (
-        ("dense", "topk", "dense"),
-        ("sparse", "topk", "sparse"),
-        ("relu", "relu", "dense"),
-    ):
-        cfg = TrainConfig(hooks=(hook,), n_latents=n, k=k, activation=act, decode=decode, tokens=10**12)
+    for name, (act, decode, precision) in mine.items():
+        cfg = TrainConfig(hooks=(hook,), n_latents=n, k=k, activation=act, decode=decode, tokens=10**12,
+                          precision=precision)  # fmt: skip
         trainees[name] = (new_trainee(cfg, hook, d, x[:4096], "bench"), cfg)
     plain_topk, plain_relu = PlainLoop(d, n, k), PlainLoop(d, n, None, l1=1e-3)
     lens = {}
     if saelens_version() is not None:
         total = 10**9
-        lens["topk"] = SaeLensLoop(d, n, k, 0.0, 1e-4, batch, total, scale=False)
-        lens["relu"] = SaeLensLoop(d, n, None, 1e-3, 1e-4, batch, total, scale=False)
+        for autocast in (False, True):
+            tag = " autocast bf16" if autocast else ""
+            lens[f"SAELens topk{tag} (SAETrainer.step)"] = SaeLensLoop(
+                d, n, k, 0.0, 1e-4, batch, total, scale=False, autocast=autocast
+            )
+            lens[f"SAELens relu + L1{tag} (SAETrainer.step)"] = SaeLensLoop(
+                d, n, None, 1e-3, 1e-4, batch, total, scale=False, autocast=autocast
+            )
     it = {"i": 0}
 
     def run(fn):  # one step per call, on the next batch
@@ -175,34 +204,32 @@ def training_speed(x: torch.Tensor, n: int, k: int, batch: int, steps: int) -> l
 
         return call
 
-    fns = {
-        "mechscope topk (dense decode)": run(
-            lambda b: step(trainees["dense"][0], trainees["dense"][1], b, 1e-4)
-        ),
-        "mechscope topk (sparse decode)": run(
-            lambda b: step(trainees["sparse"][0], trainees["sparse"][1], b, 1e-4)
-        ),
-        "plain PyTorch topk loop": run(plain_topk.step),
-        "mechscope relu + L1": run(lambda b: step(trainees["relu"][0], trainees["relu"][1], b, 1e-4)),
-        "plain PyTorch relu + L1 loop": run(plain_relu.step),
-    }
-    for act, loop in lens.items():
-        name = "SAELens topk (SAETrainer.step)" if act == "topk" else "SAELens relu + L1 (SAETrainer.step)"
+    def mine_step(name: str):
+        t, cfg = trainees[name]
+        return run(lambda b: step(t, cfg, b, 1e-4))
+
+    fns = {name: mine_step(name) for name in mine}
+    fns["plain PyTorch topk loop"] = run(plain_topk.step)
+    fns["plain PyTorch relu + L1 loop"] = run(plain_relu.step)
+    for name, loop in lens.items():
         fns[name] = run(loop.step)
     timings, _ = bench_interleaved(fns, cell_s=steps * 0.0, warmup=1, reps=steps)
     return speed_rows(timings, batch)
 
 
 def speed_rows(timings: dict, tokens: int) -> list[list[str]]:
-    """ms, tok/s, and the ratios against the plain loop and SAELens of the same activation."""
+    """ms, tok/s, and the ratios against the plain loop and SAELens (fp32, and with its bf16
+    autocast) of the same activation."""
     rows = []
     for name, t in timings.items():
-        act = "relu" if "relu" in name else "topk"
-        plain = timings[f"plain PyTorch {'relu + L1' if act == 'relu' else 'topk'} loop"].median_ms
-        lens = timings.get(f"SAELens {'relu + L1' if act == 'relu' else 'topk'} (SAETrainer.step)")
-        vs_lens = f"{lens.median_ms / t.median_ms:.2f}x" if lens is not None else "n/a"
+        act = "relu + L1" if "relu" in name else "topk"
+        plain = timings[f"plain PyTorch {act} loop"].median_ms
+        ratios = []
+        for tag in ("", " autocast bf16"):
+            lens = timings.get(f"SAELens {act}{tag} (SAETrainer.step)")
+            ratios.append(f"{lens.median_ms / t.median_ms:.2f}x" if lens is not None else "n/a")
         rows.append([name, f"{t.median_ms:.0f}", f"{tokens / t.median_ms * 1e3:,.0f}",
-                     f"{plain / t.median_ms:.2f}x", vs_lens])  # fmt: skip
+                     f"{plain / t.median_ms:.2f}x", *ratios])  # fmt: skip
     return rows
 
 
@@ -215,7 +242,7 @@ def end_to_end_speed(model: torch.nn.Module, n: int, k: int, windows: int, reps:
     cfg = TrainConfig(hooks=(HOOK,), n_latents=n, k=k, tokens=10**12)
     ours = new_trainee(cfg, HOOK, d, x0[HOOK][:4096], "bench")
     plain = PlainLoop(d, n, k)
-    trainers = {"mechscope topk (sparse decode)": lambda x: step(ours, cfg, x, 1e-4),
+    trainers = {f"mechscope topk (sparse decode, {AUTO})": lambda x: step(ours, cfg, x, 1e-4),
                 "plain PyTorch topk loop": plain.step}  # fmt: skip
     if saelens_version() is not None:
         trainers["SAELens topk (SAETrainer.step)"] = SaeLensLoop(d, n, k, 0, 1e-4, batch, 10**9, False).step
@@ -250,16 +277,21 @@ def quality(x: torch.Tensor, n: int, k: int, train_tokens: int, batch: int, lr: 
     train_x = train_x[torch.randperm(len(train_x), generator=g)]
     batches = [train_x[b : b + batch] for b in range(0, len(train_x) - batch + 1, batch)]
     rows = []
-    cfg = TrainConfig(hooks=(HOOK,), n_latents=n, k=k, tokens=len(batches) * batch, batch_tokens=batch, lr=lr)
-    t = new_trainee(cfg, HOOK, x.shape[1], train_x[:16384], "bench")
-    t0 = time.perf_counter()
-    for b in batches:
-        step(t, cfg, b, lr_at(cfg, t))
-    seconds = time.perf_counter() - t0
-    with torch.no_grad():
-        c = t.coder.eval()
-        rows.append(_quality_row("mechscope topk (default recipe)", held, c.decode(c.encode(held)),
-                                 c.encode(held), seconds, cfg.tokens))  # fmt: skip
+    precisions = ["auto", "fp32"] if matmul_dtype("auto") != torch.float32 else ["fp32"]
+    for precision in precisions:  # bf16 matmuls must not cost quality: both, same batches
+        cfg = TrainConfig(hooks=(HOOK,), n_latents=n, k=k, tokens=len(batches) * batch, batch_tokens=batch,
+                          lr=lr, precision=precision)  # fmt: skip
+        t = new_trainee(cfg, HOOK, x.shape[1], train_x[:16384], "bench")
+        t0 = time.perf_counter()
+        for b in batches:
+            step(t, cfg, b, lr_at(cfg, t))
+        seconds = time.perf_counter() - t0
+        name = f"mechscope topk ({AUTO if precision == 'auto' else precision})"
+        with torch.no_grad():
+            c = t.coder.eval()
+            rows.append(
+                _quality_row(name, held, c.decode(c.encode(held)), c.encode(held), seconds, cfg.tokens)
+            )
     if saelens_version() is not None:
         lens = SaeLensLoop(x.shape[1], n, k, 0.0, lr, batch, len(batches) * batch, scale=True)
         t0 = time.perf_counter()
@@ -341,7 +373,7 @@ def main() -> None:
     with torch.no_grad():
         x = cached_activations(model, ["blocks.6.resid_post"], args.batch * 4)["blocks.6.resid_post"]
     out: dict = {"model": which, "probe": probe}
-    header = ["implementation", "ms/step", "tok/s", "vs plain loop", "vs SAELens"]
+    header = ["implementation", "ms/step", "tok/s", "vs plain loop", "vs SAELens", "vs SAELens bf16"]
     rows = training_speed(x, args.latents, args.k, args.batch, steps)
     print(f"\n1. training on cached activations: 576 -> {args.latents}, k={args.k}, batch {args.batch}")
     print(table(rows, header))
@@ -358,7 +390,7 @@ def main() -> None:
     out["capture"] = rows
     rows = end_to_end_speed(model, args.latents, args.k, 32, 3 if args.quick else 6)
     print(f"\n4. end to end: forward to layer 6 of 32 x 128 tokens, then one step, 576 -> {args.latents}")
-    print(table(rows, ["implementation", "ms/step", "tok/s", "vs plain loop", "vs SAELens"]))
+    print(table(rows, header))
     out["end_to_end"] = rows
     if which.startswith("random"):
         print("\n5. quality: skipped with random weights (it needs the real model's activations)")

@@ -118,7 +118,9 @@ def _gave_up(left: int) -> list[str]:
 def simulation_score(
     simulator: Simulator, explanation: str, records: Sequence[Record], seed: int = 0
 ) -> Score:
-    true, sim, failures = [], [], []
+    true: list[np.ndarray] = []
+    sim: list[np.ndarray] = []
+    failures: list[str] = []
     for i, r in enumerate(records):
         if not true and len(failures) >= GIVE_UP:
             failures += _gave_up(len(records) - i)
