@@ -6,11 +6,10 @@ records by the served model.
 ``explanations.duckdb`` may be held by a running ``mechscope explain``: DuckDB lets one process
 write a file and no other open it meanwhile, so every request opens it briefly (read-only for
 reads) and answers 503 while it is held. Opens in this process take turns under one lock (DuckDB
-refuses a second connection with another mode to the same file)."""
+refuses a second connection with another mode to the same file; server/background_explain.py)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from mechscope.explain.store import DATABASE, ExplanationStore, StoreLocked
 from mechscope.server import limits
+from mechscope.server.background_explain import open_store
 from mechscope.server.deps import State
 from mechscope.server.errors import FieldError, json_error
 from mechscope.server.routes.datasets import _ready
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder
 
 router = APIRouter(tags=["explanations"])
-_open_lock = threading.Lock()
 LOCKED_RETRY_S = 30
 RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "the dataset has no explanations yet"},
@@ -58,16 +57,12 @@ class NoExplanations(Exception):
 
 @contextmanager
 def _store(ds: Dataset, read_only: bool = True) -> Iterator[ExplanationStore]:
-    with _open_lock:
-        if read_only and not (ds.root / DATABASE).is_file():
-            raise NoExplanations(
-                f"{ds.root.name}: no explanations yet (run mechscope explain, or Explain on a node)"
-            )
-        store = ExplanationStore(ds.root, read_only=read_only)
-        try:
-            yield store
-        finally:
-            store.close()
+    if read_only and not (ds.root / DATABASE).is_file():
+        raise NoExplanations(
+            f"{ds.root.name}: no explanations yet (run mechscope explain, or Explain on a node)"
+        )
+    with open_store(ds.root, read_only) as store:
+        yield store
 
 
 def install(app: Any) -> None:
