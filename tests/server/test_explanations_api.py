@@ -134,7 +134,7 @@ def test_a_file_held_by_another_process_is_a_503_not_a_crash(c: TestClient, root
 
 def test_score_my_explanation_simulates_the_held_out_records(root: Path) -> None:
     fake = RuleFake()
-    with client(root, llm=fake) as tc:
+    with client(root, Limits(max_simulation_tokens=10**6), llm=fake) as tc:  # the tiny model's tokens are chars
         good = tc.post("/api/explanations/score", json={**NODE, "explanation": "digits", "records": 12})
         assert good.status_code == 200, good.text
         body = good.json()
@@ -161,8 +161,14 @@ def test_the_cost_bound_refuses_before_anything_runs(root: Path) -> None:
 
 def test_a_long_simulation_is_stopped_between_records(root: Path) -> None:
     fake = RuleFake(delay=0.05)
-    with client(root, Limits(max_job_seconds=0.02), llm=fake) as tc:
+    with client(root, Limits(max_job_seconds=0.02, max_simulation_tokens=10**6), llm=fake) as tc:
         t0 = time.perf_counter()
         r = tc.post("/api/explanations/score", json={**NODE, "explanation": "digits", "records": 20})
         assert r.status_code == 422 and "max_job_seconds" in r.json()["error"]
     assert fake.calls["prompt"] < 20 and time.perf_counter() - t0 < 20
+
+
+def test_scored_records_mix_top_examples_with_quiet_ones(root: Path) -> None:
+    with client(root, Limits(max_simulation_tokens=10**6), llm=RuleFake()) as tc:
+        body = tc.post("/api/explanations/score", json={**NODE, "explanation": "digits", "records": 4}).json()
+    assert [r["source"] for r in body["records"]][:2] == ["top", "random"]

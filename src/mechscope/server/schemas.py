@@ -417,7 +417,7 @@ class ExplanationSearchResponse(BaseModel):
 
 class ScoreExplanationRequest(ExplainNodeRef):
     explanation: str = Field(min_length=1, max_length=500)
-    records: Int = Field(default=20, ge=1, le=64, description="held-out records to simulate, at most")
+    records: Int = Field(default=6, ge=1, le=64, description="held-out records to simulate, at most")
 
 
 class SimulatedRecord(BaseModel):

@@ -31,7 +31,7 @@ class Limits(BaseModel):
         "generated step); bounds a request's memory and time before it is queued (docs/reliability.md)",
     )
     max_simulation_tokens: int = Field(
-        default=65_536,
+        default=8_192,
         ge=1,
         description="tokens the simulator's forwards process for one 'score my explanation' request: each "
         "record's simulation prompt, counted twice (a second pass reads split numbers such as '10')",

@@ -943,7 +943,7 @@ export interface components {
             /**
              * Max Simulation Tokens
              * @description tokens the simulator's forwards process for one 'score my explanation' request: each record's simulation prompt, counted twice (a second pass reads split numbers such as '10')
-             * @default 65536
+             * @default 8192
              */
             max_simulation_tokens?: number;
             /**
@@ -1354,7 +1354,7 @@ export interface components {
             /**
              * Records
              * @description held-out records to simulate, at most
-             * @default 20
+             * @default 6
              */
             records?: number;
         };

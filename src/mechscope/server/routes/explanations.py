@@ -11,6 +11,7 @@ refuses a second connection with another mode to the same file; server/backgroun
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import zip_longest
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +186,10 @@ async def score_explanation(req: ScoreExplanationRequest, state: State) -> Score
     ds.check_node(req.kind, req.layer, req.index)
     # Without the model: dataset reads only (quantile samples, which need a forward, left out).
     recs = load_records(ds, req.kind, req.layer, req.index, None, RecordConfig(extra_random=0))
-    test: list[Record] = recs.test[: req.records]
+    # Top examples and the rest taken in turn: a correlation needs quiet records as well as firing ones.
+    top = [r for r in recs.test if r.source == "top"]
+    rest = [r for r in recs.test if r.source != "top"]
+    test: list[Record] = [r for pair in zip_longest(top, rest) for r in pair if r is not None][: req.records]
     if not test:
         raise FieldError("index", f"{req.kind} {req.layer}.{req.index} has no held-out records to score on")
     lim = state.settings.limits.max_simulation_tokens
