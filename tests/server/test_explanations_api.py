@@ -134,7 +134,9 @@ def test_a_file_held_by_another_process_is_a_503_not_a_crash(c: TestClient, root
 
 def test_score_my_explanation_simulates_the_held_out_records(root: Path) -> None:
     fake = RuleFake()
-    with client(root, Limits(max_simulation_tokens=10**6), llm=fake) as tc:  # the tiny model's tokens are chars
+    with client(
+        root, Limits(max_simulation_tokens=10**6), llm=fake
+    ) as tc:  # the tiny model's tokens are chars
         good = tc.post("/api/explanations/score", json={**NODE, "explanation": "digits", "records": 12})
         assert good.status_code == 200, good.text
         body = good.json()

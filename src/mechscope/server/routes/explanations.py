@@ -11,8 +11,8 @@ refuses a second connection with another mode to the same file; server/backgroun
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import zip_longest
 from contextlib import contextmanager
+from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
