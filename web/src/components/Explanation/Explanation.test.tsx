@@ -36,6 +36,9 @@ describe("score labels", () => {
     expect(scoreTitle("embedding", SCORES.embedding)).toBe("embedding: 0.71, n = 30, 95% CI 0.55–0.84");
     expect(scoreTitle("simulation", SCORES.simulation)).toBe("simulation: absent (no simulator backend (--simulator none))");
     expect(headlineScore(EXPL(1))?.[0]).toBe("embedding"); // the first score with a value
+    const none = { ...EXPL(1), scores: { simulation: SCORES.simulation, detection: SCORES.simulation } };
+    expect(headlineScore(none)?.[0]).toBe("simulation"); // none has one: the first, as absent
+    expect(headlineScore({ ...EXPL(1), scores: {} })).toBeNull();
   });
 
   it("asks only for collated units, once each", () => {

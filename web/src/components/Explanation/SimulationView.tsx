@@ -49,7 +49,7 @@ export function SimulationView({ result }: { result: ScoreResult }) {
       <div className="muted small sim-legend">
         <span className="sim-key" style={{ background: `rgba(${TRUE_RGB}, 0.8)` }} /> true activation (top half; 10 = {result.scale.toPrecision(3)})
         <span className="sim-key" style={{ background: `rgba(${SIM_RGB}, 0.8)` }} /> simulated (bottom half) · {result.records.length} held-out records ·{" "}
-        {result.tokens.toLocaleString("en-US")} tokens simulated
+        {result.tokens.toLocaleString("en-US")} tokens priced
       </div>
       {(result.notes ?? []).map((n) => (
         <div key={n} className="muted small">{n}</div>

@@ -29,10 +29,11 @@ export function scoreTitle(name: string, s: ExplanationScore): string {
   return `${name}${method}: ${num(s.value)}, n = ${s.n}${ci}${failed}`;
 }
 
-/** The score a badge shows: the first one the server lists that has a value (its own order). */
+/** The score a badge shows: the first one the server lists that has a value (its own order), else
+ * its first score, shown as absent (hover says why). */
 export function headlineScore(e: NodeExplanation): [string, ExplanationScore] | null {
   const entries = Object.entries(e.scores ?? {});
-  return entries.find(([, s]) => s.value != null) ?? null;
+  return entries.find(([, s]) => s.value != null) ?? entries[0] ?? null;
 }
 
 /** At most this many units per request (ExplanationsRequest.nodes' max_length). */
