@@ -66,7 +66,10 @@ async function main() {
     const cells = await page.$$('[data-testid="explanation-cell"]');
     if (cells.length === 0) fail("no explanation cell in the node table");
     const badge = await page.$('[data-testid="explanation-cell"] [data-testid="score-badge"]');
-    if (badge && !/n = \d+/.test((await badge.getAttribute("title")) ?? "")) fail("a badge's title does not give n");
+    if (!badge) fail("no score badge in the explanation column");
+    // A value with its n and interval, or "absent" with the reason (the baseline has no LLM scores).
+    const title = (await badge.getAttribute("title")) ?? "";
+    if (!/n = \d+|: absent \(.+\)/.test(title)) fail(`a badge's title gives neither n nor a reason: ${title}`);
     await page.$eval('[data-testid="node-table"]', (el) => el.scrollIntoView());
     await shot(page, "explanations-debugger-table.png");
     console.log(`[e2e]    ${cells.length} rows with an explanation`);
