@@ -70,6 +70,10 @@ class JobConfig:
     records: RecordConfig = field(default_factory=RecordConfig)
     seed: int = 0
     promoted: int = 5  # promoted output tokens the baseline names
+    forwards: bool = True
+    """False: records from the dataset alone (no quantile or extra windows recomputed); the model is
+    used for its weights only (promoted tokens). The server's background explanations run so,
+    beside the model's worker thread, whose forwards own the model's hooks."""
 
 
 def select_nodes(
@@ -127,13 +131,13 @@ def explain_node(
     t0 = time.perf_counter()
     with lock:
         extra = None
-        if model is not None and cfg.records.extra_random > 0 and layers is not None:
+        if model is not None and cfg.forwards and cfg.records.extra_random > 0 and layers is not None:
             if (kind, layer) not in layers:
                 while len(layers) >= 2:  # the job's nodes come in layer order: keep the last two
                     layers.pop(next(iter(layers)))
                 layers[kind, layer] = layer_windows(ds, model, kind, layer, cfg.records)
             extra = layers[kind, layer]
-        records = load_records(ds, kind, layer, unit, model, cfg.records, extra)
+        records = load_records(ds, kind, layer, unit, model if cfg.forwards else None, cfg.records, extra)
         timings["records"] = time.perf_counter() - t0
         t = time.perf_counter()
         promoted = None

@@ -50,6 +50,10 @@ _COLUMNS = (
 _JSON = ("scores", "notes", "timings")
 
 
+class StoreLocked(InputError):
+    """Another process (a running ``mechscope explain``) holds the file for writing."""
+
+
 @dataclass(frozen=True)
 class StoredExplanation:
     """One row: a node's explanation by one backend and model with one prompt version, and its scores."""
@@ -95,7 +99,7 @@ class ExplanationStore:
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
-            raise InputError(
+            raise StoreLocked(
                 f"{self.path}: cannot open ({str(e).splitlines()[0]}); is another explain job running?"
             ) from None
         if not read_only:

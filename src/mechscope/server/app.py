@@ -19,7 +19,7 @@ from mechscope.server.datasets import DatasetSource
 from mechscope.server.deps import ServerState
 from mechscope.server.middleware import BodyLimit, CrashGuard
 from mechscope.server.openapi import add_limits
-from mechscope.server.routes import datasets, debugger, generate, patching, views
+from mechscope.server.routes import datasets, debugger, explanations, generate, patching, views
 from mechscope.server.routes import model as model_routes
 from mechscope.server.schemas import ErrorBody
 from mechscope.server.security import Guard
@@ -46,6 +46,7 @@ ROUTERS = (
     patching.router,
     generate.router,
     datasets.router,
+    explanations.router,
 )
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>mechscope</title>
@@ -75,6 +76,7 @@ def create_app(
     app: FastAPI = FastAPIOffline(title="mechscope", version=__version__, lifespan=lifespan)
     app.state.mechscope = ServerState(model=model, worker=worker, settings=settings, datasets=source)
     errors.install(app)
+    explanations.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/api", responses=ERROR_RESPONSES)
     if settings.cors_origins:

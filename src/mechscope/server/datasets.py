@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mechscope.data.store import Dataset
+    from mechscope.models.decoder import HookedDecoder
+    from mechscope.server.background_explain import BackgroundExplainer
 
 log = logging.getLogger("mechscope.server")
 
@@ -30,6 +32,7 @@ class DatasetSource:
         self._dataset: Dataset | None = None
         self._lock = threading.Lock()
         self.process: subprocess.Popen[bytes] | None = None
+        self.explainer: BackgroundExplainer | None = None
 
     def progress(self) -> dict[str, object]:
         if self.root is None:
@@ -84,7 +87,17 @@ class DatasetSource:
             "collating %d tokens of the default corpus into %s (pid %d)", tokens, self.root, self.process.pid
         )
 
+    def explain_when_collated(self, model: HookedDecoder) -> None:
+        """Give the units baseline explanations in the background once the collation is done
+        (server/background_explain.py); ``model`` must be the one the dataset is collated with."""
+        from mechscope.server.background_explain import BackgroundExplainer
+
+        self.explainer = BackgroundExplainer(self, model)
+        self.explainer.start()
+
     def close(self) -> None:
+        if self.explainer is not None:
+            self.explainer.close()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()  # finished shards stay; the next start resumes
         if self._dataset is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +13,20 @@ from mechscope.server.settings import Settings
 from mechscope.server.worker import ModelWorker, RequestJobs
 
 if TYPE_CHECKING:
+    from mechscope.explain.llm import LLM
     from mechscope.models.decoder import HookedDecoder
+
+
+def served_llm(model: HookedDecoder) -> LLM:
+    """The served model as the local LLM backend (scoring an explanation on a node page)."""
+    from mechscope.errors import InputError
+
+    try:
+        from mechscope.explain.llm_local import LocalLLM  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as e:
+        raise InputError(f"the local LLM backend is not available in this install ({e})") from None
+    llm: LLM = LocalLLM(model)
+    return llm
 
 
 @dataclass
@@ -21,6 +35,7 @@ class ServerState:
     worker: ModelWorker | RequestJobs  # the app holds the ModelWorker; a route sees its RequestJobs
     settings: Settings
     datasets: DatasetSource
+    llm: Callable[[HookedDecoder], LLM] = served_llm  # what simulates explanations; tests swap it
 
 
 def _state(request: Request) -> ServerState:

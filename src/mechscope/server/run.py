@@ -101,6 +101,7 @@ def serve_model(
                 "(node pages show examples after the first ~16k tokens and fill in as it goes, ~5 min "
                 "on 2 cores; the work is kept for the next start)"
             )
+        source.explain_when_collated(model)  # baseline explanations once the examples are there
     app = create_app(model, settings, datasets=source)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/{path}"

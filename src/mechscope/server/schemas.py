@@ -356,3 +356,88 @@ class SearchHit(BaseModel):
     text: str
     title: str | None
     nodes: list[dict[str, float | int | str]]
+
+
+# ----- explanations (docs/explanations.md) ------------------------------------------------------------
+class ExplainNodeRef(_Request):
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a collated kind (GET /api/model)")
+    layer: Int = Field(ge=0)
+    index: Int = Field(ge=0)
+
+
+class ExplanationScore(BaseModel):
+    """One score of an explanation: absent (``value`` null) with the reason, never 0 for a failure."""
+
+    value: float | None
+    n: int = Field(description="records it was computed from")
+    lo: float | None = Field(default=None, description="95% bootstrap interval, low end")
+    hi: float | None = None
+    failure: str | None = None
+    failed: int = Field(default=0, description="records left out because their LLM call or answer failed")
+    method: str | None = None
+
+
+class NodeExplanation(BaseModel):
+    """A node's newest explanation that did not fail (else its newest row), with every score."""
+
+    kind: str
+    layer: int
+    index: int
+    explanation: str | None
+    failure: str | None = None
+    explainer: str = Field(description="baseline or llm")
+    backend: str
+    model: str
+    prompt_version: str
+    scorer: str | None = None
+    scorer_model: str | None = None
+    scores: dict[str, ExplanationScore]
+    notes: list[str] = Field(default_factory=list)
+    created: str
+
+
+class ExplanationsRequest(_Request):
+    nodes: list[ExplainNodeRef] = Field(max_length=500, description="the nodes to look up (a table's rows)")
+
+
+class ExplanationsResponse(BaseModel):
+    explanations: list[NodeExplanation] = Field(description="the asked nodes that have one, in no order")
+
+
+class ExplanationSearchRequest(_Request):
+    text: str = Field(min_length=1, max_length=200, description="a text the explanation contains (any case)")
+    n: Int = Field(default=20, ge=1, le=100)
+    offset: Int = Field(default=0, ge=0, le=10_000)
+
+
+class ExplanationSearchResponse(BaseModel):
+    hits: list[NodeExplanation] = Field(description="best simulation score first")
+    more: bool = Field(description="there are hits after these (ask again with offset + n)")
+
+
+class ScoreExplanationRequest(ExplainNodeRef):
+    explanation: str = Field(min_length=1, max_length=500)
+    records: Int = Field(default=6, ge=1, le=64, description="held-out records to simulate, at most")
+
+
+class SimulatedRecord(BaseModel):
+    """One held-out record: its tokens, the node's true activations and the simulation's."""
+
+    window_id: int
+    source: str = Field(description="top, quantile, random or extra: where the record came from")
+    tokens: list[str]
+    acts: list[float] = Field(description="true activations, raw")
+    scaled: list[int] = Field(description="true activations on the simulator's 0..10 scale")
+    simulated: list[float] | None = Field(
+        description="expected simulated value 0..10 per token; null: failed"
+    )
+    failure: str | None = None
+
+
+class ScoreExplanationResponse(BaseModel):
+    explanation: str
+    score: ExplanationScore = Field(description="Pearson r of simulated vs true activations, pooled")
+    scale: float = Field(description="the raw activation shown as 10 (the largest over the train records)")
+    records: list[SimulatedRecord]
+    tokens: int = Field(description="tokens the simulator's forwards were priced at (max_simulation_tokens)")
+    notes: list[str] = Field(default_factory=list)

@@ -30,6 +30,12 @@ class Limits(BaseModel):
         "multi-token target and distractor teacher-forced as its own row, each patching cell, each "
         "generated step); bounds a request's memory and time before it is queued (docs/reliability.md)",
     )
+    max_simulation_tokens: int = Field(
+        default=8_192,
+        ge=1,
+        description="tokens the simulator's forwards process for one 'score my explanation' request: each "
+        "record's simulation prompt, counted twice (a second pass reads split numbers such as '10')",
+    )
     max_job_seconds: float = Field(
         default=120.0, gt=0, description="a patching sweep still running after this stops with a 422"
     )

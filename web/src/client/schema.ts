@@ -127,6 +127,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/explanations/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Explain Baseline Node
+         * @description The baseline explanation (no LLM, deterministic) of the node, stored, with the scores that
+         *     need no LLM. Held-out records are the collated ones (no extra random windows: kept cheap).
+         */
+        post: operations["explain_baseline_node_api_explanations_explain_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/explanations/node": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Explanation Of Node
+         * @description The node's newest explanation with every score; null when it has none.
+         */
+        post: operations["explanation_of_node_api_explanations_node_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/explanations/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Explanations Of Nodes
+         * @description The newest explanation and scores of each asked node that has one (one query).
+         */
+        post: operations["explanations_of_nodes_api_explanations_nodes_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/explanations/score": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Score Explanation
+         * @description Simulate the explanation on the node's held-out records with the served model (all at once)
+         *     and correlate with the true activations. Priced before it is queued: every record's simulation
+         *     prompt, twice, against max_simulation_tokens.
+         */
+        post: operations["score_explanation_api_explanations_score_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/explanations/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search Explanations
+         * @description Nodes whose explanation contains the text (any case), best simulation score first.
+         */
+        post: operations["search_explanations_api_explanations_search_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/generate": {
         parameters: {
             query?: never;
@@ -520,6 +623,95 @@ export interface components {
             /** Window Id */
             window_id: number;
         };
+        /** ExplainNodeRef */
+        ExplainNodeRef: {
+            /** Index */
+            index: number;
+            /**
+             * Kind
+             * @description a collated kind (GET /api/model)
+             */
+            kind: string;
+            /** Layer */
+            layer: number;
+        };
+        /**
+         * ExplanationScore
+         * @description One score of an explanation: absent (``value`` null) with the reason, never 0 for a failure.
+         */
+        ExplanationScore: {
+            /**
+             * Failed
+             * @description records left out because their LLM call or answer failed
+             * @default 0
+             */
+            failed?: number;
+            /** Failure */
+            failure?: string | null;
+            /** Hi */
+            hi?: number | null;
+            /**
+             * Lo
+             * @description 95% bootstrap interval, low end
+             */
+            lo?: number | null;
+            /** Method */
+            method?: string | null;
+            /**
+             * N
+             * @description records it was computed from
+             */
+            n: number;
+            /** Value */
+            value: number | null;
+        };
+        /** ExplanationSearchRequest */
+        ExplanationSearchRequest: {
+            /**
+             * N
+             * @default 20
+             */
+            n?: number;
+            /**
+             * Offset
+             * @default 0
+             */
+            offset?: number;
+            /**
+             * Text
+             * @description a text the explanation contains (any case)
+             */
+            text: string;
+        };
+        /** ExplanationSearchResponse */
+        ExplanationSearchResponse: {
+            /**
+             * Hits
+             * @description best simulation score first
+             */
+            hits: components["schemas"]["NodeExplanation"][];
+            /**
+             * More
+             * @description there are hits after these (ask again with offset + n)
+             */
+            more: boolean;
+        };
+        /** ExplanationsRequest */
+        ExplanationsRequest: {
+            /**
+             * Nodes
+             * @description the nodes to look up (a table's rows)
+             */
+            nodes: components["schemas"]["ExplainNodeRef"][];
+        };
+        /** ExplanationsResponse */
+        ExplanationsResponse: {
+            /**
+             * Explanations
+             * @description the asked nodes that have one, in no order
+             */
+            explanations: components["schemas"]["NodeExplanation"][];
+        };
         /** GenerateRequest */
         GenerateRequest: {
             /** Interventions */
@@ -749,6 +941,12 @@ export interface components {
              */
             max_request_tokens?: number;
             /**
+             * Max Simulation Tokens
+             * @description tokens the simulator's forwards process for one 'score my explanation' request: each record's simulation prompt, counted twice (a second pass reads split numbers such as '10')
+             * @default 8192
+             */
+            max_simulation_tokens?: number;
+            /**
              * Max Verify
              * @description nodes ablated by one verify request
              * @default 50
@@ -845,6 +1043,45 @@ export interface components {
             /** Label */
             label: string;
             tokens: components["schemas"]["NodeTokens"] | null;
+        };
+        /**
+         * NodeExplanation
+         * @description A node's newest explanation that did not fail (else its newest row), with every score.
+         */
+        NodeExplanation: {
+            /** Backend */
+            backend: string;
+            /** Created */
+            created: string;
+            /**
+             * Explainer
+             * @description baseline or llm
+             */
+            explainer: string;
+            /** Explanation */
+            explanation: string | null;
+            /** Failure */
+            failure?: string | null;
+            /** Index */
+            index: number;
+            /** Kind */
+            kind: string;
+            /** Layer */
+            layer: number;
+            /** Model */
+            model: string;
+            /** Notes */
+            notes?: string[];
+            /** Prompt Version */
+            prompt_version: string;
+            /** Scorer */
+            scorer?: string | null;
+            /** Scorer Model */
+            scorer_model?: string | null;
+            /** Scores */
+            scores: {
+                [key: string]: components["schemas"]["ExplanationScore"];
+            };
         };
         /**
          * NodePair
@@ -1101,6 +1338,47 @@ export interface components {
              */
             kind: "scale";
         };
+        /** ScoreExplanationRequest */
+        ScoreExplanationRequest: {
+            /** Explanation */
+            explanation: string;
+            /** Index */
+            index: number;
+            /**
+             * Kind
+             * @description a collated kind (GET /api/model)
+             */
+            kind: string;
+            /** Layer */
+            layer: number;
+            /**
+             * Records
+             * @description held-out records to simulate, at most
+             * @default 6
+             */
+            records?: number;
+        };
+        /** ScoreExplanationResponse */
+        ScoreExplanationResponse: {
+            /** Explanation */
+            explanation: string;
+            /** Notes */
+            notes?: string[];
+            /** Records */
+            records: components["schemas"]["SimulatedRecord"][];
+            /**
+             * Scale
+             * @description the raw activation shown as 10 (the largest over the train records)
+             */
+            scale: number;
+            /** @description Pearson r of simulated vs true activations, pooled */
+            score: components["schemas"]["ExplanationScore"];
+            /**
+             * Tokens
+             * @description tokens the simulator's forwards were priced at (max_simulation_tokens)
+             */
+            tokens: number;
+        };
         /** SearchHit */
         SearchHit: {
             /** Nodes */
@@ -1133,6 +1411,38 @@ export interface components {
             kind: "set";
             /** Value */
             value: number | number[];
+        };
+        /**
+         * SimulatedRecord
+         * @description One held-out record: its tokens, the node's true activations and the simulation's.
+         */
+        SimulatedRecord: {
+            /**
+             * Acts
+             * @description true activations, raw
+             */
+            acts: number[];
+            /** Failure */
+            failure?: string | null;
+            /**
+             * Scaled
+             * @description true activations on the simulator's 0..10 scale
+             */
+            scaled: number[];
+            /**
+             * Simulated
+             * @description expected simulated value 0..10 per token; null: failed
+             */
+            simulated: number[] | null;
+            /**
+             * Source
+             * @description top, quantile, random or extra: where the record came from
+             */
+            source: string;
+            /** Tokens */
+            tokens: string[];
+            /** Window Id */
+            window_id: number;
         };
         /** ThroughChoice */
         ThroughChoice: {
@@ -1795,6 +2105,441 @@ export interface operations {
                 };
             };
             /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    explain_baseline_node_api_explanations_explain_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainNodeRef"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeExplanation"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the dataset has no explanations yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a running `mechscope explain` holds the explanations file */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    explanation_of_node_api_explanations_node_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainNodeRef"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeExplanation"] | null;
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the dataset has no explanations yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a running `mechscope explain` holds the explanations file */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    explanations_of_nodes_api_explanations_nodes_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplanationsRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplanationsResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the dataset has no explanations yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a running `mechscope explain` holds the explanations file */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    score_explanation_api_explanations_score_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreExplanationRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreExplanationResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the dataset has no explanations yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a running `mechscope explain` holds the explanations file */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search_explanations_api_explanations_search_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplanationSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplanationSearchResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the dataset has no explanations yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a running `mechscope explain` holds the explanations file */
             503: {
                 headers: {
                     [name: string]: unknown;

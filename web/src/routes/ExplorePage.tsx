@@ -8,6 +8,8 @@ import { Tok } from "../components/common/Tok";
 import { DatasetStatusLine } from "../components/Dataset/DatasetStatusLine";
 import { exploreHref, parseQuery, tokenRequest, type ExploreQuery, type SearchHit, type TokenNode } from "../components/Explore/explore";
 import { SearchHits } from "../components/Explore/SearchHits";
+import { ExplanationHits } from "../components/Explanation/ExplanationHits";
+import type { NodeExplanation } from "../components/Explanation/explanations";
 import { TokenNodes } from "../components/Explore/TokenNodes";
 import { useModelInfo, useResource, type Resource } from "../hooks/useApi";
 import { navigate } from "../hooks/useLocation";
@@ -18,6 +20,7 @@ type DatasetStatus = Schemas["DatasetStatus"];
 /** How many nodes / windows one query asks for. */
 export const TOKEN_N = 50;
 export const SEARCH_N = 25;
+export const EXPLANATION_N = 25;
 const MAX_SEARCH = 200; // SearchRequest.text's max_length
 
 const SUGGESTED_TOKENS = [" the", " Paris", " war"];
@@ -68,6 +71,15 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
     return post("/api/dataset/search", { text: q, n: SEARCH_N }, signal).then((h) => ({ q, hits: h }));
   });
 
+  const [explPage, setExplPage] = useState(0);
+  useEffect(() => setExplPage(0), [query.expl]);
+  const explKey = ready && query.expl.trim() !== "" ? `expl:${query.expl}@${version}:${explPage}#${nonce}` : null;
+  const expl = useResource<{ q: string; hits: NodeExplanation[]; more: boolean; offset: number }>(explKey, (signal) => {
+    const q = query.expl;
+    const offset = explPage * EXPLANATION_N;
+    return post("/api/explanations/search", { text: q, n: EXPLANATION_N, offset }, signal).then((r) => ({ q, ...r, offset }));
+  });
+
   const searchInput = useRef<HTMLInputElement>(null);
   useShortcuts({
     "/": () => {
@@ -84,6 +96,7 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
 
   const showToken = ready && query.token.trim() !== "";
   const showSearch = ready && query.q.trim() !== "";
+  const showExpl = ready && query.expl.trim() !== "";
   const n = (x: number | undefined) => (x ?? 0).toLocaleString("en-US");
 
   return (
@@ -109,12 +122,15 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
         <QueryForm id="explore-search" label="Search the corpus" value={query.q} testId="search-form" inputRef={searchInput}
           placeholder="text to find, e.g. photosynthesis" button="Search" maxLength={MAX_SEARCH} onSubmit={(v) => set("q", v)}
           hint={<>windows containing the text, ignoring case · press <kbd>/</kbd> to search</>} />
+        <QueryForm id="explore-expl" label="Search explanations" value={query.expl} testId="expl-form"
+          placeholder="e.g. parenthes" button="Find nodes" maxLength={MAX_SEARCH} onSubmit={(v) => set("expl", v)}
+          hint="nodes whose explanation contains the text, ignoring case; best simulation score first" />
       </div>
       {status.error && <ErrorBox error={status.error} onRetry={retryStatus} />}
       {st && st.status !== "done" && (
         <DatasetStatusLine s={st} className="box" shown="The results" waiting="The explorer opens after its first shard." />
       )}
-      {ready && !showToken && !showSearch && <Suggestions onToken={(t) => set("token", t)} onSearch={(q) => set("q", q)} />}
+      {ready && !showToken && !showSearch && !showExpl && <Suggestions onToken={(t) => set("token", t)} onSearch={(q) => set("q", q)} />}
       {(showToken || showSearch) && (
         <div className={"explore-results" + (showToken && showSearch ? " two" : "")}>
           {showToken && (
@@ -153,6 +169,25 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
             </ResultSection>
           )}
         </div>
+      )}
+      {showExpl && (
+        <ResultSection testId="expl-results" resource={expl} resourceKey={explKey} loadingLabel="searching explanations"
+          title={<>Nodes whose explanation contains <span className="mono explore-q">“{query.expl}”</span></>}>
+          {(d) => d.hits.length > 0 ? (
+            <>
+              <p className="muted small explore-count" data-testid="expl-count">
+                {d.offset + 1}–{d.offset + d.hits.length}{d.more ? " (more after these)" : ""}, best simulation score first
+              </p>
+              <ExplanationHits hits={d.hits} query={d.q} kinds={model?.kinds ?? null} model={modelName} />
+              <div className="pager">
+                {explPage > 0 && <button type="button" className="btn small" onClick={() => setExplPage((p) => p - 1)}>← previous</button>}
+                {d.more && <button type="button" className="btn small" data-testid="expl-more" onClick={() => setExplPage((p) => p + 1)}>next →</button>}
+              </div>
+            </>
+          ) : (
+            <p className="muted" data-testid="expl-empty">No explanation contains this text.</p>
+          )}
+        </ResultSection>
       )}
       {ready && st?.attribution && (
         <p className="attribution muted small" data-testid="attribution">

@@ -5,6 +5,7 @@ import { Link } from "../components/common/Link";
 import { Spinner } from "../components/common/Spinner";
 import { DatasetSection } from "../components/Dataset/DatasetSection";
 import { NodeNav } from "../components/Dataset/NodeNav";
+import { ExplanationSection } from "../components/Explanation/ExplanationSection";
 import { OnPrompt } from "../components/Node/OnPrompt";
 import { PromptForm } from "../components/Node/PromptForm";
 import { WeightTokens } from "../components/Node/TokenLists";
@@ -70,6 +71,7 @@ export function NodePage({ path, search }: { path: string; search: string }) {
               promotes and suppresses there.
             </p>
           )}
+          {unit?.kind.collated && <ExplanationSection kind={unit.kind.name} layer={unit.layer ?? 0} index={unit.index} />}
           {unit?.kind.collated && <DatasetSection kind={unit.kind} layer={unit.layer ?? 0} index={unit.index} />}
         </>
       )}

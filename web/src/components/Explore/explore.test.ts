@@ -8,8 +8,10 @@ const kinds = kindsFixture as KindInfo[];
 
 describe("explorer URL", () => {
   it("reads ?token= and ?q= (spaces kept) and sets one, keeping the other", () => {
-    expect(parseQuery("?token=+Paris&q=Roman+Empire")).toEqual({ token: " Paris", q: "Roman Empire" });
-    expect(parseQuery("")).toEqual({ token: "", q: "" });
+    expect(parseQuery("?token=+Paris&q=Roman+Empire")).toEqual({ token: " Paris", q: "Roman Empire", expl: "" });
+    expect(parseQuery("")).toEqual({ token: "", q: "", expl: "" });
+    expect(parseQuery("?expl=parenthes").expl).toBe("parenthes");
+    expect(exploreHref("?q=Rome&expl=month", "token", "x")).toBe("/explore?q=Rome&expl=month&token=x");
     expect(exploreHref("?q=Rome", "token", " the")).toBe("/explore?q=Rome&token=+the");
     expect(exploreHref("?q=Rome&token=x", "q", "war")).toBe("/explore?q=war&token=x");
     expect(exploreHref("?q=Rome&junk=1", "q", "  ")).toBe("/explore");

@@ -7,6 +7,8 @@ import { formatNode } from "../../lib/nodes";
 import { ABS_COLUMNS, PAIRED_COLUMNS, queryRows, SINGLE_COLUMNS, type TableRow } from "../../lib/nodeTable";
 import type { SortColumn } from "../../lib/urlState";
 import { Tok } from "../common/Tok";
+import { ExplanationCell } from "../Explanation/ExplanationCell";
+import { unitKey, useExplanations } from "../Explanation/explanations";
 import { NodeTableControls } from "./NodeTableControls";
 import { RowActions, type NodeActions } from "./RowActions";
 
@@ -55,6 +57,9 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
     }
     return c;
   }, [rows, kinds]);
+  // One request for the visible rows' explanations; the column shows once the server has some.
+  const shownNodes = useMemo(() => shown.map((r) => r.node), [shown]);
+  const explanations = useExplanations(shownNodes, kinds);
   const numeric = columns.filter((c) => c !== "label" && c !== "token");
   const max = Object.fromEntries(numeric.map((c) => [c, maxAbs(shown.map((r) => r[c as keyof TableRow] as number | null))]));
   const clickSort = (c: SortColumn) =>
@@ -78,6 +83,12 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
                   {c === sort && <span className="arrow">{desc ? "▼" : "▲"}</span>}
                 </th>
               ))}
+              {explanations && (
+                <th className="explanation-col" data-col="explanation"
+                  title="the node's newest explanation; the badge is its first score with a value (hover: name, n, 95% CI)">
+                  explanation
+                </th>
+              )}
               <th className="actions-col">actions</th>
             </tr>
           </thead>
@@ -87,6 +98,9 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
                 {columns.map((c) => (
                   <Cell key={c} row={r} col={c} max={max[c] ?? 0} />
                 ))}
+                {explanations && (
+                  <ExplanationCell e={r.node.index != null ? explanations.get(unitKey(r.node.kind, r.node.layer ?? 0, r.node.index)) : undefined} />
+                )}
                 <td className="actions-col">
                   <RowActions node={r.node} actions={actions} ablated={ablated.has(formatNode(r.node))} />
                 </td>
@@ -94,7 +108,7 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
             ))}
             {shown.length === 0 && (
               <tr>
-                <td colSpan={columns.length + 1} className="muted empty">
+                <td colSpan={columns.length + (explanations ? 2 : 1)} className="muted empty">
                   No nodes match the filters.
                 </td>
               </tr>
