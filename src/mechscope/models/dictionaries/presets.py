@@ -1,7 +1,7 @@
 """Named training presets: ``mechscope train-sae --preset demo`` and ``mechscope demo --sae demo``.
 
 The demo preset trains SAEs on three residual-stream points of SmolLM2 from one model forward,
-sized to finish in about 15 minutes on 2 CPU cores (docs/autoencoders.md has the measurement that
+sized to finish within 15 minutes on 2 CPU cores (9.5 measured) (docs/autoencoders.md has the measurement that
 set ``tokens``). It lives in one cache folder per model, so a second start reuses it and an
 interrupted run resumes from its checkpoint.
 """
@@ -39,10 +39,10 @@ class Preset:
         return self.train.tokens / self.tok_s + self.fixed_seconds
 
 
-# Measured on 2026-12-03 on 2 idle cores (docs/autoencoders.md, "The demo preset"): 784 corpus
-# tok/s training 3 hook points from one forward to layer 9, 4,608 TopK latents each (2,350
-# dictionary-tokens/s); evaluating one dictionary on 16 windows ~65 s. 400k tokens: ~8.5 min of
-# training, ~13 min in all.
+# Measured on 2026-12-03 with the 2 cores to itself, fp32 matmuls (docs/autoencoders.md, "The demo
+# preset"): the whole run took 9 min 27 s: training 3 hook points from one forward to layer 9 at
+# ~2,500 dictionary-tokens/s (~833 corpus tok/s), and ~90 s of tokenising, the initial sample and
+# the three 16-window evaluations. bf16 matmuls (the default where the CPU has them) are faster.
 DEMO = Preset(
     name="demo",
     train=TrainConfig(
@@ -53,8 +53,8 @@ DEMO = Preset(
         batch_tokens=2048,
         lr=1e-3,  # a short run: faster than sparsify's lr law (3.8e-4 at this width) gets there
     ),
-    tok_s=784.0,
-    fixed_seconds=260.0,
+    tok_s=833.0,
+    fixed_seconds=90.0,
     eval_windows=16,
 )
 PRESETS = {p.name: p for p in (DEMO,)}
