@@ -192,6 +192,8 @@ async function main() {
     const consoleErrors = [];
     page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    // A console "Failed to load resource" names no URL: record which request failed.
+    page.on("response", (r) => r.status() >= 400 && consoleErrors.push(`${r.status()} ${r.request().method()} ${r.url()}`));
 
     step(`open ${BASE_URL}${DEMO}`);
     await page.goto(BASE_URL + DEMO);

@@ -2155,15 +2155,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the dataset has no explanations yet */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
             /** @description the request body is over max_body_bytes */
             413: {
                 headers: {
@@ -2235,15 +2226,6 @@ export interface operations {
             };
             /** @description the access token is missing or wrong (non-loopback servers) */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description the dataset has no explanations yet */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2329,15 +2311,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the dataset has no explanations yet */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
             /** @description the request body is over max_body_bytes */
             413: {
                 headers: {
@@ -2416,15 +2389,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the dataset has no explanations yet */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
             /** @description the request body is over max_body_bytes */
             413: {
                 headers: {
@@ -2496,15 +2460,6 @@ export interface operations {
             };
             /** @description the access token is missing or wrong (non-loopback servers) */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description the dataset has no explanations yet */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };

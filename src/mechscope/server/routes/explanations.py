@@ -6,7 +6,9 @@ records by the served model.
 ``explanations.duckdb`` may be held by a running ``mechscope explain``: DuckDB lets one process
 write a file and no other open it meanwhile, so every request opens it briefly (read-only for
 reads) and answers 503 while it is held. Opens in this process take turns under one lock (DuckDB
-refuses a second connection with another mode to the same file; server/background_explain.py)."""
+refuses a second connection with another mode to the same file; server/background_explain.py).
+A dataset without the file yet has no explanations: reads answer empty (not 404; no explanations
+is a state the pages show, not an error)."""
 
 from __future__ import annotations
 
@@ -47,31 +49,22 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["explanations"])
 LOCKED_RETRY_S = 30
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "the dataset has no explanations yet"},
     503: {"model": ErrorBody, "description": "a running `mechscope explain` holds the explanations file"},
 }
 
 
-class NoExplanations(Exception):
-    """The dataset has no explanations file yet."""
-
-
 @contextmanager
-def _store(ds: Dataset, read_only: bool = True) -> Iterator[ExplanationStore]:
-    if read_only and not (ds.root / DATABASE).is_file():
-        raise NoExplanations(
-            f"{ds.root.name}: no explanations yet (run mechscope explain, or Explain on a node)"
-        )
-    with open_store(ds.root, read_only) as store:
+def _reader(ds: Dataset) -> Iterator[ExplanationStore | None]:
+    """The explanations, read-only; None when the dataset has none yet."""
+    if not (ds.root / DATABASE).is_file():
+        yield None
+        return
+    with open_store(ds.root, read_only=True) as store:
         yield store
 
 
 def install(app: Any) -> None:
-    """The 404 and 503 answers of this router's two conditions."""
-
-    @app.exception_handler(NoExplanations)
-    async def none_yet(_request: Any, exc: NoExplanations) -> JSONResponse:
-        return json_error(str(exc), None, 404)
+    """The 503 answer while another process holds the explanations file."""
 
     @app.exception_handler(StoreLocked)
     async def locked(_request: Any, exc: StoreLocked) -> JSONResponse:
@@ -104,8 +97,8 @@ def explanations_of_nodes(req: ExplanationsRequest, state: State) -> Explanation
     ds = _ready(state)
     for i, ref in enumerate(req.nodes):
         _node(state, ref, f"nodes[{i}]")
-    with _store(ds) as store:
-        rows = store.latest_many([(r.kind, r.layer, r.index) for r in req.nodes])
+    with _reader(ds) as store:
+        rows = store.latest_many([(r.kind, r.layer, r.index) for r in req.nodes]) if store else {}
     return ExplanationsResponse(explanations=[_explanation(r) for r in rows.values()])
 
 
@@ -115,8 +108,8 @@ def explanation_of_node(req: ExplainNodeRef, state: State) -> NodeExplanation | 
     ds = _ready(state)
     _node(state, req)
     ds.check_node(req.kind, req.layer, req.index)
-    with _store(ds) as store:
-        row = store.latest(req.kind, req.layer, req.index)
+    with _reader(ds) as store:
+        row = store.latest(req.kind, req.layer, req.index) if store else None
     return _explanation(row) if row is not None else None
 
 
@@ -124,8 +117,10 @@ def explanation_of_node(req: ExplainNodeRef, state: State) -> NodeExplanation | 
 def search_explanations(req: ExplanationSearchRequest, state: State) -> ExplanationSearchResponse:
     """Nodes whose explanation contains the text (any case), best simulation score first."""
     ds = _ready(state)
-    with _store(ds) as store:
-        rows = store.search(req.text, req.offset + req.n + 1)
+    if not req.text.strip():
+        raise FieldError("text", "text: only spaces; give a word or phrase the explanation contains")
+    with _reader(ds) as store:
+        rows = store.search(req.text, req.offset + req.n + 1) if store else []
     page = rows[req.offset : req.offset + req.n]
     return ExplanationSearchResponse(
         hits=[_explanation(r) for r in page], more=len(rows) > req.offset + req.n
@@ -149,7 +144,7 @@ async def explain_baseline_node(req: ExplainNodeRef, state: State) -> NodeExplan
 
     def work() -> NodeExplanation:
         row = explain_node(ds, node, state.model, backends, cfg)
-        with _store(ds, read_only=False) as store:
+        with open_store(ds.root, read_only=False) as store:
             store.add(row)
             stored = store.latest(*node)
         assert stored is not None

@@ -75,7 +75,7 @@ describe("ExplanationSection", () => {
     let stored = false;
     const calls = mockServer((path) => {
       if (path === "/api/explanations/node")
-        return stored ? { status: 200, body: EXPL(7) } : { status: 404, body: { error: "no explanations yet", field: null } };
+        return { status: 200, body: stored ? EXPL(7) : null };
       if (path === "/api/explanations/explain") {
         stored = true;
         return { status: 200, body: EXPL(7) };
@@ -151,8 +151,8 @@ describe("the Debugger's node table", () => {
     expect(screen.getByTestId("node-table").querySelector("th[data-col=explanation]")).not.toBeNull();
   });
 
-  it("has no explanation column when the server has none", async () => {
-    mockServer((path) => (path === "/api/explanations/nodes" ? { status: 404, body: { error: "no explanations yet", field: null } } : undefined));
+  it("has no explanation column when none of the rows has one", async () => {
+    mockServer((path) => (path === "/api/explanations/nodes" ? { status: 200, body: { explanations: [] } } : undefined));
     render(<App />);
     await waitFor(() => screen.getByTestId("node-table"));
     expect(screen.getByTestId("node-table").querySelector("th[data-col=explanation]")).toBeNull();

@@ -19,10 +19,7 @@ export function ExplanationSection({ kind, layer, index }: Props) {
   const node = { kind, layer, index };
   const [gen, setGen] = useState(0);
   const r = useResource<NodeExplanation | null>(JSON.stringify({ ...node, gen }), (signal) =>
-    post("/api/explanations/node", node, signal).catch((e: unknown) => {
-      if (e instanceof ApiError && e.status === 404) return null; // no explanations file yet
-      throw e;
-    }),
+    post("/api/explanations/node", node, signal),
   );
   const [explaining, setExplaining] = useState(false);
   const [explainError, setExplainError] = useState<ApiError | null>(null);

@@ -56,13 +56,13 @@ export function collatedUnits(nodes: Node[], kinds: KindInfo[] | null): { kind: 
 }
 
 /** The newest explanation of each of `nodes` that has one, in one request; null while unknown
- * or when the server has none to give (no dataset, no explanations file: the column is hidden). */
+ * or when none has one (or there is no dataset): the column is then hidden. */
 export function useExplanations(nodes: Node[], kinds: KindInfo[] | null): Map<string, NodeExplanation> | null {
   const units = useMemo(() => collatedUnits(nodes, kinds), [nodes, kinds]);
   const key = units.length > 0 ? JSON.stringify(units) : null;
   const r = useResource(key, (signal) => post("/api/explanations/nodes", { nodes: units }, signal));
   return useMemo(() => {
-    if (!r.data || r.dataKey !== key) return null;
+    if (!r.data || r.dataKey !== key || r.data.explanations.length === 0) return null;
     return new Map(r.data.explanations.map((e) => [unitKey(e.kind, e.layer, e.index), e]));
   }, [r.data, r.dataKey, key]);
 }
