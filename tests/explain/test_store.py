@@ -12,12 +12,17 @@ from mechscope.explain.store import DATABASE, ExplanationStore, StoredExplanatio
 
 
 def _row(
-    unit: int, text: str | None, backend: str = "baseline", when: int = 0, sim: float | None = 0.5
+    unit: int,
+    text: str | None,
+    backend: str = "baseline",
+    when: int = 0,
+    sim: float | None = 0.5,
+    scorer: str | None = "fake",
 ) -> StoredExplanation:
     return StoredExplanation(
         kind="mlp_neuron", layer=1, unit=unit, backend=backend, model="-", prompt_version="v",
         explainer="baseline", explanation=text, failure=None if text else "no activating train records",
-        scorer="fake", scorer_model="m", dataset="fp", train_windows=[1, 3], test_windows=[2, 4],
+        scorer=scorer, scorer_model="m" if scorer else None, dataset="fp", train_windows=[1, 3], test_windows=[2, 4],
         scores={"simulation": {"value": sim, "n": 2, "lo": 0.1, "hi": 0.9, "failure": None}},
         created=datetime(2026, 1, 1) + timedelta(minutes=when),
     )  # fmt: skip
@@ -31,11 +36,17 @@ def test_rows_queries_and_replacement(tmp_path: Path) -> None:
         store.add(_row(2, None, when=3))
         store.add(_row(0, "fires on digits_", when=4, sim=0.7))  # the same key: replaced, not duplicated
         assert store.count() == 4
-        assert store.done("baseline", "-", "v") == {
+        assert store.done("baseline", "-", "v", "fake", "m") == {
             ("mlp_neuron", 1, 0),
             ("mlp_neuron", 1, 1),
             ("mlp_neuron", 1, 2),
         }
+        # Scored without an LLM: another row, and not done for the LLM-scored job (nor it for this).
+        store.add(_row(3, "fires on ' a'", when=5, scorer=None))
+        assert store.done("baseline", "-", "v", None, None) == {("mlp_neuron", 1, 3)}
+        unscored = store.latest("mlp_neuron", 1, 3)
+        assert unscored is not None and unscored["scorer"] is None and unscored["scorer_model"] is None
+        assert store.count() == 5
         latest = store.latest("mlp_neuron", 1, 1)
         assert latest is not None and latest["backend"] == "http://x"
         assert latest["scores"]["simulation"]["n"] == 2 and latest["train_windows"] == [1, 3]

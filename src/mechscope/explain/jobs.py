@@ -2,7 +2,7 @@
 
 Each node is done start to finish (records, explanation, scores) and stored as one row committed
 on its own (:mod:`mechscope.explain.store`); a re-run skips the nodes whose row exists for the
-same backend, model and prompt version, so a job killed at any moment (kill -9) loses only the
+same backend, model, prompt version and scorer, so a job killed at any moment (kill -9) loses only the
 nodes in flight and repeats none. ``workers`` threads explain nodes side by side (LLM calls
 overlap); the subject model's forwards (records, promoted tokens) take turns under a lock, since
 its temporary hooks are per model, and only the calling thread writes to the store.
@@ -58,11 +58,13 @@ class Backends:
         self.simulator = Simulator(self.scorer) if self.scorer is not None else None
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """(backend, model, prompt_version): a stored row's identity besides its node."""
+    def key(self) -> tuple[str, str, str, str | None, str | None]:
+        """(backend, model, prompt_version, scorer, scorer_model): a stored row's identity besides
+        its node (:meth:`ExplanationStore.done`)."""
+        scorer = (self.scorer.name, self.scorer.model) if self.scorer is not None else (None, None)
         if self.explainer is None:
-            return "baseline", "-", BASELINE_VERSION
-        return self.explainer.name, self.explainer.model, PROMPT_VERSION
+            return "baseline", "-", BASELINE_VERSION, *scorer
+        return self.explainer.name, self.explainer.model, PROMPT_VERSION, *scorer
 
 
 @dataclass(frozen=True)
@@ -155,12 +157,11 @@ def explain_node(
         else {name: absent("no test records") for name in SCORES}
     )
     timings["score"] = time.perf_counter() - t
-    backend, model_name, version = backends.key
+    backend, model_name, version, scorer, scorer_model = backends.key
     return StoredExplanation(
         kind=kind, layer=layer, unit=unit, backend=backend, model=model_name, prompt_version=version,
         explainer=expl.explainer, explanation=expl.text, failure=expl.failure,
-        scorer=backends.scorer.name if backends.scorer is not None else None,
-        scorer_model=backends.scorer.model if backends.scorer is not None else None,
+        scorer=scorer, scorer_model=scorer_model,
         dataset=str(ds.meta().get("windows", "")),
         train_windows=expl.shown or [r.window_id for r in records.train],
         test_windows=[r.window_id for r in records.test],

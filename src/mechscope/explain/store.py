@@ -3,7 +3,8 @@ every SQL statement that touches it.
 
 A file of its own, beside ``dataset.duckdb``: collation writes and renames only its own files
 (data/store.py), so re-collating never wipes explanations. One row per (node, backend, model,
-prompt version); each row is one INSERT, committed on its own (DuckDB's write-ahead log makes a
+prompt version, scorer, scorer model): a node explained by one backend and scored by another is
+another row, not one that replaces it. Each row is one INSERT, committed on its own (DuckDB's write-ahead log makes a
 commit atomic and durable), so a job killed at any moment (kill -9) keeps every node it finished
 and none half-written, and a re-run skips the nodes already there (:meth:`ExplanationStore.done`).
 
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS explanations (
     explainer VARCHAR NOT NULL,
     explanation VARCHAR,
     failure VARCHAR,
-    scorer VARCHAR, scorer_model VARCHAR,
+    scorer VARCHAR NOT NULL, scorer_model VARCHAR NOT NULL,
     dataset VARCHAR,
     train_windows INTEGER[], test_windows INTEGER[],
     {", ".join(f"{c} DOUBLE" for c in SCORE_COLUMNS)},
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS explanations (
     notes VARCHAR,
     seconds DOUBLE, timings VARCHAR,
     created TIMESTAMP NOT NULL,
-    PRIMARY KEY (kind, layer, unit, backend, model, prompt_version)
+    PRIMARY KEY (kind, layer, unit, backend, model, prompt_version, scorer, scorer_model)
 )
 """
 _COLUMNS = (
@@ -48,6 +49,7 @@ _COLUMNS = (
     "seconds", "timings", "created",
 )  # fmt: skip
 _JSON = ("scores", "notes", "timings")
+_NONE = ""  # scorer and scorer_model of a row scored without an LLM (key columns cannot be NULL)
 
 
 class StoreLocked(InputError):
@@ -81,6 +83,8 @@ class StoredExplanation:
     def row(self) -> list[Any]:
         values = {
             **{c: getattr(self, c) for c in _COLUMNS if c not in SCORE_COLUMNS and c not in _JSON},
+            "scorer": self.scorer or _NONE,
+            "scorer_model": self.scorer_model or _NONE,
             **{c: (self.scores.get(c) or {}).get("value") for c in SCORE_COLUMNS},
             **{c: json.dumps(getattr(self, c)) for c in _JSON},
         }
@@ -123,6 +127,9 @@ class ExplanationStore:
         finally:
             cur.close()
         for r in rows:
+            for c in ("scorer", "scorer_model"):
+                if r.get(c) == _NONE:
+                    r[c] = None
             for c in _JSON:
                 if isinstance(r.get(c), str):
                     r[c] = json.loads(r[c])
@@ -135,11 +142,14 @@ class ExplanationStore:
             f"INSERT OR REPLACE INTO explanations ({', '.join(_COLUMNS)}) VALUES ({marks})", result.row()
         )
 
-    def done(self, backend: str, model: str, prompt_version: str) -> set[tuple[str, int, int]]:
-        """The nodes that already have a row for this backend, model and prompt version."""
+    def done(
+        self, backend: str, model: str, prompt_version: str, scorer: str | None, scorer_model: str | None
+    ) -> set[tuple[str, int, int]]:
+        """The nodes that already have a row for this backend, model, prompt version and scorer."""
         rows = self._rows(
-            "SELECT kind, layer, unit FROM explanations WHERE backend = ? AND model = ? AND prompt_version = ?",
-            [backend, model, prompt_version],
+            "SELECT kind, layer, unit FROM explanations WHERE backend = ? AND model = ? AND prompt_version = ? "
+            "AND scorer = ? AND scorer_model = ?",
+            [backend, model, prompt_version, scorer or _NONE, scorer_model or _NONE],
         )
         return {(r["kind"], r["layer"], r["unit"]) for r in rows}
 
