@@ -64,3 +64,28 @@ def test_rows_queries_and_replacement(tmp_path: Path) -> None:
 def test_read_only_needs_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no explanations yet"):
         ExplanationStore(tmp_path, read_only=True)
+
+
+def test_nearest_ranks_each_node_by_cosine(tmp_path: Path) -> None:
+    def row(unit: int, vec: list[float] | None, when: int, text: str | None = "x") -> StoredExplanation:
+        base = _row(unit, text, when=when)
+        return StoredExplanation(**{**base.__dict__, "explanation_vector": vec})
+
+    s = 2**-0.5
+    with ExplanationStore(tmp_path) as store:
+        store.add(row(0, [1.0, 0.0], 0))
+        store.add(row(1, [s, s], 1))
+        other = _row(1, "w", backend="http://y", when=3)  # the same node by another backend
+        store.add(StoredExplanation(**{**other.__dict__, "explanation_vector": [0.0, 1.0]}))
+        store.add(row(2, None, 4))  # explained without an embedder: not searched
+        store.add(row(3, [1.0, 0.0], 5, text=None))  # a failed explanation: not searched
+        store.add(row(4, [1.0, 0.0, 0.0], 6))  # another embedder's vector: not comparable, not searched
+        hits = store.nearest([0.0, 1.0], 10)
+        # node 1 once, by its closest explanation; then node 0; vectors never come back
+        assert [(h["unit"], h["explanation"]) for h in hits] == [(1, "w"), (0, "x")]
+        assert hits[0]["similarity"] == pytest.approx(1.0) and hits[1]["similarity"] == pytest.approx(0.0)
+        latest = store.latest("mlp_neuron", 1, 0)
+        assert (
+            latest is not None and "explanation_vector" not in latest and "explanation_vector" not in hits[0]
+        )
+        assert [h["unit"] for h in store.nearest([1.0, 0.0], 1)] == [0]

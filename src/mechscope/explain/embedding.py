@@ -245,20 +245,11 @@ def embed(texts: list[str]) -> np.ndarray:
     return embedder.embed(texts)
 
 
-def cosine_top(query: np.ndarray, docs: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """The ``k`` rows of ``docs`` most similar to ``query`` (all unit vectors), best first."""
-    scores = docs @ query
-    k = min(k, len(scores))
-    best = np.argsort(-scores, kind="stable")[:k]
-    return [(int(i), float(scores[i])) for i in best]
-
-
 __all__ = [
     "BertConfig",
     "BertEncoder",
     "EmbeddingUnavailable",
     "SentenceEmbedder",
-    "cosine_top",
     "embed",
     "load_embedder",
 ]

