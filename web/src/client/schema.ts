@@ -221,7 +221,8 @@ export interface paths {
         put?: never;
         /**
          * Search Explanations
-         * @description Nodes whose explanation contains the text (any case), best simulation score first.
+         * @description Nodes whose explanation contains the text (any case), best simulation score first; or,
+         *     ``semantic``, each node's explanation closest in meaning, most similar first.
          */
         post: operations["search_explanations_api_explanations_search_post"];
         delete?: never;
@@ -678,6 +679,12 @@ export interface components {
              */
             offset?: number;
             /**
+             * Semantic
+             * @description by meaning: each node's explanation closest to the text by sentence embedding (all-MiniLM-L6-v2), instead of the explanations that contain it
+             * @default false
+             */
+            semantic?: boolean;
+            /**
              * Text
              * @description a text the explanation contains (any case)
              */
@@ -687,7 +694,7 @@ export interface components {
         ExplanationSearchResponse: {
             /**
              * Hits
-             * @description best simulation score first
+             * @description containing the text: best simulation score first; semantic: most similar first
              */
             hits: components["schemas"]["NodeExplanation"][];
             /**
@@ -1082,6 +1089,11 @@ export interface components {
             scores: {
                 [key: string]: components["schemas"]["ExplanationScore"];
             };
+            /**
+             * Similarity
+             * @description semantic search only: cosine of this explanation to the query text
+             */
+            similarity?: number | null;
         };
         /**
          * NodePair

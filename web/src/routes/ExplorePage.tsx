@@ -72,12 +72,13 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
   });
 
   const [explPage, setExplPage] = useState(0);
-  useEffect(() => setExplPage(0), [query.expl]);
-  const explKey = ready && query.expl.trim() !== "" ? `expl:${query.expl}@${version}:${explPage}#${nonce}` : null;
-  const expl = useResource<{ q: string; hits: NodeExplanation[]; more: boolean; offset: number }>(explKey, (signal) => {
+  const semantic = query.sem === "1";
+  useEffect(() => setExplPage(0), [query.expl, semantic]);
+  const explKey = ready && query.expl.trim() !== "" ? `expl:${semantic ? "sem:" : ""}${query.expl}@${version}:${explPage}#${nonce}` : null;
+  const expl = useResource<{ q: string; semantic: boolean; hits: NodeExplanation[]; more: boolean; offset: number }>(explKey, (signal) => {
     const q = query.expl;
     const offset = explPage * EXPLANATION_N;
-    return post("/api/explanations/search", { text: q, n: EXPLANATION_N, offset }, signal).then((r) => ({ q, ...r, offset }));
+    return post("/api/explanations/search", { text: q, n: EXPLANATION_N, offset, semantic }, signal).then((r) => ({ q, semantic, ...r, offset }));
   });
 
   const searchInput = useRef<HTMLInputElement>(null);
@@ -123,8 +124,15 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
           placeholder="text to find, e.g. photosynthesis" button="Search" maxLength={MAX_SEARCH} onSubmit={(v) => set("q", v)}
           hint={<>windows containing the text, ignoring case · press <kbd>/</kbd> to search</>} />
         <QueryForm id="explore-expl" label="Search explanations" value={query.expl} testId="expl-form"
-          placeholder="e.g. parenthes" button="Find nodes" maxLength={MAX_SEARCH} onSubmit={(v) => set("expl", v)}
-          hint="nodes whose explanation contains the text, ignoring case; best simulation score first" />
+          placeholder={semantic ? "e.g. names of composers" : "e.g. parenthes"} button="Find nodes" maxLength={MAX_SEARCH}
+          onSubmit={(v) => set("expl", v)}
+          hint={<>
+            <label className="check" title="rank every node's explanation by its sentence-embedding similarity (all-MiniLM-L6-v2) to the text">
+              <input type="checkbox" checked={semantic} data-testid="expl-semantic" onChange={(e) => set("sem", e.target.checked ? "1" : "")} />
+              by meaning
+            </label>{" "}
+            {semantic ? "closest explanations first, by sentence embedding" : "explanations containing the text, ignoring case; best simulation score first"}
+          </>} />
       </div>
       {status.error && <ErrorBox error={status.error} onRetry={retryStatus} />}
       {st && st.status !== "done" && (
@@ -172,20 +180,23 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
       )}
       {showExpl && (
         <ResultSection testId="expl-results" resource={expl} resourceKey={explKey} loadingLabel="searching explanations"
-          title={<>Nodes whose explanation contains <span className="mono explore-q">“{query.expl}”</span></>}>
+          title={<>Nodes whose explanation {semantic ? "is closest in meaning to" : "contains"} <span className="mono explore-q">“{query.expl}”</span></>}>
           {(d) => d.hits.length > 0 ? (
             <>
               <p className="muted small explore-count" data-testid="expl-count">
-                {d.offset + 1}–{d.offset + d.hits.length}{d.more ? " (more after these)" : ""}, best simulation score first
+                {d.offset + 1}–{d.offset + d.hits.length}{d.more ? " (more after these)" : ""},{" "}
+                {d.semantic ? "most similar first (cosine of sentence embeddings)" : "best simulation score first"}
               </p>
-              <ExplanationHits hits={d.hits} query={d.q} kinds={model?.kinds ?? null} model={modelName} />
+              <ExplanationHits hits={d.hits} query={d.semantic ? "" : d.q} kinds={model?.kinds ?? null} model={modelName} />
               <div className="pager">
                 {explPage > 0 && <button type="button" className="btn small" onClick={() => setExplPage((p) => p - 1)}>← previous</button>}
                 {d.more && <button type="button" className="btn small" data-testid="expl-more" onClick={() => setExplPage((p) => p + 1)}>next →</button>}
               </div>
             </>
           ) : (
-            <p className="muted" data-testid="expl-empty">No explanation contains this text.</p>
+            <p className="muted" data-testid="expl-empty">
+              {semantic ? "No explanation has a sentence embedding yet (explained without the embedder)." : "No explanation contains this text."}
+            </p>
           )}
         </ResultSection>
       )}

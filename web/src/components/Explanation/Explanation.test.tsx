@@ -171,7 +171,7 @@ describe("search by explanation (the explorer)", () => {
     window.history.replaceState(null, "", "/explore?expl=RISK");
     render(<App />);
     const hits = await screen.findByTestId("explanation-hits");
-    expect(calls.find((c) => c.path === "/api/explanations/search")?.body).toEqual({ text: "RISK", n: 25, offset: 0 });
+    expect(calls.find((c) => c.path === "/api/explanations/search")?.body).toEqual({ text: "RISK", n: 25, offset: 0, semantic: false });
     const link = within(hits).getByRole("link");
     expect(link).toHaveTextContent(`L3.${UNIT.name}.7`);
     expect(link.getAttribute("href")).toBe(`/node/TestModel/${UNIT.name}/3/7`);
@@ -179,5 +179,24 @@ describe("search by explanation (the explorer)", () => {
     await userEvent.click(screen.getByTestId("expl-more"));
     await waitFor(() => expect(within(screen.getByTestId("explanation-hits")).getByRole("link")).toHaveTextContent(`L3.${UNIT.name}.8`));
     expect(calls.filter((c) => c.path === "/api/explanations/search").map((c) => (c.body as { offset: number }).offset)).toEqual([0, 25]);
+  });
+
+  it("by meaning: asks for a semantic search, keeps it in the URL, shows each hit's similarity", async () => {
+    const DONE = { status: "done", fraction: 1, tokens_done: 10, tokens_total: 10, corpus: "wiki", attribution: null };
+    const calls = mockServer((path) => {
+      if (path === "/api/dataset") return { status: 200, body: DONE };
+      if (path !== "/api/explanations/search") return undefined;
+      return { status: 200, body: { hits: [{ ...EXPL(7), similarity: 0.61 }], more: false } };
+    });
+    window.history.replaceState(null, "", "/explore?expl=danger");
+    render(<App />);
+    await screen.findByTestId("explanation-hits");
+    await userEvent.click(screen.getByTestId("expl-semantic"));
+    await waitFor(() => expect(new URLSearchParams(window.location.search).get("sem")).toBe("1"));
+    await waitFor(() => expect(screen.getByTestId("expl-similarity")).toHaveTextContent("0.61"));
+    const asked = calls.filter((c) => c.path === "/api/explanations/search").map((c) => (c.body as { semantic: boolean }).semantic);
+    expect(asked).toEqual([false, true]);
+    expect(screen.getByTestId("expl-results")).toHaveTextContent("closest in meaning");
+    expect(screen.getByTestId("explanation-hits").querySelector("mark")).toBeNull(); // no substring marks by meaning
   });
 });

@@ -25,6 +25,11 @@ export function ExplanationHits({ hits, query, kinds, model }: Props) {
           <li key={`${h.kind}/${h.layer}/${h.index}`} data-testid="explanation-hit">
             {href ? <Link href={href} className="mono">{label}</Link> : <span className="mono">{label}</span>}{" "}
             {head && <ScoreBadge name={head[0]} score={head[1]} />}{" "}
+            {h.similarity != null && (
+              <span className="muted mono small" data-testid="expl-similarity" title="cosine similarity of this explanation to the search text">
+                {h.similarity.toFixed(2)}
+              </span>
+            )}{" "}
             <span>
               {highlight(h.explanation ?? "", query).map((s, i) => (s.match ? <mark key={i}>{s.text}</mark> : <span key={i}>{s.text}</span>))}
             </span>

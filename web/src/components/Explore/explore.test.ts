@@ -8,8 +8,10 @@ const kinds = kindsFixture as KindInfo[];
 
 describe("explorer URL", () => {
   it("reads ?token= and ?q= (spaces kept) and sets one, keeping the other", () => {
-    expect(parseQuery("?token=+Paris&q=Roman+Empire")).toEqual({ token: " Paris", q: "Roman Empire", expl: "" });
-    expect(parseQuery("")).toEqual({ token: "", q: "", expl: "" });
+    expect(parseQuery("?token=+Paris&q=Roman+Empire")).toEqual({ token: " Paris", q: "Roman Empire", expl: "", sem: "" });
+    expect(parseQuery("?expl=x&sem=1").sem).toBe("1");
+    expect(parseQuery("?expl=x&sem=yes").sem).toBe("");
+    expect(parseQuery("")).toEqual({ token: "", q: "", expl: "", sem: "" });
     expect(parseQuery("?expl=parenthes").expl).toBe("parenthes");
     expect(exploreHref("?q=Rome&expl=month", "token", "x")).toBe("/explore?q=Rome&expl=month&token=x");
     expect(exploreHref("?q=Rome", "token", " the")).toBe("/explore?q=Rome&token=+the");

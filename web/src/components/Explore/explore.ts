@@ -23,17 +23,19 @@ export interface ExploreQuery {
   q: string;
   /** ?expl=: text to find in the nodes' explanations */
   expl: string;
+  /** ?sem=1: find explanations by meaning (sentence embeddings) instead of by their text */
+  sem: string;
 }
 
 export function parseQuery(search: string): ExploreQuery {
   const p = new URLSearchParams(search);
-  return { token: p.get("token") ?? "", q: p.get("q") ?? "", expl: p.get("expl") ?? "" };
+  return { token: p.get("token") ?? "", q: p.get("q") ?? "", expl: p.get("expl") ?? "", sem: p.get("sem") === "1" ? "1" : "" };
 }
 
 /** The explorer's URL with one query set (blank: removed), keeping the other. */
 export function exploreHref(search: string, name: keyof ExploreQuery, value: string): string {
   const p = new URLSearchParams(search);
-  for (const k of [...p.keys()]) if (k !== "token" && k !== "q" && k !== "expl") p.delete(k);
+  for (const k of [...p.keys()]) if (k !== "token" && k !== "q" && k !== "expl" && k !== "sem") p.delete(k);
   if (value.trim() === "") p.delete(name);
   else p.set(name, value);
   const s = p.toString();
