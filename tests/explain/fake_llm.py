@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mechscope.explain import prompts
 from mechscope.explain.llm import Completion, LLMError, Message, TokenLogprobs
@@ -137,7 +137,12 @@ class RuleFake:
 
     # ----- prompt logprobs -----
     def prompt_logprobs(
-        self, messages: list[Message], assistant_prefix: str, *, top_logprobs: int
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        top_logprobs: int,
+        always: Sequence[str] = (),
     ) -> list[TokenLogprobs] | None:
         time.sleep(self.delay)
         self.calls["prompt"] += 1
@@ -182,7 +187,12 @@ class ScriptedLLM:
         self.prefixes: list[str] = []
 
     def prompt_logprobs(
-        self, messages: list[Message], assistant_prefix: str, *, top_logprobs: int
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        top_logprobs: int,
+        always: Sequence[str] = (),
     ) -> list[TokenLogprobs] | None:
         self.prefixes.append(assistant_prefix)
         return self.answers.pop(0)

@@ -241,3 +241,20 @@ def test_smollm2_template_and_a_short_completion() -> None:
     assert out.logprobs is not None and len(out.logprobs) >= 1
     digits = llm.prompt_logprobs(msgs, "Paris\t7", top_logprobs=5)
     assert digits is not None and digits[-1].token == "7"
+
+
+def test_always_reports_one_token_texts_at_every_position_wherever_they_rank(llama: HookedDecoder) -> None:
+    llm = LocalLLM(llama)
+    prefix = "cat\tunknown\n"
+    got = llm.prompt_logprobs(MSGS, prefix, top_logprobs=1, always=["q", "z", "not one token"])
+    assert got is not None and llama.tokenizer is not None
+    prompt = llm.prompt_ids(MSGS)
+    ids = prompt + llama.tokenizer.encode(prefix, add_bos=False)
+    lp = _forward_logprobs(llama, ids)
+    q, z = (llama.tokenizer.encode(t, add_bos=False)[0] for t in "qz")
+    for j, t in enumerate(got):
+        row = lp[len(prompt) + j - 1]
+        assert t.top["q"] == pytest.approx(float(row[q]), abs=1e-5)
+        assert t.top["z"] == pytest.approx(float(row[z]), abs=1e-5)
+        assert "not one token" not in t.top and len(t.top) <= 4  # the top 1, the chosen token, q, z
+    assert llm.prompt_logprobs(MSGS, prefix, top_logprobs=1) != got  # another request, not a cache hit

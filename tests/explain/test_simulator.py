@@ -9,6 +9,8 @@ import pytest
 
 from mechscope.explain import prompts
 from mechscope.explain.llm import Completion, TokenLogprobs
+from mechscope.explain.records import Record
+from mechscope.explain.scoring import simulation_score
 from mechscope.explain.simulator import (
     Simulator,
     chunks,
@@ -127,3 +129,19 @@ def test_slots_are_found_when_the_backend_spells_a_character_as_pieces() -> None
     lps[i : i + 1] = [tl("\ufffd"), tl("\ufffd")]
     assert "".join(e.token for e in lps) != text
     assert simulate_all_at_once(ScriptedLLM([lps]), "x", tokens) == pytest.approx([0.0, 3.0, 6.0])
+
+
+def test_the_mass_on_numbers_is_reported_with_the_values_and_the_score() -> None:
+    tokens = ["a", "b"]
+    text = prompts.listing(tokens, [prompts.UNKNOWN] * 2)
+    # A weak model: a little mass on numbers at each slot, the rest on words.
+    slots = {0: {"8": LN(0.02), " the": LN(0.9)}, 1: {"0": LN(0.01), "2": LN(0.01), "is": LN(0.9)}}
+    masses: list[float] = []
+    got = simulate_all_at_once(ScriptedLLM([_canned(text, slots)]), "x", tokens, masses)
+    assert got == pytest.approx([8.0, 1.0])  # renormalised over the numbers, as TDB reads them
+    assert masses == pytest.approx([0.02, 0.02])
+    sim = Simulator(ScriptedLLM([_canned(text, slots)] * 3)).simulate("x", tokens)
+    assert sim.expected == pytest.approx([8.0, 1.0]) and sim.mass == pytest.approx(0.02)
+    records = [Record(window_id=i, source="top", tokens=tokens, acts=[1.0, 0.0]) for i in range(3)]
+    score = simulation_score(Simulator(ScriptedLLM([_canned(text, slots)] * 3)), "x", records)
+    assert score.mass == pytest.approx(0.02) and score.as_dict()["mass"] == pytest.approx(0.02)

@@ -3,6 +3,7 @@ by mechscope, or an OpenAI-compatible HTTP endpoint. Explainers and scorers see 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,9 +84,17 @@ class LLM(Protocol):
         ...
 
     def prompt_logprobs(
-        self, messages: list[Message], assistant_prefix: str, *, top_logprobs: int
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        top_logprobs: int,
+        always: Sequence[str] = (),
     ) -> list[TokenLogprobs] | None:
         """Teacher-forced logprobs of every token of ``assistant_prefix`` written as the start of
         the assistant's answer to ``messages``: the all-at-once simulator reads its "unknown"
-        slots from them in one forward. None when the backend cannot (most endpoints)."""
+        slots from them in one forward. ``always``: token texts whose logprobs each position
+        reports among ``top`` even when they are not among the likeliest, where the backend has
+        the whole distribution (a local model; texts that are not one token are left out). None
+        when the backend cannot (most endpoints)."""
         ...

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -157,7 +157,12 @@ class OpenAICompatible:
         return completion
 
     def prompt_logprobs(
-        self, messages: list[Message], assistant_prefix: str, *, top_logprobs: int
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        top_logprobs: int,
+        always: Sequence[str] = (),
     ) -> list[TokenLogprobs] | None:
         """None: chat-completions endpoints do not return logprobs of prompt tokens."""
         return None

@@ -133,23 +133,33 @@ class LocalLLM:
         return completion
 
     def prompt_logprobs(
-        self, messages: list[Message], assistant_prefix: str, *, top_logprobs: int
+        self,
+        messages: list[Message],
+        assistant_prefix: str,
+        *,
+        top_logprobs: int,
+        always: Sequence[str] = (),
     ) -> list[TokenLogprobs] | None:
         """Teacher-forced logprobs of each token of ``assistant_prefix`` (tokenized on its own, so
-        the tokens are the prefix's whatever the template ends with), in one forward."""
-        return self.prompt_logprobs_batch([(messages, assistant_prefix)], top_logprobs=top_logprobs)[0]
+        the tokens are the prefix's whatever the template ends with), in one forward; ``always``'s
+        one-token texts are read from the whole distribution at every position."""
+        return self.prompt_logprobs_batch(
+            [(messages, assistant_prefix)], top_logprobs=top_logprobs, always=always
+        )[0]
 
     def prompt_logprobs_batch(
-        self, requests: Sequence[PromptRequest], *, top_logprobs: int
+        self, requests: Sequence[PromptRequest], *, top_logprobs: int, always: Sequence[str] = ()
     ) -> list[list[TokenLogprobs]]:
         """:meth:`prompt_logprobs` of several (messages, assistant_prefix) pairs, right-padded into
         as few forwards as ``max_batch_tokens`` allows (causal attention: padding after a row's
         last token changes nothing before it)."""
         out: list[list[TokenLogprobs] | None] = [None] * len(requests)
         todo: list[tuple[int, list[int], int, str]] = []  # (index, ids, prefix start, cache key)
+        extra = self._single_tokens(always)
         for i, (messages, prefix) in enumerate(requests):
             check_request(messages, 1, 0.0, top_logprobs)
-            key = self._key("prompt_logprobs", messages, {"prefix": prefix, "top_logprobs": top_logprobs})
+            params = {"prefix": prefix, "top_logprobs": top_logprobs, "always": sorted(extra)}
+            key = self._key("prompt_logprobs", messages, params)
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 out[i] = logprobs_from_json(hit["logprobs"])
                 continue
@@ -165,7 +175,8 @@ class LocalLLM:
             todo.append((i, ids, len(prompt), key))
         for group in _batches(sorted(todo, key=lambda r: len(r[1])), self.max_batch_tokens):
             with self._lock:
-                results = self._logprobs_rows([(ids, start) for _, ids, start, _ in group], top_logprobs)
+                rows = [(ids, start) for _, ids, start, _ in group]
+                results = self._logprobs_rows(rows, top_logprobs, extra)
             for (i, _, _, key), result in zip(group, results, strict=True):
                 out[i] = result
                 if self.cache is not None:
@@ -214,12 +225,22 @@ class LocalLLM:
             ids.insert(0, tok.bos_id)
         return ids
 
+    def _single_tokens(self, texts: Sequence[str]) -> dict[str, int]:
+        """The texts of ``texts`` that are one token, with its id."""
+        out = {}
+        for t in texts:
+            ids = self.tokenizer.encode(t, add_bos=False)
+            if len(ids) == 1:
+                out[t] = ids[0]
+        return out
+
     @torch.inference_mode()
     def _logprobs_rows(
-        self, rows: list[tuple[list[int], int]], top_logprobs: int
+        self, rows: list[tuple[list[int], int]], top_logprobs: int, extra: dict[str, int] | None = None
     ) -> list[list[TokenLogprobs]]:
         """For each (ids, start): the logprob of every token from ``start`` on given those before
-        it, with the ``top_logprobs`` most likely alternatives. One forward for all rows."""
+        it, with the ``top_logprobs`` most likely alternatives and the ``extra`` tokens (text -> id)
+        wherever they rank. One forward for all rows."""
         longest = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_id or 0
         tokens = torch.tensor(
@@ -233,6 +254,7 @@ class LocalLLM:
             target = torch.tensor(ids[start:], device=lp.device)
             chosen = lp.gather(-1, target[:, None])[:, 0].tolist()
             top_v, top_i = lp.topk(top_logprobs, dim=-1)  # (pos, top_logprobs), most likely first
+            wanted = lp[:, list(extra.values())] if extra else None  # (pos, len(extra))
             row = []
             for j, token_id in enumerate(ids[start:]):
                 token = self.tokenizer.token_str(token_id)
@@ -241,6 +263,8 @@ class LocalLLM:
                 for v, t in zip(top_v[j].tolist(), top_i[j].tolist(), strict=True):
                     top.setdefault(self.tokenizer.token_str(t), v)
                 top.setdefault(token, chosen[j])
+                for text, value in zip(extra or {}, wanted[j].tolist() if wanted is not None else [], strict=True):
+                    top.setdefault(text, value)
                 row.append(TokenLogprobs(token, chosen[j], top))
             out.append(row)
         return out

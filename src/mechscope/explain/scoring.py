@@ -19,7 +19,7 @@ counted, never scored as 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ class Score:
     failure: str | None = None
     failed: int = 0  # records left out because their LLM call or its answer failed
     method: str | None = None  # simulation: all_at_once, generation or json
+    mass: float | None = None  # simulation, all at once: median P(a number 0..10) at a value slot
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +122,7 @@ def simulation_score(
     true: list[np.ndarray] = []
     sim: list[np.ndarray] = []
     failures: list[str] = []
+    masses: list[float] = []
     for i, r in enumerate(records):
         if not true and len(failures) >= GIVE_UP:
             failures += _gave_up(len(records) - i)
@@ -131,7 +133,12 @@ def simulation_score(
         else:
             true.append(np.asarray(r.acts, dtype=np.float64))
             sim.append(np.asarray(s.expected, dtype=np.float64))
-    return correlation_score(true, sim, failures, simulator.method, seed)
+            if s.mass is not None:
+                masses.append(s.mass)
+    score = correlation_score(true, sim, failures, simulator.method, seed)
+    # How much the simulator believed its own numbers: a renormalised expectation resting on a
+    # small mass is reported as such, beside the correlation that says whether it carried signal.
+    return replace(score, mass=float(np.median(masses))) if masses else score
 
 
 def correlation_score(

@@ -6,7 +6,9 @@ Three ways, tried in this order (:class:`Simulator` remembers the first that the
    (:func:`mechscope.explain.prompts.listing`) and :meth:`LLM.prompt_logprobs` gives, at every
    "unknown" slot, the model's distribution over what it would have written there; the simulated
    value is the expected value over "0".."10", renormalised over those eleven. One forward per
-   record: a local model always can; most endpoints cannot (returns None).
+   record: a local model always can, and reports those tokens' logprobs wherever they rank (so a
+   weak model's values are read however little it puts on numbers: that mass is reported with
+   the score); most endpoints cannot (returns None).
 2. ``generation``: the model writes the ``token<TAB>n`` lines itself with ``top_logprobs``; the
    expected value is read the same way at each generated number.
 3. ``json``: the model answers a JSON array of integers. A parse failure or a wrong length is a
@@ -29,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +56,7 @@ class Simulation:
     expected: list[float] | None  # per token, 0..10; None on failure
     method: str
     failure: str | None = None
+    mass: float | None = None  # all at once: median P("0".."10") over the record's value slots
 
 
 # ----- reading a distribution over "0".."10" ------------------------------------------------------------
@@ -73,6 +77,11 @@ def value_probabilities(top: dict[str, float], after_one: dict[str, float] | Non
         p1 = p[1]
         p[1], p[10] = p1 * end, p1 * zero  # 11..19 are out of range: left out, as is renormalisation's way
     return p
+
+
+def value_mass(top: dict[str, float]) -> float:
+    """P(a number 0..10 is written here): the mass on the value tokens (a "1" that starts 10 included)."""
+    return sum(math.exp(lp) for tok, lp in top.items() if tok.strip() in _VALUES)
 
 
 def expected_value(p: dict[int, float]) -> float | None:
@@ -122,15 +131,20 @@ def slot_entries(lps: Sequence[TokenLogprobs], text: str, offsets: Sequence[int]
     return found
 
 
-def simulate_all_at_once(llm: LLM, explanation: str, tokens: Sequence[str]) -> list[float] | None:
-    """Expected values per token, or None when the backend has no prompt logprobs."""
+def simulate_all_at_once(
+    llm: LLM, explanation: str, tokens: Sequence[str], masses: list[float] | None = None
+) -> list[float] | None:
+    """Expected values per token, or None when the backend has no prompt logprobs. ``masses``
+    receives each slot's :func:`value_mass`."""
     msgs = prompts.simulate_messages(explanation, None)
     text = prompts.listing(tokens, [prompts.UNKNOWN] * len(tokens))
-    lps = llm.prompt_logprobs(msgs, text, top_logprobs=TOP_LOGPROBS)
+    lps = llm.prompt_logprobs(msgs, text, top_logprobs=TOP_LOGPROBS, always=_VALUES)
     if lps is None:
         return None
     offsets = _slot_offsets(tokens)
     slots = [lps[i].top for i in slot_entries(lps, text, offsets)]
+    if masses is not None:
+        masses += [value_mass(top) for top in slots]
     has_ten = any("10" in {t.strip() for t in top} for top in slots)
     p1 = [
         math.exp(max((lp for t, lp in top.items() if t.strip() == "1"), default=-math.inf)) for top in slots
@@ -159,7 +173,7 @@ def _after_one(
         pos += len(prompts.show(t)) + 1
         offsets.append(pos)
         pos += len(v) + 1
-    lps = llm.prompt_logprobs(msgs, text, top_logprobs=TOP_LOGPROBS)
+    lps = llm.prompt_logprobs(msgs, text, top_logprobs=TOP_LOGPROBS, always=_VALUES)
     if lps is None:
         raise SimulationFailed("the backend stopped giving prompt logprobs")
     idx = slot_entries(lps, text, offsets)
@@ -265,21 +279,22 @@ class Simulator:
 
     def simulate(self, explanation: str, tokens: Sequence[str]) -> Simulation:
         values: list[float] = []
+        masses: list[float] = []
         for piece in chunks(tokens, explanation):
             try:
-                got = self._one(explanation, piece)
+                got = self._one(explanation, piece, masses)
             except SimulationFailed as e:
                 return Simulation(None, self.method, str(e))
             except LLMError as e:
                 return Simulation(None, self.method, f"simulator call failed: {e}")
             values += got
-        return Simulation(values, self.method)
+        return Simulation(values, self.method, mass=statistics.median(masses) if masses else None)
 
-    def _one(self, explanation: str, tokens: list[str]) -> list[float]:
+    def _one(self, explanation: str, tokens: list[str], masses: list[float]) -> list[float]:
         while True:
             method = self.methods[0]
             if method == "all_at_once":
-                got = simulate_all_at_once(self.llm, explanation, tokens)
+                got = simulate_all_at_once(self.llm, explanation, tokens, masses)
             elif method == "generation":
                 got = simulate_generation(self.llm, explanation, tokens)
             else:

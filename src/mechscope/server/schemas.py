@@ -375,6 +375,11 @@ class ExplanationScore(BaseModel):
     failure: str | None = None
     failed: int = Field(default=0, description="records left out because their LLM call or answer failed")
     method: str | None = None
+    mass: float | None = Field(
+        default=None,
+        description="simulation, all at once: the median probability the simulator put on a number "
+        "0..10 at a token's value slot (low: the values rest on little)",
+    )
 
 
 class NodeExplanation(BaseModel):

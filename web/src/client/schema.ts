@@ -656,6 +656,11 @@ export interface components {
              * @description 95% bootstrap interval, low end
              */
             lo?: number | null;
+            /**
+             * Mass
+             * @description simulation, all at once: the median probability the simulator put on a number 0..10 at a token's value slot (low: the values rest on little)
+             */
+            mass?: number | null;
             /** Method */
             method?: string | null;
             /**

@@ -35,6 +35,9 @@ describe("score labels", () => {
   it("say value, n and the interval, or why a score is absent", () => {
     expect(scoreTitle("embedding", SCORES.embedding)).toBe("embedding: 0.71, n = 30, 95% CI 0.55–0.84");
     expect(scoreTitle("simulation", SCORES.simulation)).toBe("simulation: absent (no simulator backend (--simulator none))");
+    expect(scoreTitle("simulation", { value: 0.12, n: 9, lo: -0.1, hi: 0.3, method: "all_at_once", mass: 0.0123 })).toBe(
+      "simulation (all_at_once): 0.12, n = 9, 95% CI -0.10–0.30; the simulator put 1.2% on numbers at a slot (median)",
+    );
     expect(headlineScore(EXPL(1))?.[0]).toBe("embedding"); // the first score with a value
     const none = { ...EXPL(1), scores: { simulation: SCORES.simulation, detection: SCORES.simulation } };
     expect(headlineScore(none)?.[0]).toBe("simulation"); // none has one: the first, as absent

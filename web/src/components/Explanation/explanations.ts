@@ -14,6 +14,7 @@ export type SimulatedRecord = Schemas["SimulatedRecord"];
 export const unitKey = (kind: string, layer: number, index: number): string => `${kind}/${layer}/${index}`;
 
 const num = (v: number | null | undefined, d = 2) => (v == null ? "–" : v.toFixed(d));
+const pct = (p: number) => `${(100 * p).toPrecision(2)}%`;
 
 /** "0.52" or "absent" for the badge. */
 export function scoreValue(s: ExplanationScore): string {
@@ -26,7 +27,8 @@ export function scoreTitle(name: string, s: ExplanationScore): string {
   const ci = s.lo != null && s.hi != null ? `, 95% CI ${num(s.lo)}–${num(s.hi)}` : "";
   const failed = s.failed ? `, ${s.failed} failed` : "";
   const method = s.method ? ` (${s.method})` : "";
-  return `${name}${method}: ${num(s.value)}, n = ${s.n}${ci}${failed}`;
+  const mass = s.mass != null ? `; the simulator put ${pct(s.mass)} on numbers at a slot (median)` : "";
+  return `${name}${method}: ${num(s.value)}, n = ${s.n}${ci}${failed}${mass}`;
 }
 
 /** The score a badge shows: the first one the server lists that has a value (its own order), else
