@@ -263,7 +263,9 @@ class LocalLLM:
                 for v, t in zip(top_v[j].tolist(), top_i[j].tolist(), strict=True):
                     top.setdefault(self.tokenizer.token_str(t), v)
                 top.setdefault(token, chosen[j])
-                for text, value in zip(extra or {}, wanted[j].tolist() if wanted is not None else [], strict=True):
+                for text, value in zip(
+                    extra or {}, wanted[j].tolist() if wanted is not None else [], strict=True
+                ):
                     top.setdefault(text, value)
                 row.append(TokenLogprobs(token, chosen[j], top))
             out.append(row)
