@@ -38,7 +38,7 @@ def test_every_unit_gets_a_baseline_and_a_restart_resumes(digit_root: Path, tmp_
     bg = run(source)
     assert bg.done == len(nodes)
     with ExplanationStore(root, read_only=True) as store:
-        assert store.done("baseline", "-", "baseline1") == nodes
+        assert store.done("baseline", "-", "baseline1", None, None) == nodes
         row = store.latest(*DIGIT_NODE)
     assert row is not None and row["explanation"].startswith("fires on")
     assert row["scores"]["simulation"]["value"] is None  # no LLM in the background
