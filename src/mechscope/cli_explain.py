@@ -54,10 +54,19 @@ def _ints(text: str | None, option: str) -> list[int] | None:
 )
 @click.option(
     "--workers",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 64),
-    help="Nodes explained side by side.",
+    help="Nodes explained side by side: threads (default 1), or with --ray Ray workers, each with its "
+    "own model copies (default: one per GPU of the cluster, or per CPU without GPUs).",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Explain on Ray workers: a cluster's address, or a local cluster when none is given.",
 )
 @click.option(
     "--seed",
@@ -79,7 +88,8 @@ def explain(
     dataset_model: str | None,
     saes: tuple[str, ...],
     limit: int | None,
-    workers: int,
+    workers: int | None,
+    ray_address: str | None,
     seed: int,
     quiet: bool,
 ) -> None:
@@ -90,17 +100,16 @@ def explain(
     from mechscope.data.collate import weights_fingerprint
     from mechscope.data.store import Dataset
     from mechscope.errors import InputError
-    from mechscope.explain.backends import default_embedder, is_url, make_llm
     from mechscope.explain.jobs import (
         MAX_CALLS_WITHOUT_LIMIT,
-        Backends,
+        BackendSpec,
         JobConfig,
+        JobRecorder,
         calls_per_node,
         progress_line,
         run_job,
         select_nodes,
     )
-    from mechscope.explain.llm import LLM
     from mechscope.explain.records import RecordConfig
     from mechscope.explain.store import ExplanationStore
     from mechscope.models.loading import load_model
@@ -110,11 +119,7 @@ def explain(
         raise InputError(
             f"{root}: not a collated dataset (no manifest.json); build one with mechscope collate"
         )
-    if backend != "baseline" and backend != "local" and not is_url(backend):
-        raise InputError(f"--backend {backend!r} is not one of: baseline, local, an http(s):// URL")
-    sim = simulator or ("local" if backend == "baseline" else backend)
-    if sim != "none" and sim != "local" and not is_url(sim):
-        raise InputError(f"--simulator {sim!r} is not one of: local, none, an http(s):// URL")
+    spec = BackendSpec(backend, simulator, llm_model, local_model)
     ds = Dataset(root)
     if ds.progress()["status"] != "done":
         raise InputError(f"{root}: the collation is not finished; explain a finished dataset")
@@ -129,31 +134,33 @@ def explain(
         raise InputError(
             f"{root} was collated with {ds.meta().get('model')!r}, not these weights; pass that model as --dataset-model"
         )
-    llms: dict[str, LLM] = {}
-
-    def llm(spec: str) -> LLM:
-        if spec not in llms:
-            llms[spec] = make_llm(spec, model=llm_model, local_model=local_model)
-        return llms[spec]
-
-    backends = Backends(
-        explainer=None if backend == "baseline" else llm(backend),
-        scorer=None if sim == "none" else llm(sim),
-        embed=default_embedder(),
-    )
     store = ExplanationStore(root)
-    try:
-        todo = len(nodes) - len(store.done(*backends.key) & set(nodes))
-        calls = todo * calls_per_node(backends, cfg)
+
+    def plan(rec: JobRecorder) -> None:
+        calls = len(rec.todo) * calls_per_node(rec.key, cfg)
         click.echo(
-            f"{todo:,} of {len(nodes):,} nodes to explain ({backends.key[0]}), scored by {sim}: "
-            f"up to ~{calls:,} LLM calls"
+            f"{len(rec.todo):,} of {len(nodes):,} nodes to explain ({rec.key[0]}), scored by "
+            f"{spec.scorer}: up to ~{calls:,} LLM calls"
         )
         if calls > MAX_CALLS_WITHOUT_LIMIT and limit is None:
             raise InputError(
                 f"~{calls:,} LLM calls planned (more than {MAX_CALLS_WITHOUT_LIMIT:,}): pass --limit N"
             )
-        summary = run_job(ds, store, nodes, model, backends, cfg, workers, None if quiet else progress_line())
+
+    progress = None if quiet else progress_line()
+    try:
+        if ray_address is None:
+            backends = spec.build()
+            plan(JobRecorder(store, nodes, backends.key))
+            summary = run_job(ds, store, nodes, model, backends, cfg, workers or 1, progress)
+        else:
+            from mechscope.explain.distributed import explain_on_ray
+
+            # The cost is printed once the workers have built their backends (no LLM on the driver).
+            summary = explain_on_ray(
+                ds, store, nodes, model, spec, cfg, None if ray_address == "local" else ray_address,
+                workers, progress, plan,
+            )  # fmt: skip
     finally:
         store.close()
         ds.close()

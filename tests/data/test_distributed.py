@@ -101,7 +101,7 @@ def test_cli_ray_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     r = CliRunner().invoke(main, ["collate", "--corpus", str(tmp_path / "c.txt"), "--workers", "2"])
     assert r.exit_code == 2 and "--workers goes with --ray" in r.output
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    from mechscope.data.distributed import _ray
+    from mechscope.ray_cluster import ray_module
 
     with pytest.raises(InputError, match=r"pip install 'mechscope\[ray\]'"):
-        _ray()
+        ray_module()

@@ -12,9 +12,8 @@ re-running the same command resumes from the last merged run, with or without Ra
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +28,7 @@ from mechscope.data.collate import (
     weights_fingerprint,
 )
 from mechscope.errors import InputError
+from mechscope.ray_cluster import connect, ray_module, share, worker_count
 
 if TYPE_CHECKING:
     from mechscope.data.corpora import Windows
@@ -87,13 +87,13 @@ def collate_on_ray(
     state = begin(model, windows, workspace, cfg)
     if state is None:
         return workspace.root
-    ray = _ray()
-    started = _connect(ray, address)
+    ray = ray_module()
+    started = connect(ray, address)
     try:
-        wanted = _workers(ray, workers)
+        wanted = worker_count(ray, workers)
         todo = runs(state.done, windows.n, cfg.shard_windows, wanted)
         n_workers = min(wanted, len(todo)) or 1
-        cpus, gpus = _share(ray, n_workers)
+        cpus, gpus = share(ray, n_workers)
         threads = max(1, int(cpus))
         log.info(
             "collating %d runs on %d Ray workers (%d threads, %g GPU each)",
@@ -123,44 +123,3 @@ def collate_on_ray(
         if started:
             ray.shutdown()
     return finish(state, model, windows, workspace, cfg, corpus_name, attribution)
-
-
-def _ray() -> Any:
-    try:
-        import ray
-        import ray.util
-    except ImportError:
-        raise InputError("--ray needs Ray: pip install 'mechscope[ray]' (or pip install ray)") from None
-    return ray
-
-
-def _connect(ray: Any, address: str | None) -> bool:
-    """Join the cluster at ``address`` or start a local one; True if this call started Ray."""
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-    except ConnectionError as e:
-        raise InputError(f"cannot reach the Ray cluster at {address!r}: {e}") from None
-    return True
-
-
-def _workers(ray: Any, workers: int | None) -> int:
-    """``workers``, or one per GPU of the cluster, or one per CPU when it has no GPU."""
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    res = ray.cluster_resources()
-    return workers or int(res.get("GPU", 0) or res.get("CPU", 1)) or 1
-
-
-def _share(ray: Any, n: int) -> tuple[float, float]:
-    """The CPUs and GPUs each of ``n`` workers reserves: the cluster's, shared evenly (fractions when
-    there are more workers than CPUs, so that they all start)."""
-    res = ray.cluster_resources()
-    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
-    per_cpu = max(1.0, cpus // n) if n <= cpus else cpus / n
-    return per_cpu, min(1.0, gpus / n) if gpus else 0.0

@@ -68,6 +68,49 @@ class Backends:
 
 
 @dataclass(frozen=True)
+class BackendSpec:
+    """Backends named by strings, as the command line gives them: small and picklable, so that a
+    Ray worker builds its own (its own local LLM, its own HTTP client, the key read from its own
+    environment). ``backend``: baseline, local or a URL; ``simulator``: local, none or a URL
+    (None: the backend's, local for the baseline)."""
+
+    backend: str = "baseline"
+    simulator: str | None = None
+    llm_model: str | None = None  # an endpoint's model name
+    local_model: str | None = None  # what load_model() takes; None: the shipped SmolLM2
+    embed: bool = True  # the embedding score, when its package is installed
+
+    def __post_init__(self) -> None:
+        from mechscope.explain.backends import is_url
+
+        if self.backend not in ("baseline", "local") and not is_url(self.backend):
+            raise InputError(f"--backend {self.backend!r} is not one of: baseline, local, an http(s):// URL")
+        if self.scorer not in ("none", "local") and not is_url(self.scorer):
+            raise InputError(f"--simulator {self.scorer!r} is not one of: local, none, an http(s):// URL")
+
+    @property
+    def scorer(self) -> str:
+        return self.simulator or ("local" if self.backend == "baseline" else self.backend)
+
+    def build(self) -> Backends:
+        """The backends, each LLM loaded once (a local explainer that also scores is one model)."""
+        from mechscope.explain.backends import default_embedder, make_llm
+
+        llms: dict[str, LLM] = {}
+
+        def llm(spec: str) -> LLM:
+            if spec not in llms:
+                llms[spec] = make_llm(spec, model=self.llm_model, local_model=self.local_model)
+            return llms[spec]
+
+        return Backends(
+            explainer=None if self.backend == "baseline" else llm(self.backend),
+            scorer=None if self.scorer == "none" else llm(self.scorer),
+            embed=default_embedder() if self.embed else None,
+        )
+
+
+@dataclass(frozen=True)
 class JobConfig:
     records: RecordConfig = field(default_factory=RecordConfig)
     seed: int = 0
@@ -105,12 +148,14 @@ def select_nodes(
     return nodes
 
 
-def calls_per_node(backends: Backends, cfg: JobConfig) -> int:
-    """A rough upper bound of LLM calls per node, for the cost printed before a job starts: one
-    explanation; per test record up to two simulation forwards; detection and fuzzing prompts."""
+def calls_per_node(key: tuple[str, str, str, str | None, str | None], cfg: JobConfig) -> int:
+    """A rough upper bound of LLM calls per node of a job whose backends have this ``key``
+    (:attr:`Backends.key`), for the cost printed before it starts: one explanation; per test
+    record up to two simulation forwards; detection and fuzzing prompts."""
     n_test = cfg.records.train_top + 8 + 8 + cfg.records.extra_random  # odd-rank top, quantile, random, extra
-    calls = 1 if backends.explainer is not None else 0
-    if backends.scorer is not None:
+    backend, _, _, scorer, _ = key
+    calls = 0 if backend == "baseline" else 1
+    if scorer is not None:
         calls += 2 * n_test + 2 * -(-n_test // BATCH)
     return calls
 
@@ -208,6 +253,43 @@ def progress_line(stream: TextIO | None = None) -> Callable[[JobSummary, int], N
     return show
 
 
+class JobRecorder:
+    """The driver's side of a job: stores each finished row at once (the one writer of the
+    store), counts it and reports progress. Shared by :func:`run_job` and ``explain --ray``."""
+
+    def __init__(
+        self,
+        store: ExplanationStore,
+        nodes: list[Node],
+        backends_key: tuple[str, str, str, str | None, str | None],
+        progress: Callable[[JobSummary, int], None] | None = None,
+        on_node: Callable[[StoredExplanation], None] | None = None,
+    ) -> None:
+        self.key = backends_key
+        done = store.done(*backends_key)
+        self.todo = [n for n in nodes if n not in done]
+        self.summary = JobSummary(planned=len(nodes), skipped=len(nodes) - len(self.todo))
+        self.store, self.progress, self.on_node = store, progress, on_node
+        self.t0 = time.perf_counter()
+
+    def start(self) -> None:
+        """Show the progress line at 0 and start the clock."""
+        self.t0 = time.perf_counter()
+        if self.progress is not None:
+            self.progress(self.summary, len(self.todo))
+
+    def finished(self, row: StoredExplanation) -> None:
+        self.store.add(row)  # committed on its own: a kill loses only the nodes in flight
+        s = self.summary
+        s.done += 1
+        s.failed += row.explanation is None
+        s.seconds = time.perf_counter() - self.t0
+        if self.on_node is not None:
+            self.on_node(row)
+        if self.progress is not None:
+            self.progress(s, len(self.todo))
+
+
 def run_job(
     ds: Dataset,
     store: ExplanationStore,
@@ -221,38 +303,22 @@ def run_job(
 ) -> JobSummary:
     """Explain and score ``nodes`` not yet in ``store``, storing each as soon as it is done."""
     cfg = cfg or JobConfig()
-    done = store.done(*backends.key)
-    todo = [n for n in nodes if n not in done]
-    summary = JobSummary(planned=len(nodes), skipped=len(nodes) - len(todo))
-    t0 = time.perf_counter()
+    rec = JobRecorder(store, nodes, backends.key, progress, on_node)
+    rec.start()
     lock = threading.Lock()
     layers: dict[tuple[str, int], LayerWindows] = {}
-
-    def finished(row: StoredExplanation) -> None:
-        store.add(row)  # only this thread writes
-        summary.done += 1
-        summary.failed += row.explanation is None
-        summary.seconds = time.perf_counter() - t0
-        if on_node is not None:
-            on_node(row)
-        if progress is not None:
-            progress(summary, len(todo))
-
-    if progress is not None:
-        progress(summary, len(todo))
     if workers <= 1:
-        for node in todo:
-            finished(explain_node(ds, node, model, backends, cfg, lock, layers))
-        return summary
+        for node in rec.todo:
+            rec.finished(explain_node(ds, node, model, backends, cfg, lock, layers))
+        return rec.summary
     with ThreadPoolExecutor(workers) as pool:
         pending: set[Future[StoredExplanation]] = set()
-        queue = iter(todo)
-        for node in queue:  # at most 2 x workers in flight: a kill loses little work
+        for node in rec.todo:  # at most 2 x workers in flight: a kill loses little work
             pending.add(pool.submit(explain_node, ds, node, model, backends, cfg, lock, layers))
             if len(pending) >= 2 * workers:
                 ready, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in ready:
-                    finished(f.result())
+                    rec.finished(f.result())
         for f in pending:
-            finished(f.result())
-    return summary
+            rec.finished(f.result())
+    return rec.summary
