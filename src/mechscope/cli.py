@@ -243,18 +243,28 @@ def serve(
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; only print the address.")
 @click.option("--no-collate", is_flag=True, help="Do not collate the default corpus slice in the background.")
+@click.option(
+    "--background-llm/--no-background-llm",
+    default=True,
+    show_default=True,
+    help="After the baseline explanations, explain the collated units with the shipped SmolLM2 too "
+    "(in the background, at low priority; kept for the next start).",
+)
 @click.option("--sae", "saes", multiple=True, help=SAE_HELP)
 @friendly_errors
-def demo(host: str, port: int, no_browser: bool, no_collate: bool, saes: tuple[str, ...]) -> None:
+def demo(
+    host: str, port: int, no_browser: bool, no_collate: bool, background_llm: bool, saes: tuple[str, ...]
+) -> None:
     """Serve the embedded SmolLM2 and open the Debugger on the IOI prompt (" Mary" vs " John");
-    collate a slice of the default corpus for the node pages in the background. With --sae demo,
-    the demo preset's dictionaries are attached (trained first, once, if absent)."""
+    collate a slice of the default corpus for the node pages in the background and explain its
+    units. With --sae demo, the demo preset's dictionaries are attached (trained first, once, if
+    absent)."""
     from mechscope.engine.dictionaries import split_refs
     from mechscope.server.run import IOI_QUERY, serve_model
 
     serve_model(
         None, host, port, [], IOI_QUERY, open_browser=not no_browser, collate_demo=not no_collate,
-        dictionaries=split_refs(saes),
+        dictionaries=split_refs(saes), background_llm=background_llm,
     )  # fmt: skip
 
 

@@ -18,14 +18,37 @@ def _row(
     when: int = 0,
     sim: float | None = 0.5,
     scorer: str | None = "fake",
+    emb: float | None = None,
 ) -> StoredExplanation:
+    scores = {"simulation": {"value": sim, "n": 2, "lo": 0.1, "hi": 0.9, "failure": None}}
+    if emb is not None:
+        scores["embedding"] = {"value": emb, "n": 9, "lo": 0.1, "hi": 0.9, "failure": None}
     return StoredExplanation(
         kind="mlp_neuron", layer=1, unit=unit, backend=backend, model="-", prompt_version="v",
         explainer="baseline", explanation=text, failure=None if text else "no activating train records",
         scorer=scorer, scorer_model="m" if scorer else None, dataset="fp", train_windows=[1, 3], test_windows=[2, 4],
-        scores={"simulation": {"value": sim, "n": 2, "lo": 0.1, "hi": 0.9, "failure": None}},
+        scores=scores,
         created=datetime(2026, 1, 1) + timedelta(minutes=when),
     )  # fmt: skip
+
+
+def test_the_shown_explanation_is_the_best_embedded_then_the_newest(tmp_path: Path) -> None:
+    """A small local LLM's newer text does not hide a baseline that retrieves its contexts better;
+    an embedding-scored row beats an unscored one; among equals (or none scored) the newest wins."""
+    with ExplanationStore(tmp_path) as store:
+        store.add(_row(0, "fires on digits", when=0, emb=0.8))
+        store.add(_row(0, "a fictional unit", backend="local", when=5, emb=0.6))
+        store.add(_row(1, "fires on ' the'", when=0))
+        store.add(_row(1, "articles", backend="local", when=5, emb=0.55))
+        store.add(_row(2, "fires on ' a'", when=0))
+        store.add(_row(2, "indefinite articles", backend="local", when=5))
+        store.add(_row(2, None, backend="http://x", when=9))  # a failure is never shown over a text
+        want = {0: "fires on digits", 1: "articles", 2: "indefinite articles"}
+        for unit, text in want.items():
+            row = store.latest("mlp_neuron", 1, unit)
+            assert row is not None and row["explanation"] == text
+        many = store.latest_many([("mlp_neuron", 1, u) for u in want])
+        assert {k[2]: r["explanation"] for k, r in many.items()} == want
 
 
 def test_rows_queries_and_replacement(tmp_path: Path) -> None:

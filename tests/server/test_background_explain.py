@@ -4,6 +4,7 @@ restart, waiting (without writing) while the dataset is not done, read by the AP
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ from fastapi.testclient import TestClient
 
 from mechscope.data.store import Dataset
 from mechscope.explain.jobs import select_nodes
+from mechscope.explain.prompts import PROMPT_VERSION
 from mechscope.explain.store import DATABASE, ExplanationStore
 from mechscope.server.app import create_app
 from mechscope.server.background_explain import BackgroundExplainer
 from mechscope.server.datasets import DatasetSource
 from tests.explain._helpers import DIGIT_NODE, collated, digit_model
+from tests.explain.fake_llm import RuleFake
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +63,47 @@ def test_it_waits_for_the_collation_and_stops_without_writing(tmp_path: Path) ->
     bg.close()
     assert bg.finished.wait(5) and bg.done == 0
     assert not (tmp_path / "not-collated-yet" / DATABASE).exists()
+
+
+def test_a_local_llm_pass_follows_the_baseline_and_resumes(digit_root: Path, tmp_path: Path) -> None:
+    """With an LLM the thread explains every unit a second time after the baseline pass, with the
+    LLM as explainer and the embedding score only; a restart does neither pass again."""
+    root = Path(shutil.copytree(digit_root, tmp_path / "ds"))
+    with Dataset(root) as ds:
+        nodes = set(select_nodes(ds))
+    loaded: list[RuleFake] = []
+
+    def llm() -> RuleFake:
+        loaded.append(RuleFake(explanation="digits"))
+        return loaded[-1]
+
+    for expect in (len(nodes), 0):
+        source = DatasetSource(root)
+        bg = BackgroundExplainer(source, digit_model(), poll_s=0.05, llm=llm)  # type: ignore[arg-type]
+        bg.start()
+        assert bg.finished.wait(120), "the background explainer did not finish"
+        assert bg.llm_done == expect and bg.done == expect * (2 if expect else 1)
+        source.close()
+    assert len(loaded) == 2 and loaded[0].calls["explain"] == len(nodes) and loaded[1].calls["explain"] == 0
+    with ExplanationStore(root, read_only=True) as store:
+        assert store.done("fake", "rule-fake-prompt", PROMPT_VERSION, None, None) == nodes
+        assert store.done("baseline", "-", "baseline1", None, None) == nodes
+        row = store.latest(*DIGIT_NODE)
+    assert row is not None and row["scores"]["simulation"]["value"] is None  # no simulator in the background
+
+
+def test_the_llm_pass_stops_promptly(digit_root: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(digit_root, tmp_path / "ds"))
+    slow = RuleFake(explanation="digits", delay=0.2)
+    source = DatasetSource(root)
+    bg = BackgroundExplainer(source, digit_model(), poll_s=0.05, llm=lambda: slow)  # type: ignore[arg-type,return-value]
+    bg.start()
+    deadline = time.monotonic() + 120
+    while bg.llm_done < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bg.llm_done >= 2, "the LLM pass did not start"
+    t0 = time.monotonic()
+    bg.close(timeout=5)
+    assert bg.finished.is_set() and time.monotonic() - t0 < 2  # between two nodes, not after all of them
+    assert bg.llm_done < len(select_nodes(source.dataset()))  # type: ignore[arg-type]
+    source.close()

@@ -51,6 +51,7 @@ _COLUMNS = (
 )  # fmt: skip
 _JSON = ("scores", "notes", "timings")
 _ROW = "* EXCLUDE (explanation_vector)"  # what queries return: every column but the vector
+_SHOWN = "explanation IS NULL, embedding IS NULL, embedding DESC, created DESC"  # see latest()
 _NONE = ""  # scorer and scorer_model of a row scored without an LLM (key columns cannot be NULL)
 
 
@@ -157,10 +158,12 @@ class ExplanationStore:
         return {(r["kind"], r["layer"], r["unit"]) for r in rows}
 
     def latest(self, kind: str, layer: int, unit: int) -> dict[str, Any] | None:
-        """The node's most recent explanation that did not fail, else its most recent row."""
+        """The node's explanation to show: of those that did not fail, the one with the best
+        embedding score (the score every row gets offline, so a baseline and a small local LLM's
+        text compete on it), then the newest; a node whose every row failed gives its newest."""
         rows = self._rows(
             f"SELECT {_ROW} FROM explanations WHERE kind = ? AND layer = ? AND unit = ? "
-            "ORDER BY explanation IS NULL, created DESC LIMIT 1",
+            f"ORDER BY {_SHOWN} LIMIT 1",
             [kind, layer, unit],
         )
         return rows[0] if rows else None
@@ -174,8 +177,7 @@ class ExplanationStore:
             f"""
             SELECT {_ROW} FROM explanations
             WHERE kind || chr(31) || CAST(layer AS VARCHAR) || chr(31) || CAST(unit AS VARCHAR) IN ?
-            QUALIFY row_number() OVER (PARTITION BY kind, layer, unit
-                                       ORDER BY explanation IS NULL, created DESC) = 1
+            QUALIFY row_number() OVER (PARTITION BY kind, layer, unit ORDER BY {_SHOWN}) = 1
             """,
             [keys],
         )

@@ -13,11 +13,13 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mechscope.data.store import Dataset
+    from mechscope.explain.llm import LLM
     from mechscope.models.decoder import HookedDecoder
     from mechscope.server.background_explain import BackgroundExplainer
 
@@ -87,12 +89,13 @@ class DatasetSource:
             "collating %d tokens of the default corpus into %s (pid %d)", tokens, self.root, self.process.pid
         )
 
-    def explain_when_collated(self, model: HookedDecoder) -> None:
-        """Give the units baseline explanations in the background once the collation is done
-        (server/background_explain.py); ``model`` must be the one the dataset is collated with."""
+    def explain_when_collated(self, model: HookedDecoder, llm: Callable[[], LLM] | None = None) -> None:
+        """Give the units baseline explanations in the background once the collation is done, then
+        with ``llm`` (it loads the LLM) the LLM's (server/background_explain.py); ``model`` must be
+        the one the dataset is collated with."""
         from mechscope.server.background_explain import BackgroundExplainer
 
-        self.explainer = BackgroundExplainer(self, model)
+        self.explainer = BackgroundExplainer(self, model, llm=llm)
         self.explainer.start()
 
     def close(self) -> None:

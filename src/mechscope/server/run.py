@@ -9,8 +9,12 @@ import os
 import time
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from mechscope.explain.llm import LLM
 
 # The Debugger preloaded with the IOI prompt; the page keeps all its state in the URL.
 IOI_QUERY = (
@@ -46,9 +50,11 @@ def serve_model(
     collate_demo: bool = False,
     allowed_hosts: list[str] | None = None,
     dictionaries: list[str] | None = None,
+    background_llm: bool = False,
 ) -> None:
     """Serve until Ctrl+C. ``collate_demo``: collate the demo's slice of the default corpus in the
-    background (resuming earlier work) when ``dataset`` is not finished. Beyond loopback the server
+    background (resuming earlier work) when ``dataset`` is not finished, then explain its units
+    (baseline, and with ``background_llm`` the shipped SmolLM2 after). Beyond loopback the server
     requires an access token: $MECHSCOPE_TOKEN, or one generated and printed here. ``dictionaries``:
     ``--sae`` references attached before serving (``demo``: the demo preset, trained if absent)."""
     start = time.perf_counter()
@@ -101,7 +107,8 @@ def serve_model(
                 "(node pages show examples after the first ~16k tokens and fill in as it goes, ~5 min "
                 "on 2 cores; the work is kept for the next start)"
             )
-        source.explain_when_collated(model)  # baseline explanations once the examples are there
+        # Baseline explanations once the examples are there, then (opt-out) the local LLM's.
+        source.explain_when_collated(model, llm=_shipped_llm if background_llm else None)
     app = create_app(model, settings, datasets=source)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/{path}"
@@ -129,3 +136,10 @@ def serve_model(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(both())
+
+
+def _shipped_llm() -> LLM:
+    """The background explainer's LLM: the shipped SmolLM2, a copy of its own."""
+    from mechscope.explain.backends import make_llm
+
+    return make_llm("local")
