@@ -1,9 +1,9 @@
 """Named training presets: ``mechscope train-sae --preset demo`` and ``mechscope demo --sae demo``.
 
 The demo preset trains SAEs on three residual-stream points of SmolLM2 from one model forward,
-sized to finish within 15 minutes on 2 CPU cores (9.5 measured) (docs/autoencoders.md has the measurement that
-set ``tokens``). It lives in one cache folder per model, so a second start reuses it and an
-interrupted run resumes from its checkpoint.
+sized to finish within 15 minutes on 2 CPU cores (9.5 min measured with fp32 matmuls, 3.5-3.7 with
+bf16; docs/autoencoders.md has the measurements that set ``tokens``). It lives in one cache folder
+per model, so a second start reuses it and an interrupted run resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries.eval import Evaluation
-from mechscope.models.dictionaries.training import Progress, TrainConfig
+from mechscope.models.dictionaries.training import Progress, TrainConfig, matmul_dtype
 from mechscope.models.dictionaries.workflow import hook_folder, train_to_folder
 from mechscope.models.loading.assets import mechscope_home
 from mechscope.models.loading.dictionary_formats import NATIVE_CONFIG
@@ -27,22 +29,27 @@ class Preset:
     name: str
     train: TrainConfig
     tok_s: float
-    """Corpus tokens/s measured on 2 CPU cores, end to end (the model forward included; each token
-    trains every dictionary), for the time estimate printed before training starts."""
+    """Corpus tokens/s measured on 2 CPU cores with fp32 matmuls, end to end (the model forward
+    included; each token trains every dictionary), for the time estimate printed before training."""
     fixed_seconds: float
     """Measured time outside the training steps: tokenising, the initial sample, the evaluations."""
+    bf16_tok_s: float | None = None
+    """As ``tok_s`` where the CPU multiplies bf16 natively (``precision="auto"`` then picks bf16)."""
     eval_windows: int = 64
     """Held-out windows each dictionary is evaluated on (train-sae's 64 take 4.4 min per dictionary
     on 2 cores: five full-model forwards each)."""
 
-    def estimate_seconds(self) -> float:
-        return self.train.tokens / self.tok_s + self.fixed_seconds
+    def estimate_seconds(self, bf16: bool = False) -> float:
+        rate = self.bf16_tok_s if bf16 and self.bf16_tok_s else self.tok_s
+        return self.train.tokens / rate + self.fixed_seconds
 
 
 # Measured on 2026-12-03 with the 2 cores to itself, fp32 matmuls (docs/autoencoders.md, "The demo
 # preset"): the whole run took 9 min 27 s: training 3 hook points from one forward to layer 9 at
 # ~2,500 dictionary-tokens/s (~833 corpus tok/s), and ~90 s of tokenising, the initial sample and
-# the three 16-window evaluations. bf16 matmuls (the default where the CPU has them) are faster.
+# the three 16-window evaluations. With bf16 matmuls (the default where the CPU has them), measured
+# on 2026-12-04 on the same 2 cores: 3 min 27 s in all, training at ~7,900 dictionary-tokens/s
+# (~2,650 corpus tok/s), the rest ~55 s; fixed_seconds keeps the fp32 run's 90 s (an upper bound).
 DEMO = Preset(
     name="demo",
     train=TrainConfig(
@@ -55,6 +62,7 @@ DEMO = Preset(
     ),
     tok_s=833.0,
     fixed_seconds=90.0,
+    bf16_tok_s=2650.0,
     eval_windows=16,
 )
 PRESETS = {p.name: p for p in (DEMO,)}
@@ -92,7 +100,7 @@ def train_preset(
         model.hook_point(h)  # a model without these points fails now, naming the allowed ones
     if model.tokenizer is None:
         raise InputError("this model has no tokenizer; training needs one to cut the corpus into windows")
-    minutes = preset.estimate_seconds() / 60
+    minutes = preset.estimate_seconds(bf16=matmul_dtype(cfg.precision) == torch.bfloat16) / 60
     say(
         f"training the {preset.name} dictionaries ({', '.join(cfg.hooks)}; {cfg.n_latents} latents, "
         f"k={cfg.k}, {cfg.tokens:,} tokens) into {out}: about {minutes:.0f} min on 2 CPU cores, "
