@@ -81,6 +81,11 @@ def test_rows_queries_and_replacement(tmp_path: Path) -> None:
         assert store.search("100%") == [] and [r["unit"] for r in store.search("digits_")] == [0]
         with pytest.raises(InputError):
             store.search("  ")
+        every = store.of_kinds(["mlp_neuron"])
+        assert [(r["unit"], r["backend"]) for r in every] == [
+            (0, "baseline"), (1, "baseline"), (1, "http://x"), (2, "baseline"), (3, "baseline")
+        ]  # fmt: skip
+        assert every[0]["scores"]["simulation"]["value"] == 0.7 and store.of_kinds(["attn_head"]) == []
     assert (tmp_path / DATABASE).is_file()
 
 

@@ -183,6 +183,13 @@ class ExplanationStore:
         )
         return {(r["kind"], r["layer"], r["unit"]): r for r in rows}
 
+    def of_kinds(self, kinds: list[str]) -> list[dict[str, Any]]:
+        """Every row of these kinds (all backends), in node order."""
+        return self._rows(
+            f"SELECT {_ROW} FROM explanations WHERE kind IN ? ORDER BY kind, layer, unit, backend, created",
+            [kinds],
+        )
+
     def search(self, text: str, n: int = 50) -> list[dict[str, Any]]:
         """Explanations containing ``text`` (case-insensitive), best simulation score first."""
         if not text.strip():
