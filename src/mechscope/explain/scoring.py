@@ -275,7 +275,7 @@ def score_all(
     if explanation is None:
         return {name: absent("no explanation") for name in SCORES}
     pos, neg = activating_split(records)
-    none = "no {} backend (--simulator none)"
+    none = "not run: this job had no {} (scored without an LLM)"
     return {
         "simulation": simulation_score(simulator, explanation, records.test, seed)
         if simulator is not None

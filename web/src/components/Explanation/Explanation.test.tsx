@@ -13,7 +13,7 @@ const KINDS = kinds as KindInfo[];
 const UNIT = KINDS.find((k) => k.collated && k.layered && k.unit)!;
 const NOT_COLLATED = KINDS.find((k) => !k.collated);
 const SCORES = {
-  simulation: { value: null, n: 0, lo: null, hi: null, failure: "no simulator backend (--simulator none)", failed: 0, method: null },
+  simulation: { value: null, n: 0, lo: null, hi: null, failure: "not run: this job had no simulator (scored without an LLM)", failed: 0, method: null },
   embedding: { value: 0.71, n: 30, lo: 0.55, hi: 0.84, failure: null, failed: 0, method: null },
 };
 const EXPL = (index: number, text = "fires on ' risk' after ' the'") => ({
@@ -34,7 +34,7 @@ afterEach(() => vi.unstubAllGlobals());
 describe("score labels", () => {
   it("say value, n and the interval, or why a score is absent", () => {
     expect(scoreTitle("embedding", SCORES.embedding)).toBe("embedding: 0.71, n = 30, 95% CI 0.55–0.84");
-    expect(scoreTitle("simulation", SCORES.simulation)).toBe("simulation: absent (no simulator backend (--simulator none))");
+    expect(scoreTitle("simulation", SCORES.simulation)).toBe("simulation: absent (not run: this job had no simulator (scored without an LLM))");
     expect(scoreTitle("simulation", { value: 0.12, n: 9, lo: -0.1, hi: 0.3, method: "all_at_once", mass: 0.0123 })).toBe(
       "simulation (all_at_once): 0.12, n = 9, 95% CI -0.10–0.30; the simulator put 1.2% on numbers at a slot (median)",
     );
