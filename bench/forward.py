@@ -48,6 +48,7 @@ OURS = "mechscope forward (no hooks)"
 CACHE = "mechscope run_with_cache (all)"
 BARE = "bare PyTorch Llama (no hooks)"
 FLOOR = "floor: matmuls + sdpa only"
+LAST = "mechscope, last position's logits"  # logits_from=-1: generation's prefill
 
 # (numerator, denominator, target, note)
 RATIOS = [
@@ -56,6 +57,7 @@ RATIOS = [
     (OURS, BARE, 1.05, "ours / bare (no hook machinery)"),
     (OURS, HF_SDPA, None, "ours / transformers sdpa"),
     (OURS, FLOOR, None, "ours / matmul floor"),
+    (LAST, OURS, None, "last logits only / ours (prefill)"),
 ]
 
 
@@ -131,6 +133,9 @@ def forward_bench(
             cells, args.cell_seconds, warmup=2 if n <= 64 else 1, min_reps=min_reps
         )
         diffs = {name: max_diff(outputs[name], outputs[OURS]) for name in tolerances}
+        diffs[LAST] = max_diff(outputs[LAST], outputs[OURS][:, -1:])
+        if not diffs[LAST] <= 1e-4:  # a 1-row matmul blocks its sums differently: ~3e-5
+            failures.append(f"{n} tokens: the last position's logits differ from ours by {diffs[LAST]:.2e}")
         for name, tol in tolerances.items():
             if not diffs[name] <= tol:
                 failures.append(f"{n} tokens: {name} logits differ from ours by {diffs[name]:.2e} > {tol:g}")
@@ -341,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         HF_EAGER: lambda x: hf_eager(input_ids=x, use_cache=False).logits,
         HF_SDPA: lambda x: hf_sdpa(input_ids=x, use_cache=False).logits,
         OURS: lambda x: model(x),
+        LAST: lambda x: model(x, logits_from=-1),
         CACHE: lambda x: model.run_with_cache(x)[0],
         BARE: lambda x: bare(x),
         FLOOR: lambda x: bare.matmul_floor(x),

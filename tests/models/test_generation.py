@@ -24,6 +24,29 @@ def test_kv_cached_greedy_equals_recomputing_everything(model: HookedDecoder) ->
     assert got.stop_reasons == ["length"]
 
 
+def test_logits_from_equal_the_full_forwards_rows(model: HookedDecoder) -> None:
+    """Generation's prefill unembeds the last position alone; a hook on ``logits`` still sees every
+    position (and its edit reaches the last row)."""
+    tokens, mask = model.to_tokens(["Hi", "A longer prompt"])
+    full = model(tokens, attention_mask=mask)
+    last = model(tokens, attention_mask=mask, logits_from=-1)
+    assert last.shape == (2, 1, full.shape[-1])
+    torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model(tokens, attention_mask=mask, logits_from=2), full[:, 2:], rtol=1e-5, atol=1e-5
+    )
+    seen: list[int] = []
+
+    def shift(logits: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        seen.append(logits.shape[1])
+        return logits + torch.arange(logits.shape[1], dtype=logits.dtype)[None, :, None]
+
+    with model.hooks(fwd=[("logits", shift)]):
+        hooked = model(tokens, attention_mask=mask, logits_from=-1)
+    assert seen == [tokens.shape[1]]
+    torch.testing.assert_close(hooked, full[:, -1:] + tokens.shape[1] - 1, rtol=1e-5, atol=1e-4)
+
+
 def test_batched_generation_equals_one_by_one(model: HookedDecoder) -> None:
     prompts = ["Hi", "A longer prompt"]
     batched = model.generate(prompts, max_new_tokens=6, stop_tokens=[])

@@ -246,11 +246,13 @@ class LocalLLM:
         tokens = torch.tensor(
             [ids + [pad] * (longest - len(ids)) for ids, _ in rows], device=self.decoder.device
         )
-        logits = self.decoder(tokens)  # (batch, pos, d_vocab)
+        # Position p's logits predict token p + 1: none are needed before the earliest start - 1
+        # (a simulator's prompt is mostly instructions and examples before the record it scores).
+        first = max(min(start for _, start in rows) - 1, 0)
+        logits = self.decoder(tokens, logits_from=first)  # (batch, pos - first, d_vocab)
         out = []
         for b, (ids, start) in enumerate(rows):
-            # Position p's logits predict token p + 1.
-            lp = torch.log_softmax(logits[b, start - 1 : len(ids) - 1].float(), dim=-1)  # (pos, d_vocab)
+            lp = torch.log_softmax(logits[b, start - 1 - first : len(ids) - 1 - first].float(), dim=-1)
             target = torch.tensor(ids[start:], device=lp.device)
             chosen = lp.gather(-1, target[:, None])[:, 0].tolist()
             top_v, top_i = lp.topk(top_logprobs, dim=-1)  # (pos, top_logprobs), most likely first

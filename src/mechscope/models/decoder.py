@@ -227,11 +227,15 @@ class HookedDecoder(nn.Module):
         tokens: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        logits_from: int | None = None,
     ) -> torch.Tensor:
         """Logits (batch, pos, d_vocab) for token ids (batch, pos).
 
         ``attention_mask`` (batch, kv_pos) is 1 for real tokens, 0 for (left) padding, and covers
         the cached past too when ``cache`` is given. Positions count real tokens only.
+        ``logits_from``: only the logits of positions ``logits_from:`` (an index into this call's
+        positions, negative from the end: -1 is what a sampler reads); the unembedding, d_vocab x
+        d_model per position, is skipped before it unless a hook on ``logits`` needs every position.
         """
         past = cache.length if cache is not None else 0
         b, t = tokens.shape
@@ -256,10 +260,13 @@ class HookedDecoder(nn.Module):
         with forward_positions(positions):  # for spliced modules (a dictionary skips the start token)
             for block in self.blocks:
                 x = block(x, ctx)
-        logits = self.unembed(self.final_norm(x))
+        x = self.final_norm(x)
+        if logits_from is not None and not self.logits.live:
+            x = x[:, logits_from:]
+        logits = self.unembed(x)
         if cache is not None:
             cache.length += t
-        return logits
+        return logits[:, logits_from:] if logits_from is not None and self.logits.live else logits
 
     # ----- hooks ---------------------------------------------------------------------------
     def _index_hook_points(self) -> None:

@@ -95,7 +95,7 @@ def generate(
     done = torch.zeros(b, dtype=torch.bool, device=model.device)
     step_input, step_mask = tokens, full_mask if mask is not None else None
     for _ in range(max_new_tokens):
-        logits = model(step_input, attention_mask=step_mask, cache=cache)
+        logits = model(step_input, attention_mask=step_mask, cache=cache, logits_from=-1)
         nxt = sample_next(logits[:, -1], temperature, top_k, top_p, gen)
         for i in range(b):
             if done[i]:
