@@ -100,6 +100,27 @@ def test_right_explanation_beats_wrong_one_on_every_score() -> None:
     assert scores["embedding"].value is None and "embedder" in (scores["embedding"].failure or "")
 
 
+def test_the_judge_asks_for_an_array_of_n_verdicts() -> None:
+    """Endpoints with structured output constrain the judge's answer to the schema sent."""
+    from mechscope.explain import prompts
+    from mechscope.explain.scoring import BATCH, judge
+
+    fake = RuleFake()
+    complete = fake.complete
+    schemas: list[object] = []
+    fake.complete = lambda m, **kw: (schemas.append(kw.get("json_schema")), complete(m, **kw))[1]  # type: ignore[method-assign]
+    texts = ["a 1 b", "c d e"] * BATCH  # two batches
+    preds, ok, _ = judge(fake, prompts.DETECT_SYSTEM, "digits", texts, seed=0)
+    assert ok.all() and preds.tolist() == [1, 0] * BATCH
+    want = {
+        "type": "array",
+        "items": {"type": "integer", "enum": [0, 1]},
+        "minItems": BATCH,
+        "maxItems": BATCH,
+    }
+    assert schemas == [want, want]
+
+
 def test_failed_judgements_leave_the_score_absent_not_zero() -> None:
     recs = _digits_records()
     pos, neg = activating_split(recs)

@@ -190,6 +190,12 @@ def class_score(
     return Score(value, len(y), lo, hi, failed=failed)
 
 
+def judge_schema(n: int) -> dict[str, object]:
+    """The judge's answer, a JSON array of n verdicts 0 or 1: an endpoint with structured output
+    (OpenAI, vLLM, llama.cpp's server) decodes only such arrays, so even a small model answers."""
+    return {"type": "array", "items": {"type": "integer", "enum": [0, 1]}, "minItems": n, "maxItems": n}
+
+
 def judge(
     llm: LLM, system: str, explanation: str, texts: list[str], seed: int, batch: int = BATCH
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -205,7 +211,9 @@ def judge(
         idx = order[s : s + batch]
         msgs = prompts.judge_messages(system, explanation, [texts[i] for i in idx])
         try:
-            done = llm.complete(msgs, max_tokens=4 * len(idx) + 16, temperature=0.0)
+            done = llm.complete(
+                msgs, max_tokens=4 * len(idx) + 16, temperature=0.0, json_schema=judge_schema(len(idx))
+            )
             values = parse_json_values(done.text, len(idx))
             if any(v not in (0, 1) for v in values):
                 raise SimulationFailed("the answer has values other than 0 and 1")
