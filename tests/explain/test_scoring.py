@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from mechscope.explain.llm import Completion, Message
 from mechscope.explain.records import NodeRecords, Record
 from mechscope.explain.scoring import (
     activating_split,
@@ -101,14 +104,20 @@ def test_right_explanation_beats_wrong_one_on_every_score() -> None:
 
 
 def test_the_judge_asks_for_an_array_of_n_verdicts() -> None:
-    """Endpoints with structured output constrain the judge's answer to the schema sent."""
+    """Endpoints with structured output constrain the judge's answer to the schema sent; only
+    those get room for the whitespace a JSON grammar allows."""
     from mechscope.explain import prompts
     from mechscope.explain.scoring import BATCH, judge
 
     fake = RuleFake()
     complete = fake.complete
-    schemas: list[object] = []
-    fake.complete = lambda m, **kw: (schemas.append(kw.get("json_schema")), complete(m, **kw))[1]  # type: ignore[method-assign]
+    calls: list[tuple[object, object]] = []
+
+    def spy(messages: list[Message], **kw: Any) -> Completion:
+        calls.append((kw.get("json_schema"), kw.get("max_tokens")))
+        return complete(messages, **kw)
+
+    fake.complete = spy  # type: ignore[method-assign]
     texts = ["a 1 b", "c d e"] * BATCH  # two batches
     preds, ok, _ = judge(fake, prompts.DETECT_SYSTEM, "digits", texts, seed=0)
     assert ok.all() and preds.tolist() == [1, 0] * BATCH
@@ -118,7 +127,10 @@ def test_the_judge_asks_for_an_array_of_n_verdicts() -> None:
         "minItems": BATCH,
         "maxItems": BATCH,
     }
-    assert schemas == [want, want]
+    assert calls == [(want, 4 * BATCH + 16)] * 2
+    fake.structured_output = True  # type: ignore[attr-defined]
+    judge(fake, prompts.DETECT_SYSTEM, "digits", texts[:BATCH], seed=0)
+    assert calls[-1] == (want, 24 * BATCH + 32)
 
 
 def test_failed_judgements_leave_the_score_absent_not_zero() -> None:

@@ -196,6 +196,14 @@ def judge_schema(n: int) -> dict[str, object]:
     return {"type": "array", "items": {"type": "integer", "enum": [0, 1]}, "minItems": n, "maxItems": n}
 
 
+def _judge_tokens(llm: LLM, n: int) -> int:
+    """~4 tokens a verdict; where the backend decodes to the schema (an endpoint's
+    ``structured_output``), also room for the whitespace a JSON grammar allows around each item
+    (llama.cpp's: up to 20 characters; SmolLM2 fills it with tabs). An unconstrained answer keeps
+    the short cap: a model that is not answering in JSON fails as soon."""
+    return 24 * n + 32 if getattr(llm, "structured_output", False) else 4 * n + 16
+
+
 def judge(
     llm: LLM, system: str, explanation: str, texts: list[str], seed: int, batch: int = BATCH
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -212,7 +220,10 @@ def judge(
         msgs = prompts.judge_messages(system, explanation, [texts[i] for i in idx])
         try:
             done = llm.complete(
-                msgs, max_tokens=4 * len(idx) + 16, temperature=0.0, json_schema=judge_schema(len(idx))
+                msgs,
+                max_tokens=_judge_tokens(llm, len(idx)),
+                temperature=0.0,
+                json_schema=judge_schema(len(idx)),
             )
             values = parse_json_values(done.text, len(idx))
             if any(v not in (0, 1) for v in values):
