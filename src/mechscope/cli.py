@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mechscope import __version__
-from mechscope.cli_common import MODEL_HELP, friendly_errors
+from mechscope.cli_common import MODEL_HELP, friendly_errors, ray_option
 
 SAE_HELP = (
     "Attach a dictionary (repeatable or comma-separated): a train-sae output folder or one of its "
@@ -299,15 +299,7 @@ def demo(
 @click.option(
     "--field", default=None, help="JSONL field / Parquet or datasets column with the text (default text)."
 )
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Split the work across Ray workers: a cluster's address, or a local cluster when none is given.",
-)
+@ray_option("Split the work across Ray workers")
 @click.option(
     "--workers",
     default=None,

@@ -29,3 +29,17 @@ def friendly_errors(fn: F) -> F:
             raise click.ClickException(str(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def ray_option(what: str) -> Callable[[F], F]:
+    """``--ray [ADDRESS]`` as collate and explain take it: a cluster's address, or ``"local"``
+    (start a local cluster) when given bare; the value lands in ``ray_address``."""
+    return click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        metavar="[ADDRESS]",
+        help=f"{what}: a cluster's address, or a local cluster when none is given.",
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mechscope.cli_common import MODEL_HELP, friendly_errors
+from mechscope.cli_common import MODEL_HELP, friendly_errors, ray_option
 
 
 def _ints(text: str | None, option: str) -> list[int] | None:
@@ -59,15 +59,7 @@ def _ints(text: str | None, option: str) -> list[int] | None:
     help="Nodes explained side by side: threads (default 1), or with --ray Ray workers, each with its "
     "own model copies (default: one per GPU of the cluster, or per CPU without GPUs).",
 )
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Explain on Ray workers: a cluster's address, or a local cluster when none is given.",
-)
+@ray_option("Explain on Ray workers")
 @click.option(
     "--seed",
     default=0,
@@ -150,9 +142,7 @@ def explain(
     progress = None if quiet else progress_line()
     try:
         if ray_address is None:
-            backends = spec.build()
-            plan(JobRecorder(store, nodes, backends.key))
-            summary = run_job(ds, store, nodes, model, backends, cfg, workers or 1, progress)
+            summary = run_job(ds, store, nodes, model, spec.build(), cfg, workers or 1, progress, before=plan)
         else:
             from mechscope.explain.distributed import explain_on_ray
 

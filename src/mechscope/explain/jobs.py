@@ -270,7 +270,7 @@ class JobRecorder:
         self.todo = [n for n in nodes if n not in done]
         self.summary = JobSummary(planned=len(nodes), skipped=len(nodes) - len(self.todo))
         self.store, self.progress, self.on_node = store, progress, on_node
-        self.t0 = time.perf_counter()
+        self.t0 = 0.0  # set by start()
 
     def start(self) -> None:
         """Show the progress line at 0 and start the clock."""
@@ -300,10 +300,16 @@ def run_job(
     workers: int = 1,
     progress: Callable[[JobSummary, int], None] | None = None,
     on_node: Callable[[StoredExplanation], None] | None = None,
+    before: Callable[[JobRecorder], None] | None = None,
 ) -> JobSummary:
-    """Explain and score ``nodes`` not yet in ``store``, storing each as soon as it is done."""
+    """Explain and score ``nodes`` not yet in ``store``, storing each as soon as it is done.
+    ``before`` sees the recorder (what is left to do) before any node starts, as with
+    :func:`~mechscope.explain.distributed.explain_on_ray`: the command line prints the cost there
+    and may refuse."""
     cfg = cfg or JobConfig()
     rec = JobRecorder(store, nodes, backends.key, progress, on_node)
+    if before is not None:
+        before(rec)
     rec.start()
     lock = threading.Lock()
     layers: dict[tuple[str, int], LayerWindows] = {}
