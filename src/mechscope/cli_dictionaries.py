@@ -22,8 +22,8 @@ SHOWN = ("l0", "explained_variance", "explained_variance_legacy_around_zero", "l
     "--preset",
     default=None,
     help="demo: SmolLM2's resid_post at layers 3, 6, 9, 4608 latents, k=32, about 4 min on 2 cores "
-    "(10 without native bf16); "
-    "sets every training option (--model, --corpus, --out and --quiet still apply).",
+    "(10 without native bf16); transcoders: a skip-transcoder at each of SmolLM2's 30 MLPs, 2048 "
+    "latents, k=16, for attribution graphs, about 16 min (45 without native bf16); sets every training option (--model, --corpus, --out and --quiet still apply).",
 )
 @click.option(
     "--k", "k", default=32, show_default=True, type=click.IntRange(1), help="Active latents per token."

@@ -78,18 +78,30 @@ def _free_name(model: HookedDecoder, name: str) -> str:
 
 
 def demo_refs(model: HookedDecoder, refs: list[str], say: Callable[[str], None]) -> list[str]:
-    """``refs`` with ``demo`` replaced by the demo preset's folder, training it first (once, with a
-    time estimate) when it is not there yet."""
-    if DEMO_REF not in refs:
-        return refs
-    from mechscope.models.dictionaries.presets import DEMO, is_trained, preset_folder, train_preset
+    """``refs`` with each preset name (``demo``; ``transcoders``, the replacement model of
+    attribution graphs) replaced by its folder, training it first (once, with a time estimate)
+    when it is not there yet."""
+    from mechscope.models.dictionaries.presets import PRESETS, is_trained, preset_folder, train_preset
     from mechscope.models.dictionaries.workflow import progress_line
 
-    folder = preset_folder(model, DEMO)
-    if not is_trained(folder, DEMO):
-        train_preset(model, DEMO, folder, progress=progress_line(DEMO.train), say=say)
-        sys.stderr.write("\n")
-    return [str(folder) if r == DEMO_REF else r for r in refs]
+    out = []
+    for ref in refs:
+        preset = PRESETS.get(ref)
+        if preset is None:
+            out.append(ref)
+            continue
+        folder = preset_folder(model, preset)
+        if not is_trained(folder, preset):
+            train_preset(model, preset, folder, progress=progress_line(preset.train), say=say)
+            sys.stderr.write("\n")
+        out.append(str(folder))
+    return out
+
+
+def is_preset(ref: str) -> bool:
+    from mechscope.models.dictionaries.presets import PRESETS
+
+    return ref in PRESETS
 
 
 def attach_all(model: HookedDecoder, refs: Iterable[str]) -> list[str]:

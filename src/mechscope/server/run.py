@@ -66,10 +66,10 @@ def serve_model(
     from mechscope.server.settings import Settings
 
     if dictionaries:
-        from mechscope.engine.dictionaries import DEMO_REF, attach_all, demo_refs, dictionary_folders
+        from mechscope.engine.dictionaries import attach_all, demo_refs, dictionary_folders, is_preset
 
         for ref in dictionaries:  # a wrong path fails before the model loads
-            if ref != DEMO_REF:
+            if not is_preset(ref):
                 dictionary_folders(ref)
     model = load_model(model_ref)
     folders: list[str] = []

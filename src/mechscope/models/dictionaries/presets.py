@@ -65,7 +65,28 @@ DEMO = Preset(
     bf16_tok_s=2650.0,
     eval_windows=16,
 )
-PRESETS = {p.name: p for p in (DEMO,)}
+# The attribution graphs' replacement model needs a transcoder at every layer's MLP: SmolLM2's 30
+# skip-transcoders from one forward. Measured on 2026-12-04 on 2 cores, bf16: ~9,800
+# dictionary-tokens/s = ~330 corpus tok/s (each token trains all 30). A chunk of 16,384 tokens
+# keeps the shuffling buffer at 2.3 GB (30 x (576 + 576) values a token).
+TRANSCODERS = Preset(
+    name="transcoders",
+    train=TrainConfig(
+        hooks=tuple(f"blocks.{layer}.mlp" for layer in range(30)),
+        kind="skip_transcoder",
+        n_latents=2048,
+        k=16,
+        tokens=250_000,
+        batch_tokens=2048,
+        chunk_tokens=16384,
+        lr=1e-3,
+    ),
+    tok_s=110.0,
+    fixed_seconds=180.0,
+    bf16_tok_s=330.0,
+    eval_windows=8,
+)
+PRESETS = {p.name: p for p in (DEMO, TRANSCODERS)}
 
 
 def get_preset(name: str) -> Preset:
@@ -96,8 +117,9 @@ def train_preset(
     from mechscope.data.corpora import make_windows, open_corpus
 
     cfg = preset.train
-    for h in cfg.hooks:
-        model.hook_point(h)  # a model without these points fails now, naming the allowed ones
+    for points in cfg.reads.values():
+        for p in points:  # a model without these points fails now, naming the allowed ones
+            model.hook_point(p)
     if model.tokenizer is None:
         raise InputError("this model has no tokenizer; training needs one to cut the corpus into windows")
     minutes = preset.estimate_seconds(bf16=matmul_dtype(cfg.precision) == torch.bfloat16) / 60

@@ -369,6 +369,7 @@ def train(
     if windows.shape[1] != cfg.window:
         raise InputError(f"windows have {windows.shape[1]} tokens, the config says window={cfg.window}")
     widths = {h: tuple(point_width(model, p) for p in points) for h, points in cfg.reads.items()}
+    check_buffer(cfg, sum(sum(w) for w in widths.values()))
     trainees, start = _resume_or_init(model, windows, cfg, widths, out)
     t0, seen = time.perf_counter(), 0
     per_chunk = min(cfg.chunk_windows, windows.shape[0])  # a small corpus is one chunk
@@ -388,6 +389,24 @@ def train(
     if short and stop_after_chunks is None:
         log.warning("the corpus ran out before %d tokens for %s", cfg.tokens, ", ".join(short))
     return {h: _finish(t, cfg) for h, t in trainees.items()}
+
+
+BUFFER_BYTES = 4 * 2**30
+"""The most the shuffling buffer may hold (fp32, every dictionary's rows): a chunk is held about
+three times while it is gathered, concatenated and shuffled."""
+
+
+def check_buffer(cfg: TrainConfig, total_width: int) -> None:
+    """An InputError, before any model work, when a chunk of every dictionary's rows would exceed
+    :data:`BUFFER_BYTES` (30 transcoders of a 576-wide model at 65,536 tokens a chunk is 9 GB)."""
+    need = cfg.chunk_tokens * total_width * 4
+    if need > BUFFER_BYTES:
+        fits = BUFFER_BYTES // (total_width * 4)
+        raise InputError(
+            f"a chunk of {cfg.chunk_tokens:,} tokens x {total_width:,} values (all dictionaries' "
+            f"inputs and targets) is {need / 2**30:.1f} GB, over the {BUFFER_BYTES / 2**30:.0f} GB "
+            f"shuffling buffer; use chunk_tokens <= {fits:,} or fewer hook points per run"
+        )
 
 
 def _finished(trainees: dict[str, Trainee], cfg: TrainConfig) -> bool:
