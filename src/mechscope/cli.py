@@ -14,7 +14,8 @@ from mechscope.cli_common import MODEL_HELP, friendly_errors, ray_option
 
 SAE_HELP = (
     "Attach a dictionary (repeatable or comma-separated): a train-sae output folder or one of its "
-    "per-hook folders, a SAELens or sparsify folder; 'demo': the demo preset's (trained first if absent)."
+    "per-hook folders, a SAELens or sparsify folder; 'demo': the demo preset's (trained first if absent); "
+    "'transcoders': SmolLM2's per-layer transcoders for attribution graphs (the same)."
 )
 
 
@@ -366,8 +367,10 @@ from mechscope.cli_models import register as _register_models  # noqa: E402
 
 _register_models(main)
 from mechscope.cli_explain import register as _register_explain  # noqa: E402
+from mechscope.cli_graph import register as _register_graph  # noqa: E402
 
 _register_explain(main)
+_register_graph(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

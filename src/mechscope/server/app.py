@@ -19,7 +19,7 @@ from mechscope.server.datasets import DatasetSource
 from mechscope.server.deps import ServerState
 from mechscope.server.middleware import BodyLimit, CrashGuard
 from mechscope.server.openapi import add_limits
-from mechscope.server.routes import datasets, debugger, explanations, generate, patching, views
+from mechscope.server.routes import datasets, debugger, explanations, generate, graphs, patching, views
 from mechscope.server.routes import model as model_routes
 from mechscope.server.schemas import ErrorBody
 from mechscope.server.security import Guard
@@ -47,6 +47,7 @@ ROUTERS = (
     generate.router,
     datasets.router,
     explanations.router,
+    graphs.router,
 )
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>mechscope</title>

@@ -36,6 +36,12 @@ class Limits(BaseModel):
         description="tokens the simulator's forwards process for one 'score my explanation' request: each "
         "record's simulation prompt, counted twice (a second pass reads split numbers such as '10')",
     )
+    max_graph_tokens: int = Field(
+        default=64, ge=2, description="prompt tokens of an attribution graph (its cost grows with their square)"
+    )
+    max_graph_features: int = Field(
+        default=8192, ge=0, description="latents whose inputs one attribution graph computes (max_features)"
+    )
     max_job_seconds: float = Field(
         default=120.0, gt=0, description="a patching sweep still running after this stops with a 422"
     )
