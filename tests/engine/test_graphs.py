@@ -280,3 +280,21 @@ def test_predicted_effects_solve_the_graph_linear_system() -> None:
     assert len(c.rows) == len(nodes) and c.pearson is not None
     with pytest.raises(InputError, match="not latents or errors"):
         causal_check(model, g, [g.n_nodes - 1])
+
+
+def test_head_shares_equal_removing_the_head_across_two_hops() -> None:
+    """A token's edge to the logit crosses up to two layers of heads: a head's share (the sum of
+    its pattern entries' parts) equals the edge minus the edge with that head's pattern zeroed."""
+    from mechscope.engine.graphs.heads import _endpoints, _masked_edges, clean_state, explain_edge
+
+    model = with_transcoders("llama")
+    g = build_graph(model, ids(model))
+    source, target = g.n_features + g.n_errors + 2, g.n_nodes - g.n_logits
+    e = explain_edge(model, g, source, target, top=4)
+    _, _, _, _, row = _endpoints(model, g, source, target)
+    clean = clean_state(model, g.tokens)
+    for h in e.heads:
+        masks = {h.layer: torch.ones(2, model.cfg.n_heads, 1, 1)}
+        masks[h.layer][1, h.head] = 0
+        edges = _masked_edges(model, g, source, row, masks, clean)
+        assert float(edges[0] - edges[1]) == pytest.approx(h.share, rel=1e-3, abs=1e-6)

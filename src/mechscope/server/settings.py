@@ -37,7 +37,9 @@ class Limits(BaseModel):
         "record's simulation prompt, counted twice (a second pass reads split numbers such as '10')",
     )
     max_graph_tokens: int = Field(
-        default=64, ge=2, description="prompt tokens of an attribution graph (its cost grows with their square)"
+        default=64,
+        ge=2,
+        description="prompt tokens of an attribution graph (its cost grows with their square)",
     )
     max_graph_features: int = Field(
         default=8192, ge=0, description="latents whose inputs one attribution graph computes (max_features)"

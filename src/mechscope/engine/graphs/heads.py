@@ -2,12 +2,18 @@
 (query, key) pair, so that the Debugger's Q/K tracing can say why the head attends there.
 
 In the frozen model an edge is a sum over paths, and every path that moves information between
-positions passes through attention heads. The share of head h is the part of the edge that
-disappears when h's (frozen) pattern is zeroed: the paths through h. One batched frozen forward
-holds one copy per candidate head (heads between the source's write and the target's read),
-and one backward reads the edge in every copy. For the heads with the largest shares, a second
-pass zeroes one (query, key) entry of the pattern per copy: the pair carrying most of the edge
-is the one to trace through the head's query and key.
+positions passes through attention heads. Each entry ``pattern[h, q, k]`` of a layer is one edge
+of the frozen model's own linear graph, and a path crosses a layer at most once, so the part of
+the graph edge that passes through that entry is exactly
+
+    pattern[h, q, k] * (dv_k . g_q)
+
+where ``dv_k`` is the change the source makes to head h's value at key k (the source removed
+from a frozen forward, everything else written back from the clean run) and ``g_q`` the
+gradient of the target at the head's output at query q (one backward). A head's share is the
+sum over its entries: the part of the edge that disappears when its pattern is zeroed. The pair
+with the largest share is the one to trace through the head's query and key. One copy with every
+candidate head zeroed gives the part of the edge that passes through attention at all.
 """
 
 from __future__ import annotations
@@ -90,8 +96,11 @@ def _head_kind_node(model: HookedDecoder, layer: int, head: int, q: int, k: int)
 
 
 def clean_state(model: HookedDecoder, tokens: list[int]) -> dict[str, torch.Tensor]:
-    """Every norm scale and attention pattern of the clean run: what the frozen model holds."""
+    """What the frozen model holds, from the clean run: every norm scale and attention pattern,
+    and every transcoder's latents and error term."""
     names = [n for n in model.hook_points if n.endswith((".scale", "attn.pattern"))]
+    for tc in transcoders(model):
+        names += [tc.point("acts"), tc.point("error")]
     got: dict[str, torch.Tensor] = {}
 
     def keep(x: torch.Tensor, hp: object) -> torch.Tensor:
@@ -101,6 +110,66 @@ def clean_state(model: HookedDecoder, tokens: list[int]) -> dict[str, torch.Tens
     with torch.no_grad(), model.hooks(fwd=[(n, keep) for n in names]):
         model(torch.tensor([tokens], device=model.device))
     return got
+
+
+def entry_shares(
+    model: HookedDecoder, g: Graph, source: int, row: Target, layers: range, clean: dict[str, torch.Tensor]
+) -> dict[int, torch.Tensor]:
+    """(head, query, key) per layer of ``layers``: the part of the edge through each pattern entry."""
+    layers_ = transcoders(model)
+    f, t = g.n_features, g.n_pos
+    removed: tuple[str, tuple[int, ...]]
+    if source < f:
+        layer, pos, idx = (
+            int(g.feature_layer[source]),
+            int(g.feature_pos[source]),
+            int(g.feature_index[source]),
+        )
+        removed = (layers_[layer].point("acts"), (pos, idx))
+    elif source < f + g.n_errors:
+        layer, pos = divmod(source - f, t)
+        removed = (layers_[layer].point("error"), (pos,))
+    else:
+        removed = ("blocks.0.resid_pre", (source - f - g.n_errors,))
+    got: dict[str, torch.Tensor] = {}
+
+    def put(x: torch.Tensor, hp: object) -> torch.Tensor:
+        name = hp.name  # type: ignore[attr-defined]
+        v = (clean[name] if name in clean else x.detach()[:1]).expand_as(x).clone()
+        if name == removed[0]:
+            v[(1, *removed[1])] = 0  # copy 1: the source removed
+        if name == "blocks.0.resid_pre":
+            v.requires_grad_(True)
+        return v
+
+    def keep(x: torch.Tensor, hp: object) -> torch.Tensor:
+        got[hp.name] = x  # type: ignore[attr-defined]
+        return x
+
+    out_point = "ln_final.out" if row.layer is None else layers_[row.layer].input_point
+    hooks = [(n, put) for n in [*clean, "blocks.0.resid_pre"]]
+    hooks += [(f"blocks.{L}.attn.{w}", keep) for L in layers for w in ("v", "z")] + [(out_point, keep)]
+    tokens = torch.tensor([g.tokens], device=model.device).expand(2, t)
+    with torch.enable_grad(), model.hooks(fwd=hooks):
+        model(tokens, logits_from=-1)
+    out = got[out_point]
+    seed = torch.zeros_like(out)
+    seed[0, row.pos] = row.vector.to(out.dtype)
+    zs = [got[f"blocks.{L}.attn.z"] for L in layers]
+    grads = torch.autograd.grad([out], zs, [seed], allow_unused=True)
+    shares = {}
+    attn = model.block(layers.start).attn if len(layers) else None
+    for L, gz in zip(layers, grads, strict=True):
+        pattern = clean[f"blocks.{L}.attn.pattern"][0].float()  # (head, q, k)
+        if gz is None:
+            shares[L] = torch.zeros_like(pattern)
+            continue
+        v = got[f"blocks.{L}.attn.v"].detach().float()
+        dv = v[0] - v[1]  # (k, kv_head, d_head): the source's part of each value
+        assert attn is not None
+        dv = attn.per_query_head(dv, dim=1)  # (k, head, d_head)
+        shares[L] = pattern * torch.einsum("qhd,khd->hqk", gz[0].float(), dv)
+    return shares
 
 
 def _masked_edges(
@@ -136,34 +205,32 @@ def _masked_edges(
 def explain_edge(model: HookedDecoder, g: Graph, source: int, target: int, top: int = 3) -> EdgeHeads:
     """The heads carrying the edge ``source -> target`` (graph node numbers) with their shares,
     and for the ``top`` heads the (query, key) pairs carrying most of it."""
-    first, last, sp, tp, row = _endpoints(model, g, source, target)
+    first, last, _, _, row = _endpoints(model, g, source, target)
     cfg = model.cfg
-    heads = [(layer, h) for layer in range(max(first, 0), last) for h in range(cfg.n_heads)]
     t = g.n_pos
-    weight = float(g.adjacency[target, source])
-    if not heads:
-        return EdgeHeads(weight, 0.0, [])
-    b = len(heads) + 2  # copy 0: nothing removed; the last: every candidate head removed
-    masks = {layer: torch.ones(b, cfg.n_heads, 1, 1) for layer in range(max(first, 0), last)}
-    for j, (layer, h) in enumerate(heads, 1):
-        masks[layer][j, h] = 0
-        masks[layer][-1, h] = 0
+    if last <= max(first, 0):  # no layer in between: no head can carry it
+        return EdgeHeads(float(g.adjacency[target, source]), 0.0, [])
+    span = range(max(first, 0), last)
     clean = clean_state(model, g.tokens)
+    shares = entry_shares(model, g, source, row, span, clean)
+    masks = {layer: torch.ones(2, cfg.n_heads, 1, 1) for layer in span}
+    for layer in span:
+        masks[layer][1] = 0  # copy 1: every candidate head zeroed
     edges = _masked_edges(model, g, source, row, masks, clean)
-    shares = edges[0] - edges[1:-1]
-    order = shares.abs().argsort(descending=True)
+    per_head = torch.stack([shares[layer].sum((1, 2)) for layer in span])  # (layer, head)
+    order = per_head.flatten().abs().argsort(descending=True)
     out: list[HeadShare] = []
     for i in order[:top].tolist():
-        layer, h = heads[i]
-        pairs = [(q, k) for q in range(sp, tp + 1) for k in range(sp, q + 1)]
-        pm = torch.ones(len(pairs) + 1, cfg.n_heads, t, t)
-        for j, (q, k) in enumerate(pairs, 1):
-            pm[j, h, q, k] = 0
-        pe = _masked_edges(model, g, source, row, {layer: pm}, clean)
-        ps = pe[0] - pe[1:]
-        best = [j for j in ps.abs().argsort(descending=True)[:3].tolist() if float(ps[j]) != 0]
-        out.append(HeadShare(layer, h, float(shares[i]), [
-            PairShare(pairs[j][0], pairs[j][1], float(ps[j]), _head_kind_node(model, layer, h, *pairs[j]))
-            for j in best
+        li, h = divmod(i, cfg.n_heads)
+        layer = span[li]
+        entries = shares[layer][h]  # (q, k)
+        best = [
+            j
+            for j in entries.flatten().abs().argsort(descending=True)[:3].tolist()
+            if float(entries.flatten()[j]) != 0
+        ]
+        pairs = [divmod(j, t) for j in best]
+        out.append(HeadShare(layer, h, float(per_head[li, h]), [
+            PairShare(q, k, float(entries[q, k]), _head_kind_node(model, layer, h, q, k)) for q, k in pairs
         ]))  # fmt: skip
-    return EdgeHeads(float(edges[0]), float(edges[0] - edges[-1]), out)
+    return EdgeHeads(float(edges[0]), float(edges[0] - edges[1]), out)
