@@ -298,3 +298,21 @@ def test_head_shares_equal_removing_the_head_across_two_hops() -> None:
         masks[h.layer][1, h.head] = 0
         edges = _masked_edges(model, g, source, row, masks, clean)
         assert float(edges[0] - edges[1]) == pytest.approx(h.share, rel=1e-3, abs=1e-6)
+
+
+def test_a_graph_from_circuit_tracer_files_equals_the_attached_one(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from mechscope.engine.dictionaries import attach_all
+    from mechscope.models.loading.dictionary_formats import save_circuit_tracer
+
+    model = with_transcoders("llama")
+    folder = Path(str(tmp_path)) / "ct"
+    for _, _, m in model.splices():
+        if isinstance(m, SparseCoder):
+            save_circuit_tracer(m, folder)
+    loaded = tiny_model("llama")
+    assert len(attach_all(loaded, [str(folder)])) == loaded.cfg.n_layers
+    a, b = build_graph(model, ids(model)), build_graph(loaded, ids(loaded))
+    assert a.logit_tokens == b.logit_tokens and torch.equal(a.feature_index, b.feature_index)
+    torch.testing.assert_close(a.adjacency, b.adjacency, rtol=1e-4, atol=1e-5)
