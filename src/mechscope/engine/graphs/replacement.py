@@ -144,7 +144,10 @@ class Linearized:
     _final: torch.Tensor  # (batch, T, d_model): the final norm's output
     _probes: list[torch.Tensor]  # per layer (batch, T, d_model) zeros where the transcoder writes
     _embed_probe: torch.Tensor  # (batch, T, d_model)
-    _writes: list[torch.Tensor] = field(default_factory=list)  # per layer (F_l, d_model): a * decoder row
+    # Per layer, the writes ``a x decoder row`` of its active latents packed by position,
+    # (T, slots, d_model) with zero rows for unused slots (at most k latents a token), and where
+    # each latent sits in the flattened (T * slots): one batched matmul reads them all.
+    _writes: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     check: Callable[[], None] | None = None  # called before each backward pass (a stop flag raises)
 
     def rows(self, targets: Sequence[Target]) -> torch.Tensor:
@@ -183,7 +186,9 @@ class Linearized:
             g = g.float()
             lo, hi = src.offsets[layer], src.offsets[layer + 1]
             if hi > lo:
-                row[:, lo:hi] = torch.einsum("bfd,fd->bf", g[:, src.pos[lo:hi]], self._writes[layer])
+                packed, where = self._writes[layer]
+                per_pos = torch.bmm(g.transpose(0, 1), packed.transpose(1, 2))  # (T, batch, slots)
+                row[:, lo:hi] = per_pos.permute(1, 0, 2).reshape(b, -1)[:, where]
             e0 = src.n_features + layer * t
             row[:, e0 : e0 + t] = (g * src.errors[layer]).sum(-1)
         if grads[-1] is not None:
@@ -254,9 +259,22 @@ def linearize(
     )  # fmt: skip
     for tc in layers:
         lo, hi = sources.offsets[tc.layer], sources.offsets[tc.layer + 1]
-        rows_ = tc.coder.decoder_rows().float()[sources.index[lo:hi]]
-        lin._writes.append(sources.activation[lo:hi, None] * rows_)
+        writes = sources.activation[lo:hi, None] * tc.coder.decoder_rows().float()[sources.index[lo:hi]]
+        lin._writes.append(_pack(writes, sources.pos[lo:hi], t))
     return lin
+
+
+def _pack(writes: torch.Tensor, pos: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``writes`` (F, d) of latents at positions ``pos`` (sorted) -> (T, slots, d) and each
+    latent's index in the flattened (T * slots)."""
+    counts = torch.bincount(pos, minlength=t)
+    slots = max(1, int(counts.max())) if len(pos) else 1
+    start = torch.cumsum(counts, 0) - counts  # first latent of each position
+    slot = torch.arange(len(pos)) - start[pos]
+    where = pos * slots + slot
+    packed = torch.zeros(t * slots, writes.shape[1], dtype=writes.dtype)
+    packed[where] = writes
+    return packed.view(t, slots, -1), where
 
 
 def _plus(probe: torch.Tensor) -> HookFn:
