@@ -28,6 +28,7 @@ def test_graph_check_edge_and_export() -> None:
         assert {"latent", "token", "logit"} <= types and g["links"]
         assert 0 <= g["scores"]["replacement"] <= 1 and g["kept_node_influence"] >= 0.8 - 1e-6
         ids = {n["id"] for n in g["nodes"]}
+        assert len(ids) == len(g["nodes"])  # unique: errors are err_L_pos, not Neuronpedia's 0_L_pos
         assert all(link["source"] in ids and link["target"] in ids for link in g["links"])
         latents = [n for n in g["nodes"] if n["type"] == "latent"]
         assert all(n["kind"] and n["kind"].startswith("tc") for n in latents)
@@ -48,10 +49,15 @@ def test_graph_check_edge_and_export() -> None:
         assert r.status_code == 200, r.text
         assert abs(r.json()["weight"] - link["weight"]) < 1e-4 * max(1.0, abs(link["weight"]))
 
-        r = c.post("/api/graph/neuronpedia", json={**BODY, "pinned": [latents[0]["id"]], "slug": "cat"})
+        errors = [n for n in g["nodes"] if n["type"] == "error"]
+        pinned = [latents[0]["id"], errors[0]["id"]]
+        body = {**BODY, "pinned": pinned, "supernodes": [["group", *pinned]], "slug": "cat"}
+        r = c.post("/api/graph/neuronpedia", json=body)
         assert r.status_code == 200, r.text
         doc = r.json()
-        assert doc["qParams"]["pinnedIds"] == [latents[0]["id"]] and doc["metadata"]["slug"] == "cat"
+        np_error = f"0_{errors[0]['layer']}_{errors[0]['pos']}"  # the export speaks Neuronpedia's ids
+        assert doc["qParams"]["pinnedIds"] == [latents[0]["id"], np_error] and doc["metadata"]["slug"] == "cat"
+        assert doc["qParams"]["supernodes"] == [["group", latents[0]["id"], np_error]]
 
         for path, extra, field in (
             ("/api/graph/check", {"nodes": ["9_9_9"]}, "nodes.0"),

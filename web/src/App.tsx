@@ -3,12 +3,14 @@ import { useModelInfo } from "./hooks/useApi";
 import { useLocation } from "./hooks/useLocation";
 import { DebuggerPage } from "./routes/DebuggerPage";
 import { ExplorePage } from "./routes/ExplorePage";
+import { GraphPage } from "./routes/GraphPage";
 import { NodePage } from "./routes/NodePage";
 
 export function App() {
   const { path, search } = useLocation();
   const model = useModelInfo();
   const explore = path === "/explore" || path === "/explore/";
+  const graph = path === "/graph" || path === "/graph/";
   return (
     <div className="app">
       <header className="topbar">
@@ -18,6 +20,7 @@ export function App() {
         <span className="muted">transformer debugger</span>
         <nav className="topnav" aria-label="pages">
           <TopLink href="/" label="Debugger" on={path === "/"} testId="nav-debugger" />
+          <TopLink href="/graph" label="Graph" on={graph} testId="nav-graph" />
           <TopLink href="/explore" label="Explore dataset" on={explore} testId="nav-explore" />
         </nav>
         <span className="spacer" />
@@ -33,6 +36,8 @@ export function App() {
         <NodePage path={path} search={search} />
       ) : explore ? (
         <ExplorePage search={search} />
+      ) : graph ? (
+        <GraphPage search={search} model={model} />
       ) : (
         <DebuggerPage search={search} model={model} />
       )}

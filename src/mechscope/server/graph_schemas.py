@@ -27,7 +27,10 @@ class GraphRequest(_Request):
 
 
 class GraphNode(BaseModel):
-    id: str = Field(description="Neuronpedia's node id (latent L_index_pos, error 0_L_pos, E_tok_pos, logit)")
+    id: str = Field(
+        description="unique in the graph: Neuronpedia's node id (latent L_index_pos, token E_id_pos, logit "
+        "(n_layers+1)_id_pos) except errors, err_L_pos (Neuronpedia's 0_L_pos can be a layer-0 latent's)"
+    )
     number: int = Field(
         description="the node's number in the graph, for /api/graph/check and /api/graph/edge"
     )
@@ -121,6 +124,8 @@ class GraphEdgeResponse(BaseModel):
 
 
 class GraphExportRequest(GraphRequest):
-    pinned: list[str] = Field(default_factory=list, max_length=1000)
-    supernodes: list[list[str]] = Field(default_factory=list, max_length=200)
+    pinned: list[str] = Field(default_factory=list, max_length=1000, description="node ids (GraphNode.id)")
+    supernodes: list[list[str]] = Field(
+        default_factory=list, max_length=200, description="[label, *node ids] each, as Neuronpedia writes them"
+    )
     slug: str = Field(default="mechscope-graph", pattern=r"^[A-Za-z0-9_.-]{1,100}$")

@@ -252,6 +252,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/graph": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Graph
+         * @description The attribution graph of the prompt's next token, pruned: latents, errors, tokens, logits.
+         */
+        post: operations["graph_api_graph_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graph/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Graph Check
+         * @description Scale graph nodes in the real model (transcoders spliced in) one at a time and together;
+         *     the graph's predicted change of the target logit against the measured one.
+         */
+        post: operations["graph_check_api_graph_check_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graph/edge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Graph Edge
+         * @description The heads that carry an edge, with their shares, and the (query, key) pairs to trace.
+         */
+        post: operations["graph_edge_api_graph_edge_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graph/neuronpedia": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Graph Export
+         * @description The pruned graph as Neuronpedia's graph JSON (metadata, qParams, nodes, links).
+         */
+        post: operations["graph_export_api_graph_neuronpedia_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/lens": {
         parameters: {
             query?: never;
@@ -757,6 +838,309 @@ export interface components {
             /** Tokens */
             tokens: components["schemas"]["TokenInfo"][];
         };
+        /** GraphCheckRequest */
+        GraphCheckRequest: {
+            /**
+             * Edge Threshold
+             * @description edge influence kept by pruning
+             * @default 0.98
+             */
+            edge_threshold?: number;
+            /**
+             * Factor
+             * @description scale each node by this (0: ablate)
+             * @default 0
+             */
+            factor?: number;
+            /**
+             * Max Features
+             * @description latents whose inputs are computed; default 4096, or max_graph_features when lower
+             */
+            max_features?: number | null;
+            /**
+             * Node Threshold
+             * @description node influence kept by pruning
+             * @default 0.8
+             */
+            node_threshold?: number;
+            /**
+             * Nodes
+             * @description node ids (latents, errors); empty: the 20 most influential latents
+             */
+            nodes?: string[];
+            /** Prompt */
+            prompt: string;
+            /**
+             * Target
+             * @description the output token to explain (text: its first token; or an id); default: the top logits up to 95% probability, at most 10
+             */
+            target?: string | number | null;
+        };
+        /** GraphCheckResponse */
+        GraphCheckResponse: {
+            /** Factor */
+            factor: number;
+            /** Pearson */
+            pearson: number | null;
+            /** Rows */
+            rows: components["schemas"]["GraphCheckRow"][];
+            /** Spearman */
+            spearman: number | null;
+            /**
+             * Target
+             * @description the logit whose change is compared (minus the mean logit)
+             */
+            target: string;
+            /** Together Measured */
+            together_measured: number;
+            /** Together Predicted */
+            together_predicted: number;
+        };
+        /** GraphCheckRow */
+        GraphCheckRow: {
+            /** Id */
+            id: string;
+            /** Measured */
+            measured: number;
+            /** Predicted */
+            predicted: number;
+        };
+        /** GraphEdgeRequest */
+        GraphEdgeRequest: {
+            /**
+             * Edge Threshold
+             * @description edge influence kept by pruning
+             * @default 0.98
+             */
+            edge_threshold?: number;
+            /**
+             * Max Features
+             * @description latents whose inputs are computed; default 4096, or max_graph_features when lower
+             */
+            max_features?: number | null;
+            /**
+             * Node Threshold
+             * @description node influence kept by pruning
+             * @default 0.8
+             */
+            node_threshold?: number;
+            /** Prompt */
+            prompt: string;
+            /**
+             * Sink
+             * @description the edge's target node id
+             */
+            sink: string;
+            /**
+             * Source
+             * @description the edge's source node id
+             */
+            source: string;
+            /**
+             * Target
+             * @description the output token to explain (text: its first token; or an id); default: the top logits up to 95% probability, at most 10
+             */
+            target?: string | number | null;
+        };
+        /** GraphEdgeResponse */
+        GraphEdgeResponse: {
+            /** Heads */
+            heads: components["schemas"]["HeadShareOut"][];
+            /** Sink */
+            sink: string;
+            /** Source */
+            source: string;
+            /** Through Attention */
+            through_attention: number;
+            /** Weight */
+            weight: number;
+        };
+        /** GraphExportRequest */
+        GraphExportRequest: {
+            /**
+             * Edge Threshold
+             * @description edge influence kept by pruning
+             * @default 0.98
+             */
+            edge_threshold?: number;
+            /**
+             * Max Features
+             * @description latents whose inputs are computed; default 4096, or max_graph_features when lower
+             */
+            max_features?: number | null;
+            /**
+             * Node Threshold
+             * @description node influence kept by pruning
+             * @default 0.8
+             */
+            node_threshold?: number;
+            /**
+             * Pinned
+             * @description node ids (GraphNode.id)
+             */
+            pinned?: string[];
+            /** Prompt */
+            prompt: string;
+            /**
+             * Slug
+             * @default mechscope-graph
+             */
+            slug?: string;
+            /**
+             * Supernodes
+             * @description [label, *node ids] each, as Neuronpedia writes them
+             */
+            supernodes?: string[][];
+            /**
+             * Target
+             * @description the output token to explain (text: its first token; or an id); default: the top logits up to 95% probability, at most 10
+             */
+            target?: string | number | null;
+        };
+        /** GraphLink */
+        GraphLink: {
+            /** Source */
+            source: string;
+            /** Target */
+            target: string;
+            /** Weight */
+            weight: number;
+        };
+        /** GraphNode */
+        GraphNode: {
+            /** Activation */
+            activation: number | null;
+            /**
+             * Id
+             * @description unique in the graph: Neuronpedia's node id (latent L_index_pos, token E_id_pos, logit (n_layers+1)_id_pos) except errors, err_L_pos (Neuronpedia's 0_L_pos can be a layer-0 latent's)
+             */
+            id: string;
+            /**
+             * Index
+             * @description latent index, token id of a token or logit
+             */
+            index: number | null;
+            /**
+             * Influence
+             * @description influence on the logits (logits: their weight)
+             */
+            influence: number;
+            /**
+             * Kind
+             * @description a latent's node kind (its node page); None otherwise
+             */
+            kind: string | null;
+            /** Label */
+            label: string;
+            /**
+             * Layer
+             * @description block of a latent or error; None for tokens and logits
+             */
+            layer: number | null;
+            /**
+             * Number
+             * @description the node's number in the graph, for /api/graph/check and /api/graph/edge
+             */
+            number: number;
+            /** Pos */
+            pos: number;
+            /**
+             * Probability
+             * @description a logit's probability
+             */
+            probability: number | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "latent" | "error" | "token" | "logit";
+        };
+        /**
+         * GraphRequest
+         * @description One attribution graph: its prompt, the logit it explains and how it is pruned.
+         */
+        GraphRequest: {
+            /**
+             * Edge Threshold
+             * @description edge influence kept by pruning
+             * @default 0.98
+             */
+            edge_threshold?: number;
+            /**
+             * Max Features
+             * @description latents whose inputs are computed; default 4096, or max_graph_features when lower
+             */
+            max_features?: number | null;
+            /**
+             * Node Threshold
+             * @description node influence kept by pruning
+             * @default 0.8
+             */
+            node_threshold?: number;
+            /** Prompt */
+            prompt: string;
+            /**
+             * Target
+             * @description the output token to explain (text: its first token; or an id); default: the top logits up to 95% probability, at most 10
+             */
+            target?: string | number | null;
+        };
+        /** GraphResponse */
+        GraphResponse: {
+            /**
+             * Active Features
+             * @description active latents on the prompt
+             */
+            active_features: number;
+            /**
+             * Cached
+             * @default false
+             */
+            cached?: boolean;
+            /** Elapsed Ms */
+            elapsed_ms: number;
+            /** Kept Edge Influence */
+            kept_edge_influence: number;
+            /** Kept Node Influence */
+            kept_node_influence: number;
+            /** Links */
+            links: components["schemas"]["GraphLink"][];
+            /** N Layers */
+            n_layers: number;
+            /** Nodes */
+            nodes: components["schemas"]["GraphNode"][];
+            /** Prompt Tokens */
+            prompt_tokens: string[];
+            scores: components["schemas"]["GraphScores"];
+            /**
+             * Timings
+             * @description seconds by phase
+             */
+            timings: {
+                [key: string]: number;
+            };
+            /** Tokens */
+            tokens: number[];
+            /**
+             * Visited Features
+             * @description latents whose inputs were computed (at most max_features)
+             */
+            visited_features: number;
+        };
+        /** GraphScores */
+        GraphScores: {
+            /** Completeness */
+            completeness: number;
+            /** Pruned Completeness */
+            pruned_completeness: number;
+            /**
+             * Pruned Replacement
+             * @description the pruned graph's, pruned latents counted as error
+             */
+            pruned_replacement: number;
+            /** Replacement */
+            replacement: number;
+        };
         /**
          * HeadPattern
          * @description A head on a dataset window: who attends to whom, and how much each pair writes.
@@ -786,6 +1170,17 @@ export interface components {
              * @description pair write p[q, k] · |W_O,h v_k|, residual-stream norm
              */
             write: number[][];
+        };
+        /** HeadShareOut */
+        HeadShareOut: {
+            /** Head */
+            head: number;
+            /** Layer */
+            layer: number;
+            /** Pairs */
+            pairs: components["schemas"]["PairShareOut"][];
+            /** Share */
+            share: number;
         };
         /** Intervention */
         Intervention: {
@@ -922,6 +1317,18 @@ export interface components {
              * @default 1024
              */
             max_grad_tokens?: number;
+            /**
+             * Max Graph Features
+             * @description latents whose inputs one attribution graph computes (max_features)
+             * @default 8192
+             */
+            max_graph_features?: number;
+            /**
+             * Max Graph Tokens
+             * @description prompt tokens of an attribution graph (its cost grows with their square)
+             * @default 64
+             */
+            max_graph_tokens?: number;
             /**
              * Max Job Seconds
              * @description a patching sweep still running after this stops with a 422
@@ -1231,6 +1638,20 @@ export interface components {
             kind: string;
             /** Layer */
             layer: number;
+        };
+        /** PairShareOut */
+        PairShareOut: {
+            /** Key */
+            key: number;
+            /** Query */
+            query: number;
+            /** Share */
+            share: number;
+            /**
+             * Trace
+             * @description the Debugger's node of this (query, key) pair
+             */
+            trace: string | null;
         };
         /** PatchRequest */
         PatchRequest: {
@@ -2542,6 +2963,320 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GenerateResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    graph_api_graph_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GraphRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    graph_check_api_graph_check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GraphCheckRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphCheckResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    graph_edge_api_graph_edge_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GraphEdgeRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphEdgeResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    graph_export_api_graph_neuronpedia_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GraphExportRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description a Host header this server does not serve (DNS rebinding) */

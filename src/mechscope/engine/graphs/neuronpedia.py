@@ -25,6 +25,17 @@ def node_ids(g: Graph) -> list[str]:
     return out
 
 
+def api_ids(g: Graph) -> list[str]:
+    """Ids unique within a graph, for the API and the web app: Neuronpedia's, except that an error
+    is ``err_{layer}_{pos}`` (its Neuronpedia id ``0_{layer}_{pos}`` can be a layer-0 latent's)."""
+    ids = node_ids(g)
+    e0 = g.n_features
+    for layer in range(g.n_layers):
+        for p in range(g.n_pos):
+            ids[e0 + layer * g.n_pos + p] = f"err_{layer}_{p}"
+    return ids
+
+
 def kept(g: Graph, p: Pruned) -> tuple[list[int], list[tuple[int, int, float]]]:
     """The pruned graph as shown: its connected nodes plus every token and logit (node numbers),
     and its edges (source, target, weight)."""

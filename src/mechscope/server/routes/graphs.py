@@ -17,7 +17,7 @@ from mechscope.engine.graphs import Graph, build_graph, to_neuronpedia
 from mechscope.engine.graphs.build import MAX_FEATURES
 from mechscope.engine.graphs.check import causal_check, top_nodes
 from mechscope.engine.graphs.heads import explain_edge
-from mechscope.engine.graphs.neuronpedia import kept, node_ids
+from mechscope.engine.graphs.neuronpedia import api_ids, kept, node_ids
 from mechscope.engine.graphs.replacement import transcoders
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
@@ -102,7 +102,7 @@ def _number(g: Graph, ids: list[str], node: str, field: str) -> int:
 def graph_response(g: Graph, req: GraphRequest) -> GraphResponse:
     p = g.pruned(req.node_threshold, req.edge_threshold)
     shown, edges = kept(g, p)
-    ids = node_ids(g)
+    ids = api_ids(g)
     f, n_err, t = g.n_features, g.n_errors, g.n_pos
     nodes = []
     for i in shown:
@@ -158,7 +158,7 @@ async def graph_check(req: GraphCheckRequest, state: State) -> GraphCheckRespons
 
     def run() -> GraphCheckResponse:
         g = _graph(state.model, req, target, visit, state.worker.check_stop)
-        ids = node_ids(g)
+        ids = api_ids(g)
         nums = [_number(g, ids, n, f"nodes.{i}") for i, n in enumerate(req.nodes)] or top_nodes(
             g, 20, req.node_threshold, req.edge_threshold
         )
@@ -181,7 +181,7 @@ async def graph_edge(req: GraphEdgeRequest, state: State) -> GraphEdgeResponse:
 
     def run() -> GraphEdgeResponse:
         g = _graph(state.model, req, target, visit, state.worker.check_stop)
-        ids = node_ids(g)
+        ids = api_ids(g)
         e = explain_edge(
             state.model, g, _number(g, ids, req.source, "source"), _number(g, ids, req.sink, "sink")
         )
@@ -202,13 +202,19 @@ async def graph_export(req: GraphExportRequest, state: State) -> dict[str, Any]:
 
     def run() -> dict[str, Any]:
         g = _graph(state.model, req, target, visit, state.worker.check_stop)
-        ids = set(node_ids(g))
+        ours, theirs = api_ids(g), node_ids(g)
+        to_np = dict(zip(ours, theirs, strict=True))
         for i, n in enumerate(req.pinned):
-            if n not in ids:
+            if n not in to_np:
                 raise FieldError(f"pinned.{i}", f"pinned.{i}: no node {n!r} in this graph")
+        for i, group in enumerate(req.supernodes):
+            for j, n in enumerate(group[1:], 1):  # [label, *node ids], as Neuronpedia writes them
+                if n not in to_np:
+                    raise FieldError(f"supernodes.{i}.{j}", f"supernodes.{i}.{j}: no node {n!r} in this graph")
         return to_neuronpedia(g, req.slug, req.prompt, f"mechscope:{state.model.cfg.name}",
                               node_threshold=req.node_threshold, edge_threshold=req.edge_threshold,
-                              pinned=req.pinned, supernodes=req.supernodes)  # fmt: skip
+                              pinned=[to_np[n] for n in req.pinned],
+                              supernodes=[[s[0], *(to_np[n] for n in s[1:])] for s in req.supernodes if s])  # fmt: skip
 
     result, _ = await state.worker.run("graph-export:" + req.model_dump_json(), run)
     return result

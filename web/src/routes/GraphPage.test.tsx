@@ -1,0 +1,151 @@
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { App } from "../App";
+import check from "../test/fixtures/graph-check.json";
+import edge from "../test/fixtures/graph-edge.json";
+import graph from "../test/fixtures/graph.json";
+import { mockServer } from "../test/mockServer";
+
+const PROMPT = "The capital of France is";
+const URL0 = "/graph?prompt=The+capital+of+France+is&node_threshold=0.99";
+const REQ = { prompt: PROMPT, node_threshold: 0.99, edge_threshold: 0.98 };
+
+const graphServer = () =>
+  mockServer((path) => {
+    if (path === "/api/graph") return { status: 200, body: graph };
+    if (path === "/api/graph/edge") return { status: 200, body: edge };
+    if (path === "/api/graph/check") return { status: 200, body: check };
+    return undefined;
+  });
+
+const q = () => new URLSearchParams(window.location.search);
+const svgNode = (key: string) => document.querySelector(`[data-testid="graph-node"][data-key="${key}"]`)!;
+
+beforeEach(() => window.history.replaceState(null, "", URL0));
+afterEach(() => vi.unstubAllGlobals());
+
+describe("Graph page", () => {
+  it("asks for the URL's graph and draws its nodes, links, token columns and scores", async () => {
+    const calls = graphServer();
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId("graph")).toHaveAttribute("data-stale", "false"));
+    expect(calls.find((c) => c.path === "/api/graph")?.body).toEqual(REQ);
+    const nodes = screen.getAllByTestId("graph-node");
+    expect(nodes).toHaveLength(graph.nodes.length);
+    expect(nodes.filter((n) => n.dataset.type === "latent")).toHaveLength(8);
+    expect(nodes.filter((n) => n.dataset.type === "token").map((n) => n.textContent)).toEqual(["The", "·capital", "·of", "·France", "·is"]);
+    expect(screen.getAllByTestId("graph-edge")).toHaveLength(graph.links.length);
+    expect(screen.getByTestId("score-replacement")).toHaveAttribute("data-value", String(graph.scores.replacement));
+    expect(screen.getByTestId("kept-node-influence")).toHaveTextContent("99.0%");
+    expect(screen.getByTestId("nav-graph")).toHaveAttribute("aria-current", "page");
+    expect(screen.getByTestId("debugger-link").getAttribute("href")).toBe("/?prompt=The+capital+of+France+is&target=+Paris");
+  });
+
+  it("a click selects a node: its details, node page, edges; an edge's heads with Q/K trace links", async () => {
+    const calls = graphServer();
+    render(<App />);
+    await waitFor(() => screen.getByTestId("graph-svg"));
+    fireEvent.click(svgNode("19_92_4"));
+    expect(q().get("clicked")).toBe("19_92_4");
+    const panel = screen.getByTestId("node-panel");
+    expect(within(panel).getByTestId("node-id")).toHaveTextContent("19_92_4");
+    await waitFor(() =>
+      expect(within(panel).getByTestId("node-page-link").getAttribute("href")).toBe(
+        "/node/TestModel/skip_transcoder_l19_mlp_out/-/92?prompt=The+capital+of+France+is&token=4",
+      ),
+    );
+    const rows = within(panel).getAllByTestId("edge-row");
+    expect(rows.length).toBeGreaterThan(0);
+    // the clicked node's edges are the lit ones
+    const lit = document.querySelectorAll(".graph-edges .lit [data-testid=graph-edge]");
+    expect(lit.length).toBe(graph.links.filter((l) => l.source === "19_92_4" || l.target === "19_92_4").length);
+
+    await userEvent.click(within(screen.getByTestId("edges-outputs")).getAllByTestId("edge-row")[0]!);
+    expect(q().get("edge")).toBe("19_92_4,31_7042_4");
+    await waitFor(() => screen.getByTestId("edge-heads"));
+    expect(calls.find((c) => c.path === "/api/graph/edge")?.body).toEqual({ ...REQ, source: "19_92_4", sink: "31_7042_4" });
+    expect(screen.getAllByTestId("head-row")).toHaveLength(3);
+    const trace = screen.getAllByTestId("trace-link")[0]!.getAttribute("href")!;
+    expect(new URLSearchParams(trace.slice(2)).get("trace")).toBe("L29.attn_head.1@4<-4");
+    expect(new URLSearchParams(trace.slice(2)).get("through")).toBe("query_key");
+    expect(new URLSearchParams(trace.slice(2)).get("prompt")).toBe(PROMPT);
+  });
+
+  it("pins by ctrl-click, groups into a supernode, runs the causal check on the pinned nodes", async () => {
+    const calls = graphServer();
+    render(<App />);
+    await waitFor(() => screen.getByTestId("graph-svg"));
+    fireEvent.click(svgNode("19_92_4"), { ctrlKey: true });
+    fireEvent.click(svgNode("29_239_4"), { metaKey: true });
+    expect(q().get("pinned")).toBe("19_92_4,29_239_4");
+    expect(svgNode("19_92_4")).toHaveAttribute("data-pinned", "true");
+
+    await userEvent.click(screen.getByTestId("check-button"));
+    expect(q().get("check")).toBe("19_92_4,29_239_4");
+    await waitFor(() => expect(screen.getAllByTestId("check-row")).toHaveLength(3));
+    expect(calls.find((c) => c.path === "/api/graph/check")?.body).toEqual({ ...REQ, nodes: ["19_92_4", "29_239_4"], factor: 0 });
+    expect(screen.getByTestId("check-pearson")).toHaveTextContent("-1.000");
+    expect(screen.getByTestId("check-together")).toHaveTextContent("+0.874");
+
+    await userEvent.type(screen.getByTestId("group-label"), "late");
+    await userEvent.click(screen.getByTestId("group-button"));
+    expect(JSON.parse(q().get("supernodes")!)).toEqual([["late", "19_92_4", "29_239_4"]]);
+    const box = svgNode("sn:late");
+    expect(box).toHaveTextContent("late");
+    expect(svgNode("19_92_4")).toBeNull(); // drawn as the box
+    expect(screen.getByTestId("supernode-panel")).toHaveTextContent("2 nodes");
+
+    await userEvent.click(screen.getByTestId("pinned-only"));
+    const types = screen.getAllByTestId("graph-node").map((n) => n.dataset.type);
+    expect(types.filter((t) => t === "supernode")).toHaveLength(1);
+    expect(types.filter((t) => t === "latent" || t === "error")).toHaveLength(0);
+
+    await userEvent.click(screen.getByTestId("ungroup-button"));
+    expect(q().get("supernodes")).toBeNull();
+    expect(screen.getAllByTestId("graph-node").filter((n) => n.dataset.type === "latent")).toHaveLength(2);
+  });
+
+  it("a logit other than the first can be explained alone: a new graph for its token id", async () => {
+    const calls = graphServer();
+    render(<App />);
+    await waitFor(() => screen.getByTestId("graph-svg"));
+    const second = graph.nodes.filter((n) => n.type === "logit")[1]!;
+    fireEvent.click(svgNode(second.id));
+    await userEvent.click(screen.getByTestId("explain-logit"));
+    expect(q().get("target_id")).toBe(String(second.index));
+    expect(q().get("clicked")).toBeNull();
+    await waitFor(() => expect(calls.filter((c) => c.path === "/api/graph")).toHaveLength(2));
+    expect(calls.filter((c) => c.path === "/api/graph")[1]!.body).toEqual({ ...REQ, target: second.index });
+    expect(screen.getByTestId("graph-target")).toHaveValue(`#${second.index}`);
+  });
+
+  it("the form pushes a new graph; a 422 (no transcoders) is shown", async () => {
+    const calls = mockServer((path) =>
+      path === "/api/graph" ? { status: 422, body: { error: "no transcoders attached (serve with --sae DIR)", field: "prompt" } } : undefined,
+    );
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId("error")).toHaveTextContent("no transcoders attached"));
+    const target = screen.getByTestId("graph-target");
+    await userEvent.type(target, " Paris");
+    await userEvent.clear(screen.getByTestId("graph-node-threshold"));
+    await userEvent.type(screen.getByTestId("graph-node-threshold"), "0.7");
+    await userEvent.type(screen.getByTestId("graph-max-features"), "1024");
+    await userEvent.click(screen.getByTestId("graph-run"));
+    expect(q().get("target")).toBe(" Paris");
+    expect(q().get("node_threshold")).toBe("0.7");
+    await waitFor(() => expect(calls.filter((c) => c.path === "/api/graph")).toHaveLength(2));
+    expect(calls.filter((c) => c.path === "/api/graph")[1]!.body).toEqual({ ...REQ, node_threshold: 0.7, target: " Paris", max_features: 1024 });
+    await userEvent.clear(screen.getByTestId("graph-node-threshold"));
+    await userEvent.type(screen.getByTestId("graph-node-threshold"), "3");
+    await userEvent.click(screen.getByTestId("graph-run"));
+    expect(screen.getAllByTestId("error")[0]).toHaveTextContent("node_threshold: a fraction in (0, 1]");
+  });
+
+  it("without a prompt, introduces the page", async () => {
+    window.history.replaceState(null, "", "/graph");
+    mockServer();
+    render(<App />);
+    expect(await screen.findByTestId("graph-example")).toHaveAttribute("href", "/graph?prompt=The+capital+of+France+is");
+  });
+});
