@@ -56,7 +56,9 @@ def test_graph_check_edge_and_export() -> None:
         assert r.status_code == 200, r.text
         doc = r.json()
         np_error = f"0_{errors[0]['layer']}_{errors[0]['pos']}"  # the export speaks Neuronpedia's ids
-        assert doc["qParams"]["pinnedIds"] == [latents[0]["id"], np_error] and doc["metadata"]["slug"] == "cat"
+        assert (
+            doc["qParams"]["pinnedIds"] == [latents[0]["id"], np_error] and doc["metadata"]["slug"] == "cat"
+        )
         assert doc["qParams"]["supernodes"] == [["group", latents[0]["id"], np_error]]
 
         for path, extra, field in (

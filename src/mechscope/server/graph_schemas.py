@@ -126,6 +126,8 @@ class GraphEdgeResponse(BaseModel):
 class GraphExportRequest(GraphRequest):
     pinned: list[str] = Field(default_factory=list, max_length=1000, description="node ids (GraphNode.id)")
     supernodes: list[list[str]] = Field(
-        default_factory=list, max_length=200, description="[label, *node ids] each, as Neuronpedia writes them"
+        default_factory=list,
+        max_length=200,
+        description="[label, *node ids] each, as Neuronpedia writes them",
     )
     slug: str = Field(default="mechscope-graph", pattern=r"^[A-Za-z0-9_.-]{1,100}$")

@@ -210,7 +210,9 @@ async def graph_export(req: GraphExportRequest, state: State) -> dict[str, Any]:
         for i, group in enumerate(req.supernodes):
             for j, n in enumerate(group[1:], 1):  # [label, *node ids], as Neuronpedia writes them
                 if n not in to_np:
-                    raise FieldError(f"supernodes.{i}.{j}", f"supernodes.{i}.{j}: no node {n!r} in this graph")
+                    raise FieldError(
+                        f"supernodes.{i}.{j}", f"supernodes.{i}.{j}: no node {n!r} in this graph"
+                    )
         return to_neuronpedia(g, req.slug, req.prompt, f"mechscope:{state.model.cfg.name}",
                               node_threshold=req.node_threshold, edge_threshold=req.edge_threshold,
                               pinned=[to_np[n] for n in req.pinned],
