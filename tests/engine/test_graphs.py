@@ -291,7 +291,7 @@ def test_head_shares_equal_removing_the_head_across_two_hops() -> None:
     g = build_graph(model, ids(model))
     source, target = g.n_features + g.n_errors + 2, g.n_nodes - g.n_logits
     e = explain_edge(model, g, source, target, top=4)
-    _, _, _, _, row = _endpoints(model, g, source, target)
+    _, _, row = _endpoints(model, g, source, target)
     clean = clean_state(model, g.tokens)
     for h in e.heads:
         masks = {h.layer: torch.ones(2, model.cfg.n_heads, 1, 1)}

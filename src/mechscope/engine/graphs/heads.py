@@ -53,17 +53,16 @@ class EdgeHeads:
     heads: list[HeadShare]
 
 
-def _endpoints(model: HookedDecoder, g: Graph, source: int, target: int) -> tuple[int, int, int, int, Target]:
-    """(first layer, last layer + 1) of the heads that can carry the edge, the source's and the
-    target's positions, and the target's row."""
+def _endpoints(model: HookedDecoder, g: Graph, source: int, target: int) -> tuple[int, int, Target]:
+    """(first layer, last layer + 1) of the heads that can carry the edge, and the target's row."""
     f, t = g.n_features, g.n_pos
     n_err = g.n_errors
     if source < f:
-        src_layer, src_pos = int(g.feature_layer[source]), int(g.feature_pos[source])
+        src_layer = int(g.feature_layer[source])
     elif source < f + n_err:
-        src_layer, src_pos = divmod(source - f, t)
+        src_layer = (source - f) // t
     elif source < f + n_err + t:
-        src_layer, src_pos = -1, source - f - n_err
+        src_layer = -1  # a token: the embedding, before every layer
     else:
         raise InputError(f"node {source} is a logit; an edge's source is a latent, an error or a token")
     layers = transcoders(model)
@@ -75,10 +74,10 @@ def _endpoints(model: HookedDecoder, g: Graph, source: int, target: int) -> tupl
     elif target >= g.n_nodes - g.n_logits:
         w_u = model.W_U.detach().float()
         tok = g.logit_tokens[target - (g.n_nodes - g.n_logits)]
-        row, tp, last = Target(None, t - 1, w_u[tok] - w_u.mean(0)), t - 1, g.n_layers
+        row, last = Target(None, t - 1, w_u[tok] - w_u.mean(0)), g.n_layers
     else:
         raise InputError(f"node {target} is an error or a token; an edge's target is a latent or a logit")
-    return src_layer + 1, last, src_pos, tp, row
+    return src_layer + 1, last, row
 
 
 def _head_kind_node(model: HookedDecoder, layer: int, head: int, q: int, k: int) -> str | None:
@@ -205,7 +204,7 @@ def _masked_edges(
 def explain_edge(model: HookedDecoder, g: Graph, source: int, target: int, top: int = 3) -> EdgeHeads:
     """The heads carrying the edge ``source -> target`` (graph node numbers) with their shares,
     and for the ``top`` heads the (query, key) pairs carrying most of it."""
-    first, last, _, _, row = _endpoints(model, g, source, target)
+    first, last, row = _endpoints(model, g, source, target)
     cfg = model.cfg
     t = g.n_pos
     if last <= max(first, 0):  # no layer in between: no head can carry it
