@@ -39,6 +39,7 @@ def test_demo_dictionaries_are_trained_once_then_found(
 ) -> None:
     monkeypatch.setenv("MECHSCOPE_HOME", str(tmp_path))
     monkeypatch.setattr(presets, "DEMO", TINY)
+    monkeypatch.setitem(presets.PRESETS, "demo", TINY)
     corpus = tmp_path / "c.txt"
     corpus.write_text("the cat sat on the mat; a dog ate my hat. " * 200)
     monkeypatch.setattr(presets, "train_preset", _with_corpus(presets.train_preset, str(corpus)))
@@ -54,13 +55,35 @@ def test_demo_dictionaries_are_trained_once_then_found(
     assert attach_all(model, refs) == ["sae_l0_resid_post", "sae_l1_resid_post"]
 
 
+def test_the_transcoders_preset_gives_a_replacement_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--sae transcoders`` trains a transcoder at every MLP once, and a graph builds on them."""
+    from mechscope.engine.graphs import build_graph
+
+    tiny = dataclasses.replace(TINY, name="transcoders", train=dataclasses.replace(
+        presets.TRANSCODERS.train, hooks=("blocks.0.mlp", "blocks.1.mlp"), n_latents=32, k=4, tokens=1200,
+        batch_tokens=100, window=16, chunk_tokens=600))  # fmt: skip
+    monkeypatch.setenv("MECHSCOPE_HOME", str(tmp_path))
+    monkeypatch.setitem(presets.PRESETS, "transcoders", tiny)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat; a dog ate my hat. " * 200)
+    monkeypatch.setattr(presets, "train_preset", _with_corpus(presets.train_preset, str(corpus)))
+    model = tiny_model("llama")
+    refs = demo_refs(model, ["transcoders"], lambda _m: None)
+    assert refs == [str(tmp_path / "dictionaries" / "model" / "preset-transcoders")]
+    assert attach_all(model, refs) == ["skip_transcoder_l0_mlp_out", "skip_transcoder_l1_mlp_out"]
+    g = build_graph(model, model.to_tokens("the cat sat")[0][0].tolist())
+    assert g.n_features > 0 and g.scores is not None
+
+
 def _with_corpus(fn: Callable[..., Any], corpus: str) -> Callable[..., Any]:
     return lambda *a, **kw: fn(*a, **{**kw, "corpus": corpus})
 
 
 def test_train_sae_refuses_an_unknown_preset_and_needs_hooks_without_one() -> None:
     r = CliRunner().invoke(main, ["train-sae", "--preset", "huge"])
-    assert r.exit_code == 1 and r.output.strip() == "Error: preset 'huge' is not one of: demo"
+    assert r.exit_code == 1 and r.output.strip() == "Error: preset 'huge' is not one of: demo, transcoders"
     r = CliRunner().invoke(main, ["train-sae", "--latents", "8"])
     assert r.exit_code == 2 and "--hook and --latents are required (or --preset)" in r.output
 
