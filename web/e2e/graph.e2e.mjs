@@ -119,6 +119,10 @@ async function main() {
     const inputRows = await panel.$$('[data-testid="edges-inputs"] [data-testid="edge-row"]');
     const lit = await page.$$eval(".graph-edges .lit [data-testid=graph-edge]", (xs) => xs.length);
     if (!lit) fail("the clicked node's edges are not highlighted");
+    // The latent's explanation and top examples, or (a server without a collated dataset: no request
+    // for them, so no 422 counted above) one quiet line saying why.
+    const part = await panel.waitForSelector('[data-testid="dataset-needed"], [data-testid="panel-top-examples"], [data-testid="latent-dataset-refused"], [data-testid="latent-dataset"] [data-testid="no-explanation"]');
+    step(`the panel's dataset part: ${JSON.stringify((await part.innerText()).replace(/\s+/g, " ").slice(0, 120))}`);
     step(`clicked ${latent.key}: side panel with ${inputRows.length} input rows, ${lit} edges lit -> ${await shot(page, "graph-02-clicked.png")}`);
     elsewhere = true;
     await page.click('[data-testid="node-page-link"]');

@@ -1,7 +1,7 @@
 /** The dataset explorer (/explore): which nodes fire on a token (?token=) and which corpus windows
  * contain a text (?q=), over the collated dataset the node pages read. */
 import { useEffect, useRef, useState } from "react";
-import { get, post, type Schemas } from "../client/api";
+import { post } from "../client/api";
 import { ErrorBox } from "../components/common/ErrorBox";
 import { Spinner } from "../components/common/Spinner";
 import { Tok } from "../components/common/Tok";
@@ -12,10 +12,9 @@ import { ExplanationHits } from "../components/Explanation/ExplanationHits";
 import type { NodeExplanation } from "../components/Explanation/explanations";
 import { TokenNodes } from "../components/Explore/TokenNodes";
 import { useModelInfo, useResource, type Resource } from "../hooks/useApi";
+import { useDatasetStatus } from "../hooks/useDatasetStatus";
 import { navigate } from "../hooks/useLocation";
 import { useShortcuts } from "../hooks/useShortcuts";
-
-type DatasetStatus = Schemas["DatasetStatus"];
 
 /** How many nodes / windows one query asks for. */
 export const TOKEN_N = 50;
@@ -25,19 +24,6 @@ const MAX_SEARCH = 200; // SearchRequest.text's max_length
 
 const SUGGESTED_TOKENS = [" the", " Paris", " war"];
 const SUGGESTED_SEARCHES = ["photosynthesis", "Roman Empire"];
-
-/** GET /api/dataset, polled while the dataset is being collated. */
-function useDatasetStatus(pollMs: number): [Resource<DatasetStatus>, () => void] {
-  const [gen, setGen] = useState(0);
-  const r = useResource<DatasetStatus>(`status#${gen}`, (signal) => get("/api/dataset", signal));
-  const running = r.data?.status === "running";
-  useEffect(() => {
-    if (!running) return;
-    const t = setTimeout(() => setGen((g) => g + 1), pollMs);
-    return () => clearTimeout(t);
-  }, [running, pollMs, r.data]);
-  return [r, () => setGen((g) => g + 1)];
-}
 
 /** The answer to `key` (or, dimmed, the previous one while `key` loads); null after an error. */
 function answer<T>(r: Resource<T>, key: string | null): { data: T | null; stale: boolean } {
@@ -50,8 +36,8 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
   const query = parseQuery(search);
   const model = useModelInfo();
   const modelName = model?.name || null;
-  const [status, retryStatus] = useDatasetStatus(pollMs);
-  const st = status.data;
+  const status = useDatasetStatus(true, pollMs); // polled while the dataset is being collated
+  const st = status.status;
   // While collating, the server answers from the newest preview (the windows done so far), if any:
   // the queries run on it and again on each newer preview and on the finished dataset.
   const preview = st?.status === "running" ? (st.preview_tokens ?? null) : null;
@@ -134,7 +120,7 @@ export function ExplorePage({ search, pollMs = 3000 }: { search: string; pollMs?
             {semantic ? "closest explanations first, by sentence embedding" : "explanations containing the text, ignoring case; best simulation score first"}
           </>} />
       </div>
-      {status.error && <ErrorBox error={status.error} onRetry={retryStatus} />}
+      {status.error && <ErrorBox error={status.error} onRetry={status.retry} />}
       {st && st.status !== "done" && (
         <DatasetStatusLine s={st} className="box" shown="The results" waiting="The explorer opens after its first shard." />
       )}

@@ -5,18 +5,18 @@ import { App } from "../App";
 import check from "../test/fixtures/graph-check.json";
 import edge from "../test/fixtures/graph-edge.json";
 import graph from "../test/fixtures/graph.json";
-import { mockServer } from "../test/mockServer";
+import { DATASET_DONE, mockServer, type Handler } from "../test/mockServer";
 
 const PROMPT = "The capital of France is";
 const URL0 = "/graph?prompt=The+capital+of+France+is&node_threshold=0.99";
 const REQ = { prompt: PROMPT, node_threshold: 0.99, edge_threshold: 0.98 };
 
-const graphServer = () =>
-  mockServer((path) => {
+const graphServer = (more?: Handler) =>
+  mockServer((path, body) => {
     if (path === "/api/graph") return { status: 200, body: graph };
     if (path === "/api/graph/edge") return { status: 200, body: edge };
     if (path === "/api/graph/check") return { status: 200, body: check };
-    return undefined;
+    return more?.(path, body);
   });
 
 const q = () => new URLSearchParams(window.location.search);
@@ -147,5 +147,91 @@ describe("Graph page", () => {
     mockServer();
     render(<App />);
     expect(await screen.findByTestId("graph-example")).toHaveAttribute("href", "/graph?prompt=The+capital+of+France+is");
+  });
+});
+
+describe("the Graph page's latent panel", () => {
+  // the latent 19_92_4: a transcoder latent, whose kind has no layer (the dataset's layer 0)
+  const LATENT = graph.nodes.find((n) => n.id === "19_92_4")!;
+  const UNIT = { kind: LATENT.kind, layer: 0, index: LATENT.index };
+  const SCORES = {
+    simulation: { value: null, n: 0, lo: null, hi: null, failure: "not run: no simulator", failed: 0, method: null },
+    embedding: { value: 0.71, n: 30, lo: 0.55, hi: 0.84, failure: null, failed: 0, method: null },
+  };
+  const EXPL = {
+    ...UNIT, explanation: "capital cities after 'of'", failure: null, explainer: "baseline", backend: "baseline", model: "-",
+    prompt_version: "baseline1", scorer: null, scorer_model: null, scores: SCORES, notes: [], created: "2026-12-03T08:00:00",
+  };
+  const example = (id: number) => ({
+    window_id: id, activation: 3 - id / 2, position: 2, key_position: null, title: `Doc ${id}`,
+    tokens: [" the", " capital", " of", " Spain"], acts: [0, 0.5, 3 - id / 2, -1], quantile_lo: null, quantile_hi: null,
+  });
+  const STATS = { count: 1000, mean: 0.1, var: 0.2, skew: 1, kurtosis: 3, density: 0.01, max_activation: 3, hist: [1], hist_lo: [0], hist_hi: [3] };
+  const NODE = { status: DATASET_DONE, stats: STATS, top: [0, 1, 2].map(example), random: [example(7)], quantile: [] };
+  const asked = (calls: { path: string }[]) => calls.filter((c) => c.path === "/api/dataset/node" || c.path === "/api/explanations/node");
+
+  beforeEach(() => window.history.replaceState(null, "", URL0 + "&clicked=19_92_4"));
+
+  it("with a finished dataset: the latent's explanation with its scores and its top 3 examples, token by token", async () => {
+    const calls = graphServer((path) => {
+      if (path === "/api/dataset") return { status: 200, body: DATASET_DONE };
+      if (path === "/api/explanations/node") return { status: 200, body: EXPL };
+      if (path === "/api/dataset/node") return { status: 200, body: NODE };
+      return undefined;
+    });
+    render(<App />);
+    const panel = await screen.findByTestId("node-panel");
+    const expl = await within(panel).findByTestId("current-explanation");
+    expect(expl).toHaveTextContent("capital cities after 'of'");
+    const rows = within(within(panel).getByTestId("scores")).getAllByRole("row").slice(1);
+    expect(rows.map((r) => r.getAttribute("data-score"))).toEqual(["simulation", "embedding"]);
+    expect(rows[1]).toHaveTextContent("0.55 – 0.84");
+    const top = await within(panel).findByTestId("panel-top-examples");
+    const lines = within(top).getAllByTestId("example");
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toHaveTextContent("Doc 0");
+    const peak = lines[0]!.querySelector(".ex-tok.peak")!;
+    expect(peak).toHaveTextContent("of");
+    expect(peak).toHaveStyle({ background: "rgb(70, 122, 238)" }); // 3 on a ±3 scale: the darkest blue
+    expect(lines[0]!.querySelectorAll(".ex-tok[style]")).toHaveLength(4); // every token coloured
+    expect(calls.find((c) => c.path === "/api/explanations/node")?.body).toEqual(UNIT);
+    expect(calls.find((c) => c.path === "/api/dataset/node")?.body).toEqual({ ...UNIT, n: 3 });
+    expect(within(panel).getByTestId("node-page-link")).toBeInTheDocument();
+    expect(within(panel).queryByTestId("dataset-needed")).toBeNull();
+  });
+
+  it("without a dataset: one quiet line, and no request for examples or explanations", async () => {
+    const calls = graphServer(); // GET /api/dataset: status "none"
+    render(<App />);
+    const panel = await screen.findByTestId("node-panel");
+    const line = await within(panel).findByTestId("dataset-needed");
+    expect(line).toHaveAttribute("data-status", "none");
+    expect(line).toHaveTextContent("No collated dataset on this server: top examples and the explanation need serve --dataset DIR");
+    expect(within(panel).getByTestId("node-page-link")).toBeInTheDocument();
+    expect(within(panel).getAllByTestId("edge-row").length).toBeGreaterThan(0);
+    await new Promise((ok) => setTimeout(ok, 50));
+    expect(calls.filter((c) => c.path === "/api/dataset")).toHaveLength(1);
+    expect(asked(calls)).toEqual([]);
+    expect(screen.queryByTestId("error")).toBeNull();
+  });
+
+  it("while the dataset is being collated: its progress, and nothing asked of it yet", async () => {
+    const running = { ...DATASET_DONE, status: "running", fraction: 0.25, tokens_done: 250, preview_tokens: 100 };
+    const calls = graphServer((path) => (path === "/api/dataset" ? { status: 200, body: running } : undefined));
+    render(<App />);
+    const line = await screen.findByTestId("dataset-needed");
+    expect(line).toHaveAttribute("data-status", "running");
+    expect(line).toHaveTextContent("Collating the dataset: 25.0% (250 / 1,000 tokens)");
+    expect(asked(calls)).toEqual([]);
+  });
+
+  it("a token node has no dataset part and asks nothing of the dataset", async () => {
+    const token = graph.nodes.find((n) => n.type === "token")!;
+    window.history.replaceState(null, "", URL0 + `&clicked=${token.id}`);
+    const calls = graphServer();
+    render(<App />);
+    await screen.findByTestId("node-panel");
+    expect(screen.queryByTestId("latent-dataset")).toBeNull();
+    expect(calls.some((c) => c.path.startsWith("/api/dataset") || c.path.startsWith("/api/explanations"))).toBe(false);
   });
 });

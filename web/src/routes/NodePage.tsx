@@ -4,12 +4,14 @@ import { ErrorBox } from "../components/common/ErrorBox";
 import { Link } from "../components/common/Link";
 import { Spinner } from "../components/common/Spinner";
 import { DatasetSection } from "../components/Dataset/DatasetSection";
+import { DatasetNeeded } from "../components/Dataset/DatasetStatusLine";
 import { NodeNav } from "../components/Dataset/NodeNav";
 import { ExplanationSection } from "../components/Explanation/ExplanationSection";
 import { OnPrompt } from "../components/Node/OnPrompt";
 import { PromptForm } from "../components/Node/PromptForm";
 import { WeightTokens } from "../components/Node/TokenLists";
 import { useModelInfo, useResource } from "../hooks/useApi";
+import { datasetDone, useDatasetStatus } from "../hooks/useDatasetStatus";
 import { navigate } from "../hooks/useLocation";
 import { kindOf } from "../lib/kinds";
 import { formatNode } from "../lib/nodes";
@@ -29,6 +31,11 @@ export function NodePage({ path, search }: { path: string; search: string }) {
   const r = useResource<NodeDetail>(key, (signal) =>
     "node" in route && route.prompt !== null ? post("/api/node", { prompt: route.prompt, node: route.node, k: 10 }, signal) : Promise.reject(new Error("no node")),
   );
+  // A collated unit's examples and explanation need a collated dataset: asked for only when the server has one.
+  const collatedUnit = "node" in route && route.node.index != null && !!kindOf(model?.kinds ?? null, route.node.kind)?.collated;
+  const dataset = useDatasetStatus(collatedUnit && !waiting && !wrongModel);
+  const done = datasetDone(dataset.status);
+  const running = dataset.status?.status === "running";
   if ("error" in route) return <div className="page box">{route.error}</div>;
   const { node, prompt } = route;
   const back = prompt !== null ? "/?" + encodeState({ ...DEFAULT_STATE, prompt }) : "/";
@@ -36,6 +43,7 @@ export function NodePage({ path, search }: { path: string; search: string }) {
   // A unit: a node with an index (a neuron, a head, a latent), with neighbours and dataset examples.
   const unit = kind?.unit != null && node.index != null ? { kind, layer: node.layer ?? null, index: node.index } : null;
   const d = prompt !== null ? r.data : null;
+  const collated = unit?.kind.collated ? unit : null;
   return (
     <div className="page node-page" data-testid="node-page">
       <div className="page-head">
@@ -71,8 +79,12 @@ export function NodePage({ path, search }: { path: string; search: string }) {
               promotes and suppresses there.
             </p>
           )}
-          {unit?.kind.collated && <ExplanationSection kind={unit.kind.name} layer={unit.layer ?? 0} index={unit.index} />}
-          {unit?.kind.collated && <DatasetSection kind={unit.kind} layer={unit.layer ?? 0} index={unit.index} />}
+          {collated && done && <ExplanationSection kind={collated.kind.name} layer={collated.layer ?? 0} index={collated.index} />}
+          {/* while collating, the examples section shows the progress and the previews' examples */}
+          {collated && (done || running) && <DatasetSection kind={collated.kind} layer={collated.layer ?? 0} index={collated.index} />}
+          {collated && !done && !running && (
+            <DatasetNeeded s={dataset.status} error={dataset.error} what="dataset examples and explanations" />
+          )}
         </>
       )}
     </div>

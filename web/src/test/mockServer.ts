@@ -9,6 +9,10 @@ export const MODEL = {
   limits: { max_prompt_tokens: 256, max_k: 100, max_verify: 50, max_new_tokens: 128, max_batch: 16 },
 };
 
+/** GET /api/dataset of a server without --dataset (a test that needs one answers DATASET_DONE). */
+export const NO_DATASET = { status: "none", fraction: 0, tokens_done: 0, tokens_total: 0, preview_tokens: null, corpus: null, attribution: null };
+export const DATASET_DONE = { status: "done", fraction: 1, tokens_done: 1000, tokens_total: 1000, preview_tokens: null, corpus: "wiki", attribution: null };
+
 export type Handler = (path: string, body: unknown) => { status: number; body: unknown } | undefined;
 
 export function mockServer(override?: Handler) {
@@ -26,6 +30,7 @@ export function mockServer(override?: Handler) {
       return json({ tokens: text.split(/(?= )/).map((t, i) => ({ id: 100 + i, token: t })) });
     }
     if (path === "/api/debug") return json(single);
+    if (path === "/api/dataset") return json(NO_DATASET);
     return json({ error: `no mock for ${path}`, field: null }, 500);
   });
   vi.stubGlobal("fetch", fetchMock);

@@ -146,7 +146,10 @@ describe("node page navigation", () => {
 
   it("works without a prompt: no on-prompt part, the dataset part is shown", async () => {
     window.history.replaceState(null, "", "/node/attn_head/29/8");
-    const calls = mockServer((path) => (path === "/api/dataset/node" ? { status: 200, body: NODE } : undefined));
+    const calls = mockServer((path) => {
+      if (path === "/api/dataset") return { status: 200, body: DONE };
+      return path === "/api/dataset/node" ? { status: 200, body: NODE } : undefined;
+    });
     render(<App />);
     await screen.findByTestId("top-examples");
     expect(calls.some((c) => c.path === "/api/node")).toBe(false);

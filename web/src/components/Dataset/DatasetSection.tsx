@@ -1,7 +1,8 @@
 /** What makes a unit (neuron, head, latent, ...) fire over the collated corpus: statistics, histogram and example windows. */
 import { useEffect, useRef, useState } from "react";
-import { get, post, type KindInfo, type Schemas } from "../../client/api";
+import { post, type KindInfo, type Schemas } from "../../client/api";
 import { useResource } from "../../hooks/useApi";
+import { useDatasetStatus, type DatasetStatus } from "../../hooks/useDatasetStatus";
 import { maxAbs } from "../../lib/color";
 import { ErrorBox } from "../common/ErrorBox";
 import { Spinner } from "../common/Spinner";
@@ -9,7 +10,7 @@ import { DatasetStatusLine } from "./DatasetStatusLine";
 import { ExampleList, type HeadRef } from "./ExampleList";
 import { Histogram, StatsTable } from "./Histogram";
 
-export type DatasetStatus = Schemas["DatasetStatus"];
+export type { DatasetStatus } from "../../hooks/useDatasetStatus";
 type DatasetNode = Schemas["DatasetNode"];
 
 const TOP_N = 20;
@@ -26,43 +27,24 @@ interface Props {
 export function DatasetSection({ kind: info, layer, index, pollMs = 3000 }: Props) {
   const kind = info.name;
   const [gen, setGen] = useState(0);
-  const [live, setLive] = useState<DatasetStatus | null>(null);
   const r = useResource<DatasetNode>(JSON.stringify({ kind, layer, index, gen }), (signal) =>
     post("/api/dataset/node", { kind, layer, index, n: TOP_N }, signal),
   );
   const fetched = r.data?.status ?? null;
+  // GET /api/dataset, shared with the page and polled while the dataset is being built
+  const live = useDatasetStatus(true, pollMs).status;
   const status = fetched?.status === "done" ? fetched : (live ?? fetched);
-  const running = status?.status === "running";
   // The preview the examples come from (or were last asked for): a newer one, or the finished
   // dataset, refetches them once.
-  const seenPreview = useRef<number | null | undefined>(undefined);
-  if (seenPreview.current === undefined && r.data) seenPreview.current = r.data.status?.preview_tokens ?? null;
+  const asked = useRef<string | null>(null);
   useEffect(() => {
-    if (!running) return;
-    let alive = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const tick = () => {
-      timer = setTimeout(() => {
-        get("/api/dataset")
-          .then((s) => {
-            if (!alive) return;
-            setLive(s);
-            const p = s.preview_tokens ?? null;
-            if (s.status === "done" || (p !== null && p !== seenPreview.current)) {
-              seenPreview.current = p;
-              setGen((g) => g + 1); // refetch the node's examples
-            }
-            if (s.status === "running") tick();
-          })
-          .catch(() => alive && tick());
-      }, pollMs);
-    };
-    tick();
-    return () => {
-      alive = false;
-      clearTimeout(timer);
-    };
-  }, [running, pollMs]);
+    if (!fetched || !live || fetched.status === "done") return;
+    const version = (s: DatasetStatus) => (s.status === "done" ? "done" : s.preview_tokens != null ? `preview:${s.preview_tokens}` : null);
+    const v = version(live);
+    if (v === null || v === version(fetched) || v === asked.current) return;
+    asked.current = v;
+    setGen((g) => g + 1);
+  }, [live, fetched]);
 
   return (
     <section className="box dataset" data-testid="dataset-section">

@@ -2,7 +2,7 @@ import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { App } from "../../App";
-import { mockServer } from "../../test/mockServer";
+import { DATASET_DONE, mockServer } from "../../test/mockServer";
 import { collatedUnits, headlineScore, scoreTitle } from "./explanations";
 import { ExplanationSection } from "./ExplanationSection";
 import { twoTone } from "./SimulationView";
@@ -133,6 +133,7 @@ describe("the Debugger's node table", () => {
 
   it("asks once for the visible collated rows and shows an explanation column with score badges", async () => {
     const calls = mockServer((path, body) => {
+      if (path === "/api/dataset") return { status: 200, body: DATASET_DONE };
       if (path !== "/api/explanations/nodes") return undefined;
       const nodes = (body as { nodes: { kind: string; layer: number; index: number }[] }).nodes;
       const first = nodes[0]!;
@@ -154,11 +155,52 @@ describe("the Debugger's node table", () => {
     expect(screen.getByTestId("node-table").querySelector("th[data-col=explanation]")).not.toBeNull();
   });
 
+  it("asks for no explanations on a server without a dataset", async () => {
+    const calls = mockServer(); // GET /api/dataset: status "none"
+    render(<App />);
+    await waitFor(() => screen.getByTestId("node-table"));
+    await waitFor(() => expect(calls.some((c) => c.path === "/api/dataset")).toBe(true));
+    await new Promise((ok) => setTimeout(ok, 50));
+    expect(calls.filter((c) => c.path === "/api/dataset")).toHaveLength(1); // one request, shared by every part that needs it
+    expect(calls.some((c) => c.path.startsWith("/api/explanations"))).toBe(false);
+    expect(screen.getByTestId("node-table").querySelector("th[data-col=explanation]")).toBeNull();
+  });
   it("has no explanation column when none of the rows has one", async () => {
     mockServer((path) => (path === "/api/explanations/nodes" ? { status: 200, body: { explanations: [] } } : undefined));
     render(<App />);
     await waitFor(() => screen.getByTestId("node-table"));
     expect(screen.getByTestId("node-table").querySelector("th[data-col=explanation]")).toBeNull();
+  });
+});
+
+describe("a node page's explanation", () => {
+  beforeEach(() => window.history.replaceState(null, "", `/node/TestModel/${UNIT.name}/3/7`));
+  const NODE = { status: DATASET_DONE, stats: null, top: [], random: [], quantile: [] };
+  it("is asked for once GET /api/dataset reports a finished dataset", async () => {
+    const calls = mockServer((path) => {
+      if (path === "/api/dataset") return { status: 200, body: DATASET_DONE };
+      if (path === "/api/explanations/node") return { status: 200, body: EXPL(7) };
+      if (path === "/api/dataset/node") return { status: 200, body: NODE };
+      if (path === "/api/node/tokens") return { status: 200, body: { promoted: [], suppressed: [], drivers: [] } };
+      return undefined;
+    });
+    render(<App />);
+    expect(await screen.findByTestId("current-explanation")).toHaveTextContent("fires on ' risk' after ' the'");
+    expect(screen.getByTestId("dataset-section")).toBeInTheDocument();
+    expect(calls.find((c) => c.path === "/api/explanations/node")?.body).toEqual({ kind: UNIT.name, layer: 3, index: 7 });
+    expect(screen.queryByTestId("dataset-needed")).toBeNull();
+  });
+  it("without a dataset: one quiet line instead of the sections, and no request that the server would refuse", async () => {
+    const calls = mockServer((path) =>
+      path === "/api/node/tokens" ? { status: 200, body: { promoted: [], suppressed: [], drivers: [] } } : undefined,
+    );
+    render(<App />);
+    expect(await screen.findByTestId("dataset-needed")).toHaveTextContent("No collated dataset on this server");
+    await new Promise((ok) => setTimeout(ok, 50));
+    expect(screen.queryByTestId("explanation-section")).toBeNull();
+    expect(screen.queryByTestId("dataset-section")).toBeNull();
+    expect(calls.some((c) => c.path.startsWith("/api/dataset/") || c.path.startsWith("/api/explanations/"))).toBe(false);
+    expect(screen.queryByTestId("error")).toBeNull();
   });
 });
 

@@ -44,13 +44,14 @@ export function ExplanationSection({ kind, layer, index }: Props) {
       </div>
       {r.error && <ErrorBox error={r.error} />}
       {explainError && <ErrorBox error={explainError} />}
-      {e ? <Current e={e} /> : !r.loading && !r.error && <p className="muted" data-testid="no-explanation">No explanation yet.</p>}
+      {e ? <CurrentExplanation e={e} /> : !r.loading && !r.error && <p className="muted" data-testid="no-explanation">No explanation yet.</p>}
       <ScoreMine node={node} initial={e?.explanation ?? ""} />
     </section>
   );
 }
 
-function Current({ e }: { e: NodeExplanation }) {
+/** The explanation's text, who wrote it, and every score (value, n, 95% CI); also the Graph page's latent panel. */
+export function CurrentExplanation({ e }: { e: NodeExplanation }) {
   return (
     <div data-testid="current-explanation">
       <p className="explanation-main">

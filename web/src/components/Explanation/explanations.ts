@@ -3,6 +3,7 @@
 import { useMemo } from "react";
 import { post, type KindInfo, type Node, type Schemas } from "../../client/api";
 import { useResource } from "../../hooks/useApi";
+import { datasetDone, useDatasetStatus } from "../../hooks/useDatasetStatus";
 import { kindOf } from "../../lib/kinds";
 
 export type NodeExplanation = Schemas["NodeExplanation"];
@@ -61,7 +62,9 @@ export function collatedUnits(nodes: Node[], kinds: KindInfo[] | null): { kind: 
  * or when none has one (or there is no dataset): the column is then hidden. */
 export function useExplanations(nodes: Node[], kinds: KindInfo[] | null): Map<string, NodeExplanation> | null {
   const units = useMemo(() => collatedUnits(nodes, kinds), [nodes, kinds]);
-  const key = units.length > 0 ? JSON.stringify(units) : null;
+  // without a finished dataset the server has no explanations (and refuses the request)
+  const done = datasetDone(useDatasetStatus(units.length > 0).status);
+  const key = done && units.length > 0 ? JSON.stringify(units) : null;
   const r = useResource(key, (signal) => post("/api/explanations/nodes", { nodes: units }, signal));
   return useMemo(() => {
     if (!r.data || r.dataKey !== key || r.data.explanations.length === 0) return null;

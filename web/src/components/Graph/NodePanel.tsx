@@ -1,11 +1,13 @@
-/** The clicked node: its details, pin/unpin, its node page, and its strongest input and output edges
- * (a click on one explains it by its heads). A supernode: its members, ungroup. */
+/** The clicked node: its details, pin/unpin, its node page, a latent's explanation and top examples
+ * (with a collated dataset), and its strongest input and output edges (a click on one explains it by
+ * its heads). A supernode: its members, ungroup. */
 import type { KindInfo } from "../../client/api";
 import { divergingColor } from "../../lib/color";
 import { fmt, pct, showToken, signed } from "../../lib/format";
 import type { GraphIndex, GraphLink, GraphNode, ViewNode } from "../../lib/graphView";
 import { Link } from "../common/Link";
 import { latentHref } from "./graphLinks";
+import { LatentDataset } from "./LatentDataset";
 
 const SHOWN = 8;
 
@@ -70,7 +72,9 @@ export function NodePanel(props: Common & {
           </button>
         )}
       </div>
-      {n.type === "latent" && <p className="muted small">Top examples and the explanation are on the node page.</p>}
+      {n.type === "latent" && n.kind && n.index != null && (
+        <LatentDataset kind={n.kind} layer={n.layer ?? null} index={n.index} kinds={props.kinds} />
+      )}
       <EdgeList title="inputs" links={idx.inputs.get(n.id) ?? []} end="source" {...props} />
       <EdgeList title="outputs" links={idx.outputs.get(n.id) ?? []} end="target" {...props} />
     </section>

@@ -52,8 +52,10 @@ describe("node page without a prompt", () => {
     const calls = server();
     render(<App />);
     expect(await screen.findByTestId("head-tokens-note")).toHaveTextContent("depends on its input");
-    await screen.findByTestId("dataset-status");
+    // no dataset on this server: one quiet line, and nothing asked of the dataset or the explanations
+    expect(await screen.findByTestId("dataset-needed")).toHaveTextContent("serve --dataset DIR");
     expect(calls.some((c) => c.path === "/api/node/tokens" || c.path === "/api/node")).toBe(false);
+    expect(calls.some((c) => c.path.startsWith("/api/dataset/") || c.path.startsWith("/api/explanations/"))).toBe(false);
   });
 
   it("names both models when the link is for another one, and links to the served one", async () => {
