@@ -86,3 +86,26 @@ def test_attribute_bad_input_is_one_line(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["attribute", "ab", "-m", folder, *args])
         assert result.exit_code == 1, (args, result.output)
         assert result.output.strip().count("\n") == 0 and message in result.output, (args, result.output)
+
+
+def test_graph_prints_scores_and_writes_the_neuronpedia_json(tmp_path: Path) -> None:
+    from mechscope.models.dictionaries import DictionaryConfig, SparseCoder, init_random
+    from mechscope.models.loading.dictionary_formats import save_dictionary
+
+    folder = str(_folder_with_tokenizer(tmp_path / "m"))
+    cfg = DictionaryConfig(d_in=16, n_latents=24, hook="blocks.0.ln2.out", out_hook="blocks.0.mlp_out", d_out=16,
+                           kind="skip_transcoder", k=4, apply_b_dec_to_input=False)  # fmt: skip
+    save_dictionary(init_random(SparseCoder(cfg), 1), tmp_path / "tc" / "blocks.0.mlp")
+    out = tmp_path / "g.json"
+    args = ["graph", "ab cab", "-m", folder, "--transcoders", str(tmp_path / "tc"), "--json", str(out)]
+    result = CliRunner().invoke(
+        main, [*args, "--node-threshold", "1", "--edge-threshold", "1", "--check", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scores: replacement" in result.output and "causal check (3 latents" in result.output
+    pruned = CliRunner().invoke(main, args)  # random latents: none survives 0.8, and it says so
+    assert pruned.exit_code == 0 and "no latent is left in the pruned graph" in pruned.output
+    doc = json.loads(out.read_text())
+    assert doc["nodes"] and doc["metadata"]["mechscope"]["scores"]["replacement"] >= 0
+    bad = CliRunner().invoke(main, ["graph", "ab", "-m", folder, "--transcoders", str(tmp_path / "none")])
+    assert bad.exit_code == 1 and bad.output.strip().count("\n") == 0 and "no such file" in bad.output

@@ -54,7 +54,10 @@ def graph(
         dictionary_folders(tc_ref)  # a wrong path fails before the model loads
     model = load_model(model_ref)
     attach_all(model, demo_refs(model, [tc_ref], click.echo))
-    transcoders(model)  # names the layers without one
+    try:
+        transcoders(model)
+    except InputError as e:
+        raise InputError(f"--transcoders {tc_ref}: {e}") from None
     tokens = model.to_tokens(prompt)[0][0].tolist()
     targets = None
     if target is not None:
@@ -94,6 +97,8 @@ def graph(
             f"logit {g.logit_strs[0]!r} minus the mean): Pearson {pr}, Spearman {sp}; all together: "
             f"predicted {c.together_predicted:+.3f}, measured {c.together_measured:+.3f}")  # fmt: skip
         check = {"pearson": c.pearson, "spearman": c.spearman}
+    elif check_n:
+        out("\ncausal check: no latent is left in the pruned graph (raise --node-threshold to keep some)")
     if json_out:
         doc = to_neuronpedia(g, Path(json_out).stem or "graph", prompt, f"mechscope:{model.cfg.name}", pruned=p,
                              node_threshold=node_threshold, edge_threshold=edge_threshold)  # fmt: skip

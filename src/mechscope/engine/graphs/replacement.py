@@ -70,8 +70,8 @@ def transcoders(model: HookedDecoder) -> list[Transcoder]:
     if missing:
         have = f"it has them at layers {sorted(found)}" if found else "it has none"
         raise InputError(
-            f"an attribution graph needs a transcoder at every layer's MLP; {have}, missing {_spans(missing)}. "
-            "Attach a set with --transcoders DIR (mechscope train-sae --preset transcoders trains one for SmolLM2)"
+            f"an attribution graph needs a transcoder at every layer's MLP; {have}, missing {_spans(missing)} "
+            "(mechscope train-sae --preset transcoders trains a set for SmolLM2)"
         )
     return [found[layer] for layer in range(model.cfg.n_layers)]
 
