@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -29,6 +30,18 @@ MAX_FEATURES = 4096
 """Latents visited by default (circuit-tracer's CLI: 7,500 on a GPU)."""
 BATCH = 32
 """Targets per backward pass: each copy of the prompt carries one."""
+
+
+@dataclass(frozen=True)
+class NodeAt:
+    """What graph node number ``number`` is."""
+
+    number: int
+    type: Literal["latent", "error", "token", "logit"]
+    layer: int | None  # a latent's or an error's block
+    pos: int
+    index: int | None  # a latent's index; a token's or a logit's token id
+    k: int = 0  # a logit's rank among the graph's logits (0: the target)
 
 
 @dataclass
@@ -72,6 +85,23 @@ class Graph:
     @property
     def n_nodes(self) -> int:
         return self.n_features + self.n_errors + self.n_pos + self.n_logits
+
+    def locate(self, i: int) -> NodeAt:
+        """Node number ``i`` decoded from the node order [latents, errors, tokens, logits]."""
+        f, e, t = self.n_features, self.n_errors, self.n_pos
+        if not 0 <= i < self.n_nodes:
+            raise InputError(f"node {i} is not in this graph (0..{self.n_nodes - 1})")
+        if i < f:
+            layer, pos = int(self.feature_layer[i]), int(self.feature_pos[i])
+            return NodeAt(i, "latent", layer, pos, int(self.feature_index[i]))
+        if i < f + e:
+            layer, pos = divmod(i - f, t)
+            return NodeAt(i, "error", layer, pos, None)
+        if i < f + e + t:
+            pos = i - f - e
+            return NodeAt(i, "token", None, pos, self.tokens[pos])
+        k = i - f - e - t
+        return NodeAt(i, "logit", None, t - 1, self.logit_tokens[k], k)
 
     def logit_weights(self) -> torch.Tensor:
         w = torch.zeros(self.n_nodes)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from mechscope.engine.graphs.build import Graph
-from mechscope.engine.graphs.replacement import transcoders
+from mechscope.engine.graphs.replacement import node_site, transcoders
 from mechscope.engine.verify import _pearson, _ranks
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
@@ -83,29 +83,23 @@ def measured_effects(model: HookedDecoder, g: Graph, nodes: list[int], factor: f
     layers = transcoders(model)
     b = len(nodes) + 2  # row 0: clean; the last: everything at once
     edits: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
-    f, t = g.n_features, g.n_pos
-    at: tuple[int, ...]
     for j, n in enumerate(nodes, 1):
-        if n < f:
-            layer, pos, idx = int(g.feature_layer[n]), int(g.feature_pos[n]), int(g.feature_index[n])
-            key, at = layers[layer].point("acts"), (pos, idx)
-        elif n < f + g.n_errors:
-            layer, pos = divmod(n - f, t)
-            key, at = layers[layer].point("error"), (pos,)
-        else:
-            raise InputError(f"node {n} is a token or a logit; the causal check scales latents and errors")
-        edits.setdefault(key, []).extend([(j, at), (b - 1, at)])
+        at = g.locate(n)
+        if at.type not in ("latent", "error"):
+            raise InputError(f"node {n} is a {at.type}; the causal check scales latents and errors")
+        key, index = node_site(layers, at)
+        edits.setdefault(key, []).extend([(j, index), (b - 1, index)])
 
     def scale(where: list[tuple[int, tuple[int, ...]]]) -> HookFn:
         def fn(x: torch.Tensor, _hp: object) -> torch.Tensor:
             x = x.clone()
-            for row, at in where:
-                x[(row, *at)] *= factor
+            for row, index in where:
+                x[(row, *index)] *= factor
             return x
 
         return fn
 
-    tokens = torch.tensor([g.tokens], device=model.device).expand(b, t)
+    tokens = torch.tensor([g.tokens], device=model.device).expand(b, g.n_pos)
     with torch.no_grad(), model.hooks(fwd=[(k, scale(v)) for k, v in edits.items()]):
         logits = model(tokens, logits_from=-1)[:, -1].float()
     tok = g.logit_tokens[0]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from mechscope.engine.graphs.build import Graph
-from mechscope.engine.graphs.replacement import Target, linearize, transcoders
+from mechscope.engine.graphs.replacement import Target, linearize, node_site, transcoders
 from mechscope.engine.kinds import kinds_of
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
@@ -55,28 +55,21 @@ class EdgeHeads:
 
 def _endpoints(model: HookedDecoder, g: Graph, source: int, target: int) -> tuple[int, int, Target]:
     """(first layer, last layer + 1) of the heads that can carry the edge, and the target's row."""
-    f, t = g.n_features, g.n_pos
-    n_err = g.n_errors
-    if source < f:
-        src_layer = int(g.feature_layer[source])
-    elif source < f + n_err:
-        src_layer = (source - f) // t
-    elif source < f + n_err + t:
-        src_layer = -1  # a token: the embedding, before every layer
-    else:
+    src, tgt = g.locate(source), g.locate(target)
+    if src.type == "logit":
         raise InputError(f"node {source} is a logit; an edge's source is a latent, an error or a token")
-    layers = transcoders(model)
-    if target < f:
-        tl, tp, ti = int(g.feature_layer[target]), int(g.feature_pos[target]), int(g.feature_index[target])
-        row = Target(tl, tp, layers[tl].encoder_columns(torch.tensor([ti]))[0])
+    src_layer = -1 if src.layer is None else src.layer  # a token: the embedding, before every layer
+    if tgt.type == "latent":
+        assert tgt.layer is not None and tgt.index is not None
+        encoder = transcoders(model)[tgt.layer].encoder_columns(torch.tensor([tgt.index]))[0]
+        row = Target(tgt.layer, tgt.pos, encoder)
         # A layer's MLP reads after its attention, except with parallel residual (both read resid_pre).
-        last = tl if model.cfg.parallel_residual else tl + 1
-    elif target >= g.n_nodes - g.n_logits:
+        last = tgt.layer if model.cfg.parallel_residual else tgt.layer + 1
+    elif tgt.type == "logit":
         w_u = model.W_U.detach().float()
-        tok = g.logit_tokens[target - (g.n_nodes - g.n_logits)]
-        row, last = Target(None, t - 1, w_u[tok] - w_u.mean(0)), g.n_layers
+        row, last = Target(None, tgt.pos, w_u[tgt.index] - w_u.mean(0)), g.n_layers
     else:
-        raise InputError(f"node {target} is an error or a token; an edge's target is a latent or a logit")
+        raise InputError(f"node {target} is an {tgt.type}; an edge's target is a latent or a logit")
     return src_layer + 1, last, row
 
 
@@ -115,21 +108,9 @@ def entry_shares(
     model: HookedDecoder, g: Graph, source: int, row: Target, layers: range, clean: dict[str, torch.Tensor]
 ) -> dict[int, torch.Tensor]:
     """(head, query, key) per layer of ``layers``: the part of the edge through each pattern entry."""
-    layers_ = transcoders(model)
-    f, t = g.n_features, g.n_pos
-    removed: tuple[str, tuple[int, ...]]
-    if source < f:
-        layer, pos, idx = (
-            int(g.feature_layer[source]),
-            int(g.feature_pos[source]),
-            int(g.feature_index[source]),
-        )
-        removed = (layers_[layer].point("acts"), (pos, idx))
-    elif source < f + g.n_errors:
-        layer, pos = divmod(source - f, t)
-        removed = (layers_[layer].point("error"), (pos,))
-    else:
-        removed = ("blocks.0.resid_pre", (source - f - g.n_errors,))
+    t = g.n_pos
+    tcs = transcoders(model)
+    removed = node_site(tcs, g.locate(source))
     got: dict[str, torch.Tensor] = {}
 
     def put(x: torch.Tensor, hp: object) -> torch.Tensor:
@@ -145,7 +126,7 @@ def entry_shares(
         got[hp.name] = x  # type: ignore[attr-defined]
         return x
 
-    out_point = "ln_final.out" if row.layer is None else layers_[row.layer].input_point
+    out_point = "ln_final.out" if row.layer is None else tcs[row.layer].input_point
     hooks = [(n, put) for n in [*clean, "blocks.0.resid_pre"]]
     hooks += [(f"blocks.{L}.attn.{w}", keep) for L in layers for w in ("v", "z")] + [(out_point, keep)]
     tokens = torch.tensor([g.tokens], device=model.device).expand(2, t)
@@ -190,14 +171,11 @@ def _masked_edges(
         extra.append((point, put(point, masks.get(layer))))
     lin = linearize(model, torch.tensor(g.tokens), batch, extra)
     rows = lin.rows([row] * batch)
-    f = g.n_features
-    if source < f:  # the graph's latent -> its column among the frozen forward's sources
-        s = lin.sources
-        hit = ((s.layer == g.feature_layer[source]) & (s.pos == g.feature_pos[source])
-               & (s.index == g.feature_index[source])).nonzero()  # fmt: skip
-        col = int(hit[0])
-    else:
-        col = lin.sources.n_features + (source - f)
+    s, at = lin.sources, g.locate(source)
+    if at.type == "latent":  # the graph's latent -> its column among the frozen forward's sources
+        col = int(((s.layer == at.layer) & (s.pos == at.pos) & (s.index == at.index)).nonzero()[0])
+    else:  # errors and tokens have the same order in both
+        col = s.n_features + (source - g.n_features)
     return rows[:, col]
 
 

@@ -64,35 +64,33 @@ def to_neuronpedia(
     labels by node number (explanations of latents)."""
     p = pruned or g.pruned(node_threshold, edge_threshold)
     ids = node_ids(g)
-    f, n_err, t = g.n_features, g.n_errors, g.n_pos
-    offset = 10 ** math.ceil(math.log10(max(2, int(g.feature_index.max()) + 1))) if f else 0
+    offset = 10 ** math.ceil(math.log10(max(2, int(g.feature_index.max()) + 1))) if g.n_features else 0
     clerps = clerps or {}
     shown, edges = kept(g, p)
     infl = p.node_influence
     nodes = []
     for i in shown:
+        at = g.locate(i)
         base: dict[str, Any] = {"node_id": ids[i], "influence": float(infl[i]), "run_idx": 0,
                                 "reverse_ctx_idx": 0, "token_prob": 0.0, "is_target_logit": False,
-                                "clerp": clerps.get(i, ""), "activation": None}  # fmt: skip
-        if i < f:
-            layer, pos, idx = int(g.feature_layer[i]), int(g.feature_pos[i]), int(g.feature_index[i])
-            base.update(feature=idx + offset * layer, layer=str(layer), ctx_idx=pos,
-                        feature_type="cross layer transcoder", jsNodeId=f"{layer}_{idx}-0",
+                                "clerp": clerps.get(i, ""), "activation": None, "ctx_idx": at.pos}  # fmt: skip
+        if at.type == "latent":
+            assert at.layer is not None and at.index is not None
+            base.update(feature=at.index + offset * at.layer, layer=str(at.layer),
+                        feature_type="cross layer transcoder", jsNodeId=f"{at.layer}_{at.index}-0",
                         activation=float(g.activation[i]))  # fmt: skip
-        elif i < f + n_err:
-            layer, pos = divmod(i - f, t)
-            base.update(feature=-1, layer=str(layer), ctx_idx=pos, feature_type="mlp reconstruction error",
-                        jsNodeId=f"{layer}_{pos}-0")  # fmt: skip
-        elif i < f + n_err + t:
-            pos = i - f - n_err
-            base.update(feature=pos, layer="E", ctx_idx=pos, feature_type="embedding",
-                        jsNodeId=f"E_{g.tokens[pos]}-{pos}")  # fmt: skip
+        elif at.type == "error":
+            base.update(feature=-1, layer=str(at.layer), feature_type="mlp reconstruction error",
+                        jsNodeId=f"{at.layer}_{at.pos}-0")  # fmt: skip
+        elif at.type == "token":
+            base.update(
+                feature=at.pos, layer="E", feature_type="embedding", jsNodeId=f"E_{at.index}-{at.pos}"
+            )
         else:
-            k = i - f - n_err - t
-            tok, prob = g.logit_tokens[k], float(g.logit_probs[k])
-            base.update(feature=tok, layer=str(g.n_layers + 1), ctx_idx=t - 1, feature_type="logit",
-                        token_prob=prob, is_target_logit=k == 0, jsNodeId=f"L_{tok}-{t - 1}",
-                        clerp=f'Output "{g.logit_strs[k]}" (p={prob:.3f})')  # fmt: skip
+            prob = float(g.logit_probs[at.k])
+            base.update(feature=at.index, layer=str(g.n_layers + 1), feature_type="logit", token_prob=prob,
+                        is_target_logit=at.k == 0, jsNodeId=f"L_{at.index}-{at.pos}",
+                        clerp=f'Output "{g.logit_strs[at.k]}" (p={prob:.3f})')  # fmt: skip
         nodes.append(base)
     links = [{"source": ids[s], "target": ids[d], "weight": w} for s, d, w in edges]
     return {

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,9 @@ from mechscope.models.decoder import HookedDecoder
 from mechscope.models.dictionaries.coder import SparseCoder
 from mechscope.models.dictionaries.points import TRANSCODER_KINDS
 from mechscope.models.hooks import HookFn
+
+if TYPE_CHECKING:
+    from mechscope.engine.graphs.build import NodeAt
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,21 @@ def _spans(xs: list[int]) -> str:
             out.append(f"{start}" if start == a else f"{start}-{a}")
             start = b if b is not None else start
     return ", ".join(out)
+
+
+def node_site(layers: list[Transcoder], node: NodeAt) -> tuple[str, tuple[int, ...]]:
+    """Where a source node's value lives in a forward: (hook point, index into one copy's
+    tensor): a latent in its transcoder's ``acts``, an error in its ``error``, a token in the
+    residual stream entering block 0."""
+    if node.type == "latent":
+        assert node.layer is not None and node.index is not None
+        return layers[node.layer].point("acts"), (node.pos, node.index)
+    if node.type == "error":
+        assert node.layer is not None
+        return layers[node.layer].point("error"), (node.pos,)
+    if node.type == "token":
+        return "blocks.0.resid_pre", (node.pos,)
+    raise InputError(f"node {node.number} is a logit: it is no source")
 
 
 def frozen_hooks(model: HookedDecoder) -> list[tuple[str, HookFn]]:

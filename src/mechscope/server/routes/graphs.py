@@ -103,28 +103,23 @@ def graph_response(g: Graph, req: GraphRequest) -> GraphResponse:
     p = g.pruned(req.node_threshold, req.edge_threshold)
     shown, edges = kept(g, p)
     ids = api_ids(g)
-    f, n_err, t = g.n_features, g.n_errors, g.n_pos
     nodes = []
     for i in shown:
-        common: dict[str, Any] = {"id": ids[i], "number": i, "influence": float(p.node_influence[i])}
-        if i < f:
-            layer, pos, idx = int(g.feature_layer[i]), int(g.feature_pos[i]), int(g.feature_index[i])
-            nodes.append(GraphNode(**common, type="latent", layer=layer, pos=pos, index=idx, kind=g.kinds[layer],
-                                   activation=float(g.activation[i]), label=f"L{layer} #{idx}", probability=None))  # fmt: skip
-        elif i < f + n_err:
-            layer, pos = divmod(i - f, t)
-            nodes.append(GraphNode(**common, type="error", layer=layer, pos=pos, index=None, kind=None,
-                                   activation=None, label=f"L{layer} error", probability=None))  # fmt: skip
-        elif i < f + n_err + t:
-            pos = i - f - n_err
-            nodes.append(GraphNode(**common, type="token", layer=None, pos=pos, index=g.tokens[pos], kind=None,
-                                   activation=None, label=g.token_strs[pos], probability=None))  # fmt: skip
+        at = g.locate(i)
+        latent = at.type == "latent"
+        if latent:
+            label = f"L{at.layer} #{at.index}"
+        elif at.type == "error":
+            label = f"L{at.layer} error"
         else:
-            k = i - f - n_err - t
-            nodes.append(GraphNode(**common, type="logit", layer=None, pos=t - 1, index=g.logit_tokens[k],
-                                   kind=None, activation=None, label=g.logit_strs[k],
-                                   probability=float(g.logit_probs[k])))  # fmt: skip
-    keep = p.node_mask[:f]
+            label = g.token_strs[at.pos] if at.type == "token" else g.logit_strs[at.k]
+        nodes.append(GraphNode(
+            id=ids[i], number=i, influence=float(p.node_influence[i]), type=at.type, layer=at.layer, pos=at.pos,
+            index=at.index, kind=g.kinds[at.layer] if latent and at.layer is not None else None,
+            activation=float(g.activation[i]) if latent else None, label=label,
+            probability=float(g.logit_probs[at.k]) if at.type == "logit" else None,
+        ))  # fmt: skip
+    keep = p.node_mask[: g.n_features]
     sub = g.subgraph_scores(keep)
     assert g.scores is not None
     return GraphResponse(
