@@ -3,19 +3,12 @@
 //   BASE_URL=http://127.0.0.1:8000 node e2e/debugger.e2e.mjs
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
-import { mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
 
-const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8000").replace(/\/$/, "");
-const SHOTS = resolve(web, process.env.SCREENSHOT_DIR ?? "../ci-artifacts/screenshots");
-const EXECUTABLE = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 60_000;
 const DEMO = "/?prompt=When+Mary+and+John+went+to+the+store%2C+John+gave+a+drink+to&target=+Mary&distractor=+John";
 
-mkdirSync(SHOTS, { recursive: true });
 let stepNo = 0;
 const step = (msg) => console.log(`[e2e] ${++stepNo}. ${msg}`);
 const fail = (msg) => {
@@ -181,11 +174,7 @@ async function explorer(page, model) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: EXECUTABLE,
-    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.setDefaultTimeout(TIMEOUT);

@@ -7,21 +7,14 @@
 // 4. the explorer finds the node by its explanation's text.
 // Kinds come from GET /api/model (never named here). Uses playwright-core with the system Chromium.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
-import { mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
 
-const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8000").replace(/\/$/, "");
-const SHOTS = resolve(web, process.env.SCREENSHOT_DIR ?? "../ci-artifacts/screenshots");
-const EXECUTABLE = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 60_000;
 const SIMULATE_TIMEOUT = 300_000; // SmolLM2 simulating ~20 records on 2 CPU cores
 const DEMO = "/?prompt=When+Mary+and+John+went+to+the+store%2C+John+gave+a+drink+to&target=+Mary&distractor=+John";
 const TABLE_UNITS = 12; // units of the Debugger's table explained through the API before it is shown
 
-mkdirSync(SHOTS, { recursive: true });
 let stepNo = 0;
 const step = (msg) => console.log(`[e2e] ${++stepNo}. ${msg}`);
 const fail = (msg) => {
@@ -42,7 +35,7 @@ async function main() {
   const kind = model.kinds.find((k) => k.collated && k.weight_tokens) ?? fail("no collated kind with weight tokens");
   const status = await api("/api/dataset");
   if (status.status !== "done") fail(`the served dataset is not done (${status.status})`);
-  const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ["--no-sandbox"] });
+  const browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.on("pageerror", (e) => fail(`page error: ${e.message}`));
   try {

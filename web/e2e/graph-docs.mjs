@@ -2,22 +2,21 @@
 //   BASE_URL=http://127.0.0.1:8000 OUT=../docs/images node e2e/graph-docs.mjs
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { BASE_URL, launchChromium } from "./browser.mjs";
 
-const BASE = (process.env.BASE_URL ?? "http://127.0.0.1:8000").replace(/\/$/, "");
 const OUT = process.env.OUT ?? "../docs/images";
 mkdirSync(OUT, { recursive: true });
 const paris = "The capital of France is";
 const ioi = "When Mary and John went to the store, John gave a drink to";
 const pinned = ["29_624_4", "29_397_4", "29_1118_4", "29_1800_4", "29_637_4", "14_1163_4", "0_254_3", "0_1729_1"];
 const q = (prompt, o) => "/graph?" + new URLSearchParams({ prompt, ...o }).toString();
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--headless=new", "--no-sandbox"] });
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
 const errors = [];
 page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
 
 async function shot(url, name, waits) {
-  await page.goto(BASE + url);
+  await page.goto(BASE_URL + url);
   await page.waitForSelector('[data-testid="graph"][data-stale="false"]', { timeout: 300_000 });
   for (const w of waits) await page.waitForSelector(w, { timeout: 300_000 });
   await page.waitForTimeout(300);

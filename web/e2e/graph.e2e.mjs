@@ -4,19 +4,13 @@
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
 // GRAPH_PROMPT sets the prompt (default "The capital of France is").
-import { mkdirSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
 
-const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8000").replace(/\/$/, "");
-const SHOTS = resolve(web, process.env.SCREENSHOT_DIR ?? "../ci-artifacts/screenshots");
-const EXECUTABLE = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const PROMPT = process.env.GRAPH_PROMPT ?? "The capital of France is";
 const TIMEOUT = 240_000; // a graph takes seconds to minutes on a small CPU
 
-mkdirSync(SHOTS, { recursive: true });
 let stepNo = 0;
 const step = (msg) => console.log(`[e2e:graph] ${++stepNo}. ${msg}`);
 const fail = (msg) => {
@@ -49,11 +43,7 @@ const edges = (page) => page.$$eval('[data-testid="graph-edge"]',
   (xs) => xs.map((x) => ({ key: x.dataset.edge, source: x.dataset.source, target: x.dataset.target, weight: Number(x.dataset.weight) })));
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: EXECUTABLE,
-    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
