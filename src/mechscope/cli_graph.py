@@ -4,8 +4,6 @@ Neuronpedia JSON."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +108,10 @@ def graph(
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     """Atomically: a killed run leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)
+    from mechscope.durable import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc))
 
 
 def register(group: click.Group) -> None:

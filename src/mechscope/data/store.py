@@ -20,17 +20,13 @@ the same command resumes from it with nothing lost or counted twice.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mechscope.durable import fsync_path
+from mechscope.durable import atomic_path
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
@@ -60,26 +56,6 @@ def default_workspace(model_name: str, corpus_name: str) -> Path:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "unnamed"
-
-
-# ----- durable files ------------------------------------------------------------------------------
-
-
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path next to ``target``; renamed onto it (durably) when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        fsync_path(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Workspace:
