@@ -21,7 +21,14 @@ from typing import Literal
 
 import torch
 
-from mechscope.engine.graphs.influence import Pruned, Scores, graph_scores, merged_into_errors, prune
+from mechscope.engine.graphs.influence import (
+    Pruned,
+    Scores,
+    graph_scores,
+    merged_into_errors,
+    normalized,
+    prune,
+)
 from mechscope.engine.graphs.replacement import Linearized, Target, linearize
 from mechscope.errors import InputError
 from mechscope.models.decoder import HookedDecoder
@@ -203,12 +210,12 @@ def _visit_features(
         order = torch.argsort(src.layer * src.n_positions + src.pos, stable=True)  # shallow first
         return order, lin.rows(_feature_targets(lin, order)) if n else torch.zeros(0, src.n_sources)
     weights = probs / probs.sum()
+    from_logits = weights @ normalized(logit_rows)[:, :n]
     rows: list[torch.Tensor] = []
+    blocks: list[tuple[torch.Tensor, torch.Tensor]] = []  # (visited latents, their normalised rows)
     seen = torch.zeros(n, dtype=torch.bool)
-    visited: list[torch.Tensor] = []
     while int(seen.sum()) < max_features:
-        inf = _partial_influence(logit_rows, weights, torch.cat(visited) if visited else None,
-                                 torch.cat(rows) if rows else None, n)  # fmt: skip
+        inf = _partial_influence(from_logits, blocks)
         inf[seen] = -1
         take = min(batch * rerank_every, max_features - int(seen.sum()))
         pick = torch.topk(inf, take).indices
@@ -216,27 +223,26 @@ def _visit_features(
         if not len(pick):
             break
         pick = pick[torch.argsort(src.layer[pick] * src.n_positions + src.pos[pick], stable=True)]
-        rows.append(lin.rows(_feature_targets(lin, pick)))
-        visited.append(pick)
+        block = lin.rows(_feature_targets(lin, pick))
+        rows.append(block)
+        blocks.append((pick, normalized(block)[:, :n]))  # normalised once, not again every round
         seen[pick] = True
-    return torch.cat(visited), torch.cat(rows)
+    return torch.cat([p for p, _ in blocks]), torch.cat(rows)
 
 
 def _partial_influence(
-    logit_rows: torch.Tensor, weights: torch.Tensor, visited: torch.Tensor | None, rows: torch.Tensor | None,
-    n_features: int,
-) -> torch.Tensor:  # fmt: skip
-    """Every latent's influence on the logits through the rows read so far."""
-    from mechscope.engine.graphs.influence import normalized
-
-    lr = normalized(logit_rows)[:, :n_features]
-    current = weights @ lr
-    total = current.clone()
-    if visited is None or rows is None:
-        return total
-    fr = normalized(rows)[:, :n_features]
+    from_logits: torch.Tensor, blocks: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Every latent's influence on the logits through the rows read so far: ``from_logits`` is the
+    logits' direct share of each latent, ``blocks`` the visited latents' normalised rows."""
+    current, total = from_logits, from_logits.clone()
     for _ in range(10_000):
-        current = current[visited] @ fr
+        if not blocks:
+            break
+        nxt = torch.zeros_like(current)
+        for visited, block in blocks:
+            nxt += current[visited] @ block
+        current = nxt
         if not bool(current.any()):
             break
         total += current
