@@ -62,3 +62,13 @@ def test_the_package_has_no_import_cycle() -> None:
         if m not in state:
             cycle = dfs(m)
             assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_notebook_views_import_only_engine_types() -> None:
+    """The engine's results import ``mechscope.notebook`` inside ``_repr_html_``; the views import
+    the engine's types under ``TYPE_CHECKING`` only, so the two never form a cycle."""
+    files = {_module_name(p): p for p in SRC.rglob("*.py")}
+    for name, path in files.items():
+        if name.startswith("mechscope.notebook"):
+            found = _imports(ast.parse(path.read_text()), set(files))
+            assert not [m for m in found if m.startswith(("mechscope.engine", "mechscope.server"))], name

@@ -371,6 +371,9 @@ from mechscope.cli_graph import register as _register_graph  # noqa: E402
 
 _register_explain(main)
 _register_graph(main)
+from mechscope.data.cli_maps import register as _register_maps  # noqa: E402
+
+_register_maps(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

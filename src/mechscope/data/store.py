@@ -379,16 +379,17 @@ class Dataset:
         )
 
     def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
-        """Windows whose text contains ``text`` (case-insensitive), with the nodes that have them as
-        a top example (strongest first, five at most)."""
+        """Windows whose text, or whose document's title, contains ``text`` (case-insensitive), with
+        the nodes that have them as a top example (strongest first, five at most)."""
         if not text.strip():
             raise InputError("search text is empty")
         rows = self._rows(
             """
             SELECT w.window_id, w.text, w.doc, d.title FROM windows w JOIN documents d ON d.doc = w.doc
-            WHERE contains(lower(w.text), lower(?)) ORDER BY w.window_id LIMIT ?
+            WHERE contains(lower(w.text), lower(?)) OR contains(lower(coalesce(d.title, '')), lower(?))
+            ORDER BY w.window_id LIMIT ?
             """,
-            [text, n],
+            [text, text, n],
         )
         if rows:
             ids = [r["window_id"] for r in rows]

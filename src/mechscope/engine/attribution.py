@@ -21,6 +21,7 @@ from mechscope.engine.kinds import Kind, get_kind, kinds_of
 from mechscope.engine.metrics import Context, Metrics
 from mechscope.engine.nodes import Node
 from mechscope.engine.objective import Objective
+from mechscope.engine.prompt import prompt_ids
 from mechscope.engine.ranking import top_indices
 from mechscope.engine.recorder import record
 from mechscope.errors import InputError
@@ -178,6 +179,13 @@ class Attribution:
             nodes=self.top_nodes(k),
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view of :meth:`summary`, with each kind's label (:mod:`mechscope.notebook`,
+        imported only when shown)."""
+        from mechscope.notebook.attribution import attribution_html
+
+        return attribution_html(self.summary(), {name: self._kind(name).label for name in self.metrics})
+
     # ----- helpers ---------------------------------------------------------------------------
     def _tok(self, i: int) -> str:
         tok = self.model.tokenizer
@@ -206,14 +214,6 @@ def _node(kind: str, coords: tuple[str, ...], values: list[int]) -> Node | None:
     if fields.get("key", 0) > fields["token"]:
         return None
     return Node(kind=kind, **fields)
-
-
-def prompt_ids(model: HookedDecoder, prompt: ModelInput) -> list[int]:
-    """One prompt's token ids; a batch is refused (the debugger explains one prompt at a time)."""
-    tokens, _ = model.to_tokens(prompt)
-    if tokens.shape[0] != 1:
-        raise InputError(f"the debugger takes one prompt, got a batch of {tokens.shape[0]}")
-    return [int(t) for t in tokens[0]]
 
 
 def attribute(

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from mechscope.engine.attribution import AttributionSummary, NodeRow, attribute, prompt_ids
+from mechscope.engine.attribution import AttributionSummary, NodeRow, attribute
 from mechscope.engine.directions import Direction, LogitDiff, LogProb, NodeDirection, Prob, ResidualDirection
 from mechscope.engine.interventions import Intervention
 from mechscope.engine.nodes import Node
+from mechscope.engine.prompt import prompt_ids
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:

@@ -2,9 +2,11 @@
 
 An :class:`Intervention` is a *target* (MLP neurons, an attention head's output at query tokens, one
 query-key pair of a head, residual-stream positions, a layer's output, the token embedding; every
-node kind has one, see :meth:`Intervention.on_node`) and an *op* (zero, mean, resample, set, scale,
-add). Both are pydantic models, so a list of interventions is the JSON the server accepts.
-:func:`intervention_hooks` compiles them into forward hooks for :meth:`HookedDecoder.hooks`.
+node kind has one, see :meth:`Intervention.on_node`) and an *op* (zero, mean, dataset mean, resample,
+set, scale, add, steer). Both are pydantic models, so a list of interventions is the JSON the server
+accepts. :func:`intervention_hooks` compiles them into forward hooks for :meth:`HookedDecoder.hooks`;
+a dataset mean needs the collated dataset, so :func:`resolve_dataset_means` first turns it into a
+``set`` with the unit's mean (the engine does not read datasets).
 
 Explicit ``positions`` refer to the prompt (negative values count from its end) and are applied on
 a call that covers the whole prompt; ``positions=None`` means every position, also while generating.
@@ -12,13 +14,14 @@ a call that covers the whole prompt; ``positions=None`` means every position, al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import torch
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from mechscope.engine.kinds import Site, get_kind
+from mechscope.engine.lens import write_direction
 from mechscope.engine.nodes import Node
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn, HookPoint
@@ -113,7 +116,44 @@ class Add(_Spec):
     value: float | list[float]
 
 
-Op = Annotated[Zero | Mean | Resample | Set | Scale | Add, Field(discriminator="kind")]
+class DatasetMean(_Spec):
+    """The unit's mean activation over the collated dataset (its ``nodes`` table): for kinds whose
+    activation is the scalar the intervention site edits. Resolved by :func:`resolve_dataset_means`."""
+
+    kind: Literal["dataset_mean"] = "dataset_mean"
+
+
+class VectorSource(_Spec):
+    """A residual-stream vector given by value (d_model entries)."""
+
+    kind: Literal["vector"] = "vector"
+    vector: list[float] = Field(min_length=1)
+
+
+class NodeWriteSource(_Spec):
+    """The vector a node writes into the residual stream per unit of activation
+    (:func:`mechscope.engine.lens.write_direction`); ``prompt`` for kinds whose write depends on it."""
+
+    kind: Literal["node_write"] = "node_write"
+    node: Node
+    prompt: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+
+DirectionSource = Annotated[VectorSource | NodeWriteSource, Field(discriminator="kind")]
+
+
+class Steer(_Spec):
+    """Add ``coefficient`` x a residual direction (a pasted vector or a node's write) at a target
+    whose value is a d_model vector (the residual stream, a layer's output, the embedding)."""
+
+    kind: Literal["steer"] = "steer"
+    coefficient: float
+    direction: DirectionSource
+    normalize: bool = Field(default=False, description="scale the direction to norm 1 first")
+
+
+AnyOp = Zero | Mean | DatasetMean | Resample | Set | Scale | Add | Steer
+Op = Annotated[AnyOp, Field(discriminator="kind")]
 
 
 class Intervention(_Spec):
@@ -121,9 +161,7 @@ class Intervention(_Spec):
     op: Op
 
     @classmethod
-    def on_node(
-        cls, node: Node, op: Zero | Mean | Resample | Set | Scale | Add | None = None
-    ) -> Intervention:
+    def on_node(cls, node: Node, op: AnyOp | None = None) -> Intervention:
         """The intervention that edits exactly ``node`` (zero-ablates it by default): the Debugger's
         "ablate" action. A head pair is edited without renormalising its row."""
         target = NodeTarget(
@@ -195,6 +233,11 @@ def _compile(
     site = _site(model, t)
     positions = _positions(t.positions, n)
     pair = site.pair
+    if isinstance(op, DatasetMean):
+        raise InputError(
+            "op 'dataset_mean' needs a collated dataset: resolve it with resolve_dataset_means "
+            "(the server does when it has a dataset)"
+        )
     if pair:
         assert isinstance(t, NodeTarget) and t.key is not None
         if not isinstance(op, Zero | Set | Scale):
@@ -234,16 +277,13 @@ def _compile(
     return site.point, hook
 
 
-def _op_value(
-    model: HookedDecoder,
-    t: AnyTarget,
-    op: Zero | Mean | Resample | Set | Scale | Add,
-    site: Site,
-    n: int,
-) -> torch.Tensor | None:
-    """The tensor an op needs (set/add values, means, resampled activations), shaped to broadcast."""
-    if isinstance(op, Zero | Scale):
+def _op_value(model: HookedDecoder, t: AnyTarget, op: AnyOp, site: Site, n: int) -> torch.Tensor | None:
+    """The tensor an op needs (set/add values, means, resampled activations, steering vectors),
+    shaped to broadcast."""
+    if isinstance(op, Zero | Scale | DatasetMean):
         return None
+    if isinstance(op, Steer):
+        return steering_vector(model, op, site)
     if isinstance(op, Set | Add):
         vals = [op.value] if isinstance(op.value, float | int) else list(op.value)
         n_units = len(site.unit[0]) if isinstance(site.unit[0], list) else 1
@@ -288,14 +328,106 @@ def _capture(
     return got["x"]
 
 
-def _apply(
-    op: Zero | Mean | Resample | Set | Scale | Add, x: torch.Tensor, value: torch.Tensor | None
-) -> torch.Tensor:
+def _apply(op: AnyOp, x: torch.Tensor, value: torch.Tensor | None) -> torch.Tensor:
     if isinstance(op, Zero):
         return torch.zeros_like(x)
     if isinstance(op, Scale):
         return x * op.factor
     assert value is not None
-    if isinstance(op, Add):
+    if isinstance(op, Add | Steer):
         return x + value
     return value.expand_as(x)
+
+
+def steering_vector(model: HookedDecoder, op: Steer, site: Site | None = None) -> torch.Tensor:
+    """``op.coefficient`` x its direction (d_model,), checked against ``site`` when given: steering
+    adds to a value that is a residual-stream vector."""
+    d_model = model.cfg.d_model
+    if site is not None and (site.pair or site.width != d_model):
+        raise InputError(
+            f"op 'steer' adds a d_model ({d_model}) vector; this target's value has {site.width} "
+            "entries: steer the residual stream, a layer's output or the embedding, or use 'add'"
+        )
+    src = op.direction
+    if isinstance(src, VectorSource):
+        if len(src.vector) != d_model:
+            raise InputError(
+                f"op.direction.vector has {len(src.vector)} entries; expected d_model = {d_model}"
+            )
+        vec = torch.tensor(src.vector, dtype=torch.float32)
+    else:
+        try:
+            with torch.no_grad():
+                vec = write_direction(model, src.node, src.prompt).detach().cpu()
+        except InputError as e:
+            raise InputError(f"op.direction.node: {e}") from None
+    if op.normalize:
+        norm = float(vec.norm())
+        if norm == 0:
+            raise InputError("op.direction is the zero vector: it has no direction to normalize")
+        vec = vec / norm
+    return (op.coefficient * vec).to(dtype=model.dtype, device=model.device)
+
+
+MeanOf = Callable[[str, int, int], float]
+"""``mean_of(kind, layer, index)``: a unit's mean activation over a collated dataset (layer 0 for
+kinds without layers), e.g. from :meth:`mechscope.data.store.Dataset.stats`."""
+
+
+def dataset_mean_units(model: HookedDecoder, t: AnyTarget) -> list[int]:
+    """The unit indices a dataset mean of ``t`` sets, after checking that the kind's activation
+    (what collation averages: ``Kind.hook`` then ``Kind.activations``) is the very scalar its
+    intervention site edits; decided from the kind's fields, so a new kind needs no edit here."""
+    if isinstance(t, ResidualTarget):
+        raise InputError(
+            "op 'dataset_mean' applies to node kinds with one scalar per unit, not the residual stream"
+        )
+    site = _site(model, t)
+    kind = get_kind(t.kind, model)
+    layer = t.layer if t.layer is not None else 0
+    why = None
+    if kind.collation is None:
+        why = "it is not collated into datasets"
+    elif site.pair or t.key is not None:
+        why = "a (query, key) pair is not a collated unit"
+    elif site.width != 1 or site.lead or len(site.unit) != 1:
+        why = f"its intervention site edits a {site.width}-entry value per unit, not one scalar"
+    elif site.point != kind.hook(layer):
+        why = f"its intervention site ({site.point}) is not the tensor its activation is read from"
+    else:
+        # The activation must be the hook tensor's own entry (not a norm or other function of it).
+        probe = torch.randn(1, 2, kind.size(model.cfg), generator=torch.Generator().manual_seed(0))
+        try:
+            same = torch.equal(kind.activations(probe), probe)
+        except (RuntimeError, IndexError, ValueError):
+            same = False
+        if not same:
+            why = "its activation is a function of the tensor its intervention site edits"
+    if why is not None:
+        raise InputError(f"op 'dataset_mean' is not defined for kind {kind.name}: {why}")
+    idx = site.unit[0]
+    assert isinstance(idx, list | int)
+    return [idx] if isinstance(idx, int) else list(idx)
+
+
+def resolve_dataset_means(
+    model: HookedDecoder, interventions: Sequence[Intervention], mean_of: MeanOf | None
+) -> list[Intervention]:
+    """``interventions`` with every ``dataset_mean`` op replaced by ``set`` to the units' dataset
+    means; ``mean_of`` None (no dataset loaded) refuses them."""
+    out = []
+    for i, iv in enumerate(interventions):
+        if not isinstance(iv.op, DatasetMean):
+            out.append(iv)
+            continue
+        try:
+            if mean_of is None:
+                raise InputError("op 'dataset_mean' needs a collated dataset, and none is loaded")
+            units = dataset_mean_units(model, iv.target)
+            assert isinstance(iv.target, NodeTarget)
+            layer = iv.target.layer if iv.target.layer is not None else 0
+            values = [float(mean_of(iv.target.kind, layer, u)) for u in units]
+        except InputError as e:
+            raise InputError(f"interventions[{i}]: {e}") from None
+        out.append(iv.model_copy(update={"op": Set(value=values[0] if len(values) == 1 else values)}))
+    return out

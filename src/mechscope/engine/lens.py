@@ -1,5 +1,6 @@
-"""Token views: the logit lens, a node's activation over a prompt, and the tokens a node promotes,
-suppresses and is driven by.
+"""Token views: the logit lens (of the residual stream, or of each layer's attention or MLP
+write), a node's activation over a prompt, and the tokens a node promotes, suppresses and is
+driven by.
 
 Everything goes through the model's own sub-steps (``final_norm``, ``unembed``, the layer norms),
 so soft-capping, norm offsets and embedding scales are the model's, not a copy.
@@ -8,17 +9,19 @@ so soft-capping, norm offsets and embedding scales are the model's, not a copy.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import BaseModel, Field
 
-from mechscope.engine.attribution import prompt_ids
 from mechscope.engine.kinds import get_kind, kinds_of
 from mechscope.engine.nodes import Node
+from mechscope.engine.prompt import prompt_ids
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mechscope.models.decoder import HookedDecoder, ModelInput
 
 VOCAB_CHUNK = 8192  # vocabulary rows normalised at a time (Gemma's 262k x 640 would be 670 MB)
@@ -37,6 +40,12 @@ class LensResult(BaseModel):
     tokens: list[str]
     layers: list[str]
     top: list[list[list[TokenValue]]] = Field(description="(layer, pos, k) probabilities")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the lens (:mod:`mechscope.notebook`, imported only when shown)."""
+        from mechscope.notebook.lens import lens_html
+
+        return lens_html(self)
 
 
 class NodeTokens(BaseModel):
@@ -112,28 +121,140 @@ def _tok(model: HookedDecoder, i: int) -> str:
 
 def logit_lens(model: HookedDecoder, prompt: ModelInput, k: int = 5) -> LensResult:
     """Each layer's residual stream through the final norm and the unembedding."""
+    grid = lens_grid(model, prompt, "resid", k)
+    return LensResult(tokens=grid.tokens, layers=grid.layers, top=grid.top)
+
+
+LensStream = Literal["resid", "attn", "mlp"]
+LENS_STREAMS: tuple[LensStream, ...] = ("resid", "attn", "mlp")
+LENS_ROWS = 64  # (layer, position) rows unembedded at a time: 64 x 49k logits is 12 MB
+
+
+class LensTarget(BaseModel):
+    """One token's probability and rank (0 = the top token) in every cell of a lens grid."""
+
+    id: int
+    token: str
+    probs: list[list[float]] = Field(description="(layer, pos)")
+    ranks: list[list[int]] = Field(description="(layer, pos); 0 = the most likely token")
+
+
+class LensGrid(BaseModel):
+    """``top[layer][pos]``: the top tokens read out of one stream at each layer and position.
+
+    ``resid``: the residual stream entering each block (the last row, ``final``: the stream the
+    model unembeds), through the final norm and the unembedding: what the model would predict if
+    it stopped there. ``attn``/``mlp``: each layer's attention or MLP write alone, through the final
+    norm with its scale frozen at the value it has on the prompt's final residual, then the
+    unembedding: the write's direct logits, the part of the output logits it adds. Their softmax is
+    the distribution those logits alone would give: the tokens a write pushes up, relative to each
+    other (a write that moves every logit by the same amount has a flat row)."""
+
+    stream: LensStream
+    tokens: list[str]
+    layers: list[str]
+    top: list[list[list[TokenValue]]] = Field(description="(layer, pos, k) probabilities")
+    target: LensTarget | None = None
+
+
+def _stream_points(model: HookedDecoder, stream: LensStream) -> tuple[list[str], list[str]]:
+    """The hook points of a stream's rows, and the rows' labels."""
+    n = model.cfg.n_layers
+    layers = [f"L{i}" for i in range(n)]
+    if stream == "resid":
+        points = [f"blocks.{i}.resid_pre" for i in range(n)] + [f"blocks.{n - 1}.resid_post"]
+        return points, [*layers, "final"]
+    return [f"blocks.{i}.{stream}_out" for i in range(n)], layers
+
+
+def _frozen_final_norm(model: HookedDecoder, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``model.final_norm`` of writes ``x`` (..., pos, d) with its scale fixed to ``scale`` (pos, 1),
+    less its bias: a linear map, so each write's share of the final residual maps to its share of
+    the normalised one."""
+
+    def frozen(s: torch.Tensor, _hook: object) -> torch.Tensor:
+        return scale.to(s.dtype).expand_as(s)
+
+    with model.hooks(fwd=[("ln_final.scale", frozen)]):
+        return model.final_norm(x) - model.final_norm(torch.zeros_like(x[..., :1, :, :]))
+
+
+def _token_id(model: HookedDecoder, target: int | str) -> int:
+    if isinstance(target, int):
+        if not 0 <= target < model.cfg.d_vocab:
+            raise InputError(f"target: token id {target} out of range 0..{model.cfg.d_vocab - 1}")
+        return target
+    if model.tokenizer is None:
+        raise InputError("target: a token given as text needs the model's tokenizer; give its id")
+    try:
+        return model.tokenizer.single_token(target)
+    except InputError as e:
+        raise InputError(f"target: {e}") from None
+
+
+def lens_grid(
+    model: HookedDecoder,
+    prompt: ModelInput,
+    stream: LensStream = "resid",
+    k: int = 5,
+    target: int | str | None = None,
+    check: Callable[[], None] | None = None,
+) -> LensGrid:
+    """The lens of one ``stream`` (see :class:`LensGrid`): the top ``k`` tokens of every (layer,
+    position) and, with ``target``, that token's probability and rank in each. ``check`` is called
+    between chunks of rows and may raise to stop the work."""
     if not 1 <= k <= 100:
         raise InputError(f"k must be in 1..100, got {k}")
+    if stream not in LENS_STREAMS:
+        raise InputError(f"stream must be one of {list(LENS_STREAMS)}, got {stream!r}")
+    tid = None if target is None else _token_id(model, target)
     ids = prompt_ids(model, prompt)
-    names = [f"blocks.{i}.resid_pre" for i in range(model.cfg.n_layers)]
-    names.append(f"blocks.{model.cfg.n_layers - 1}.resid_post")
-    with torch.no_grad():
-        _, cache = model.run_with_cache(torch.tensor([ids]), names=names)
-        top = []
-        for name in names:
-            probs = model.unembed(model.final_norm(cache[name][0])).float().softmax(-1)  # (pos, d_vocab)
-            p, i = probs.topk(k, dim=-1)
-            top.append(
-                [
-                    [
-                        TokenValue(id=int(t), token=_tok(model, int(t)), value=float(v))
-                        for v, t in zip(pv, pi, strict=True)
-                    ]
-                    for pv, pi in zip(p, i, strict=True)
-                ]
-            )
-    layers = [f"L{i}" for i in range(model.cfg.n_layers)] + ["final"]
-    return LensResult(tokens=[_tok(model, i) for i in ids], layers=layers, top=top)
+    names, layers = _stream_points(model, stream)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(
+            torch.tensor([ids]), names=names if stream == "resid" else [*names, "ln_final.scale"]
+        )
+        x = torch.stack([cache[name][0] for name in names])  # (layer, pos, d_model)
+        if stream == "resid":
+            normed = model.final_norm(x)
+        else:
+            normed = _frozen_final_norm(model, x, cache["ln_final.scale"][0].float())
+        rows = normed.reshape(-1, normed.shape[-1])
+        top_p, top_i, t_p, t_rank = [], [], [], []
+        for s in range(0, rows.shape[0], LENS_ROWS):
+            if check is not None:
+                check()
+            logits = model.unembed(rows[s : s + LENS_ROWS]).float()  # (rows, d_vocab)
+            # Probabilities of the top tokens only: exp(logit - logsumexp), no full softmax.
+            lse = logits.logsumexp(-1, keepdim=True)
+            v, i = logits.topk(k, dim=-1)
+            top_p.append((v - lse).exp())
+            top_i.append(i)
+            if tid is not None:
+                t = logits[:, tid : tid + 1]
+                t_p.append((t - lse).exp()[:, 0])
+                t_rank.append((logits > t).sum(-1))
+    n_rows, n_pos = len(names), len(ids)
+    p, i = torch.cat(top_p).view(n_rows, n_pos, k), torch.cat(top_i).view(n_rows, n_pos, k)
+    strs = {int(t): _tok(model, int(t)) for t in i.unique()}
+    top = [
+        [
+            [TokenValue(id=int(t), token=strs[int(t)], value=float(v)) for v, t in zip(pv, pi, strict=True)]
+            for pv, pi in zip(p_row, i_row, strict=True)
+        ]
+        for p_row, i_row in zip(p.tolist(), i.tolist(), strict=True)
+    ]
+    lens_target = None
+    if tid is not None:
+        lens_target = LensTarget(
+            id=tid,
+            token=_tok(model, tid),
+            probs=torch.cat(t_p).view(n_rows, n_pos).tolist(),
+            ranks=torch.cat(t_rank).view(n_rows, n_pos).tolist(),
+        )
+    return LensGrid(
+        stream=stream, tokens=[_tok(model, t) for t in ids], layers=layers, top=top, target=lens_target
+    )
 
 
 def _ranked(model: HookedDecoder, scores: torch.Tensor, k: int, largest: bool) -> list[TokenValue]:

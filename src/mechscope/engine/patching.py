@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from pydantic import BaseModel
 
-from mechscope.engine.attribution import prompt_ids
 from mechscope.engine.directions import Direction, Objective, compile_direction
+from mechscope.engine.prompt import prompt_ids
 from mechscope.engine.recorder import Recording, capture, evaluate, record
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookPoint
@@ -42,6 +42,12 @@ class PatchingResult(BaseModel):
     values: list[list[float]]
     clean_value: float
     corrupted_value: float
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view of the grid (:mod:`mechscope.notebook`, imported only when shown)."""
+        from mechscope.notebook.patching import patching_html
+
+        return patching_html(self)
 
 
 def _point(site: PatchSite, layer: int) -> str:
