@@ -19,7 +19,20 @@ from mechscope.server.datasets import DatasetSource
 from mechscope.server.deps import ServerState
 from mechscope.server.middleware import BodyLimit, CrashGuard
 from mechscope.server.openapi import add_limits
-from mechscope.server.routes import datasets, debugger, explanations, generate, graphs, patching, views
+from mechscope.server.routes import attention as attention_routes
+from mechscope.server.routes import (
+    datasets,
+    debugger,
+    explanations,
+    generate,
+    graphs,
+    lens_grid,
+    patch_pairs,
+    patching,
+    prompt_explorer,
+    views,
+)
+from mechscope.server.routes import maps as maps_routes
 from mechscope.server.routes import model as model_routes
 from mechscope.server.schemas import ErrorBody
 from mechscope.server.security import Guard
@@ -48,6 +61,11 @@ ROUTERS = (
     datasets.router,
     explanations.router,
     graphs.router,
+    prompt_explorer.router,
+    attention_routes.router,
+    patch_pairs.router,
+    lens_grid.router,
+    maps_routes.router,
 )
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>mechscope</title>

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mechscope.engine.interventions import Intervention, Mean
+from mechscope.engine.interventions import Intervention, Mean, NodeWriteSource, Steer
 from mechscope.server.errors import FieldError
 from mechscope.server.settings import Limits
 
@@ -60,6 +60,12 @@ def _interventions(model: HookedDecoder, ivs: Sequence[Intervention]) -> int:
             total += sum(_ids(model, t, True) for t in iv.op.reference)
         elif iv.op.kind == "resample":
             total += _ids(model, iv.op.prompt, True)
+        elif (
+            isinstance(iv.op, Steer)
+            and isinstance(iv.op.direction, NodeWriteSource)
+            and iv.op.direction.prompt
+        ):
+            total += _ids(model, iv.op.direction.prompt, True)  # a head's write is read on its prompt
     return total
 
 
@@ -83,6 +89,8 @@ def check(grad: Pass | None, total: int, field: str, limits: Limits, what: str) 
 def debug(model: HookedDecoder, req: DebugRequest, limits: Limits, top_n: int = 0) -> None:
     """/api/debug and /api/verify: one attribution pass per run, plus one forward per ablated node."""
     conts = [*req.targets, *req.distractors]
+    if req.direction is not None and req.direction.kind == "logprob":
+        conts.append(req.direction.continuation)
     runs = (
         [req.prompt]
         if not req.interventions and req.prompt2 is None

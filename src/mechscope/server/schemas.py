@@ -19,6 +19,7 @@ from mechscope.engine.interventions import Intervention
 from mechscope.engine.lens import NodeActivations, NodeTokens
 from mechscope.engine.nodes import Node
 from mechscope.engine.patching import PatchSite
+from mechscope.server.direction_schemas import DebugDirection
 from mechscope.server.settings import Limits
 
 Int = Annotated[int, Strict()]
@@ -136,14 +137,23 @@ class DebugRequest(_Request):
     The left pane is always ``prompt`` unedited. A right pane appears when ``interventions`` or
     ``prompt2`` is given: ``prompt2`` (or ``prompt`` again) with the interventions applied, whose
     positions therefore refer to the right prompt.
+
+    What is explained: the logit difference of ``targets`` vs ``distractors`` (the default), a
+    traced node's activation (``trace``), or another ``direction`` (a continuation's log-prob, a
+    probe); exactly one of the three.
     """
 
     prompt: str = Field(min_length=1, max_length=20_000)
     prompt2: str | None = Field(default=None, min_length=1, max_length=20_000)
-    targets: list[Token] = Field(default_factory=list, description="empty only when tracing")
+    targets: list[Token] = Field(
+        default_factory=list, description="empty only when tracing or with a direction"
+    )
     distractors: list[Token] = Field(default_factory=list)
-    position: Int = Field(default=-1, description="prompt position whose next token is scored")
+    position: Int = Field(default=-1, description="prompt position whose next token is scored (or probed)")
     trace: Trace | None = None
+    direction: DebugDirection | None = Field(
+        default=None, description="explain this instead of the logit difference; None: the logit difference"
+    )
     interventions: list[Intervention] = Field(default_factory=list)
     kinds: list[str] | None = Field(
         default=None, min_length=1, max_length=64, description="node kinds to score; None: the default kinds"

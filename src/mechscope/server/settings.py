@@ -44,6 +44,12 @@ class Limits(BaseModel):
     max_graph_features: int = Field(
         default=8192, ge=0, description="latents whose inputs one attribution graph computes (max_features)"
     )
+    max_grid_values: int = Field(
+        default=4_194_304,
+        ge=1,
+        description="unit activations one prompt-explorer grid holds (positions x layers x units, one byte "
+        "each in the answer): 4M is a 90-token prompt over SmolLM2's 30 x 1536 neurons",
+    )
     max_job_seconds: float = Field(
         default=120.0, gt=0, description="a patching sweep still running after this stops with a 422"
     )

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from mechscope.engine.interventions import intervention_hooks
 from mechscope.server import budget, limits
 from mechscope.server.deps import State
+from mechscope.server.intervention_checks import prepared
 from mechscope.server.schemas import GenerateRequest, GenerateResponse, TokenInfo
 
 router = APIRouter(tags=["generate"])
@@ -17,12 +18,13 @@ router = APIRouter(tags=["generate"])
 @router.post("/generate")
 async def generate(req: GenerateRequest, state: State) -> GenerateResponse:
     """Continue the prompt; interventions without positions apply to every generated token too,
-    those with explicit positions to the prompt's tokens only."""
+    those with explicit positions to the prompt's tokens only. A dataset mean is looked up in the
+    served dataset; steering adds its vector at its target."""
 
     model, lim = state.model, state.settings.limits
     n = limits.prompt_tokens(model, req.prompt, "prompt", lim)
     limits.at_most(req.max_new_tokens, lim.max_new_tokens, "max_new_tokens", "max_new_tokens")
-    limits.interventions(model, req.interventions, "interventions", lim)
+    req = req.model_copy(update={"interventions": prepared(state, req.interventions, "interventions")})
     budget.generate(model, req, lim)
 
     def work() -> GenerateResponse:
