@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/api/attention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attention
+         * @description The attention pattern (query x key, causal) of one head, or of every head of the layer, on
+         *     a prompt, a repeated random-token sequence or a dataset window, read from the model's pattern hook.
+         */
+        post: operations["attention_api_attention_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dataset": {
         parameters: {
             query?: never;
@@ -119,6 +140,10 @@ export interface paths {
          * Debug
          * @description Attribute the direction of interest on the prompt (and on the edited or second prompt):
          *     next-token candidates, token effects and the node table; paired nodes when there are two runs.
+         *
+         *     The direction is the logit difference of the targets and distractors, a traced node, or
+         *     ``direction``: a continuation's log-prob or a probe (a d_model vector, or a node's write).
+         *     Interventions run on the right pane, dataset means resolved from the served dataset.
          */
         post: operations["debug_api_debug_post"];
         delete?: never;
@@ -243,7 +268,8 @@ export interface paths {
         /**
          * Generate
          * @description Continue the prompt; interventions without positions apply to every generated token too,
-         *     those with explicit positions to the prompt's tokens only.
+         *     those with explicit positions to the prompt's tokens only. A dataset mean is looked up in the
+         *     served dataset; steering adds its vector at its target.
          */
         post: operations["generate_api_generate_post"];
         delete?: never;
@@ -333,6 +359,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/heads/detect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Heads Detect
+         * @description Every head's previous-token, duplicate-token, induction and attention-sink score (layers x
+         *     heads, each in [0, 1]) on repeated random-token sequences, a prompt or dataset windows, from
+         *     one batched forward.
+         */
+        post: operations["heads_detect_api_heads_detect_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/lens": {
         parameters: {
             query?: never;
@@ -347,6 +395,93 @@ export interface paths {
          * @description Logit lens: every layer's residual stream through the final norm and unembedding, top-k per position.
          */
         post: operations["lens_api_lens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/lens/grid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lens Stream Grid
+         * @description The logit lens of one stream: ``resid`` reads the residual stream entering each layer (and
+         *     the final one) through the final norm and unembedding; ``attn`` and ``mlp`` read each layer's
+         *     write alone through the final norm with its scale frozen at the prompt's final residual (its
+         *     direct logits), softmaxed. Top ``k`` tokens per cell, and ``target``'s probability and rank.
+         */
+        post: operations["lens_stream_grid_api_lens_grid_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/maps/compute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Compute Maps
+         * @description Compute the maps in the server's background (t-SNE: about a minute for 50k units on 2 cores);
+         *     maps already up to date with these options are kept unless ``force``. While a job runs, another
+         *     request gets its status and starts nothing; poll GET /api/maps/{prompts,units}.
+         */
+        post: operations["compute_maps_api_maps_compute_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/maps/prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prompts Map
+         * @description The prompts map: one point per dataset window (its document's title and text), placed by which
+         *     units fire over it; only the status while it is missing, stale or first being computed.
+         */
+        get: operations["prompts_map_api_maps_prompts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/maps/units": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Units Map
+         * @description The units map: one point per collated unit (kind, layer, index, its explanation and score), placed
+         *     by where in the dataset it fires; only the status while it is missing, stale or first being computed.
+         */
+        get: operations["units_map_api_maps_units_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -437,6 +572,97 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/patch/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Patch Compare
+         * @description Activation patching of every cell of ``site`` (exact: one forward per cell) and attribution
+         *     patching (its linear estimate from one forward-backward pair), with the Pearson correlation of
+         *     the two grids. Both are priced before anything runs: attribution over a limit is a 422; an
+         *     activation sweep over max_request_tokens is not run, and ``skipped`` says why (the estimate
+         *     comes back alone).
+         */
+        post: operations["patch_compare_api_patch_compare_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patch/pair": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Build Pair
+         * @description A clean and a corrupted prompt of the same token length, with targets and distractors:
+         *     the indirect-object task with the names swapped in the final clause (or the ABC corruption),
+         *     or repeated random tokens (seeded). A name that is not one token, or prompts that tokenise to
+         *     different lengths, get a 422 naming it.
+         */
+        post: operations["build_pair_api_patch_pair_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patch/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pair Templates
+         * @description The preset IOI templates by name: ``{A}``, ``{B}`` are the first clause's names, ``{S}`` the
+         *     final clause's subject.
+         */
+        get: operations["pair_templates_api_patch_templates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompt/grid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Prompt Grid
+         * @description Every layer's units of one kind (neurons, heads, a dictionary's latents: any kind with a
+         *     ``size``) at every token of the prompt, 8-bit with a scale per layer and position, and the
+         *     logit lens's top-k tokens at every layer and position. Its size (positions x layers x units)
+         *     is checked against ``max_grid_values`` before the model runs.
+         */
+        post: operations["prompt_grid_api_prompt_grid_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tokenize": {
         parameters: {
             query?: never;
@@ -495,6 +721,55 @@ export interface components {
             value: number | number[];
         };
         /**
+         * AttentionRequest
+         * @description The attention of one head (or every head) of a layer on one sequence: a prompt, a repeated
+         *     random-token sequence or a dataset window (exactly one of them).
+         */
+        AttentionRequest: {
+            /**
+             * Head
+             * @description one head; default: every head of the layer
+             */
+            head?: number | null;
+            /** Layer */
+            layer: number;
+            /** Prompt */
+            prompt?: string | null;
+            repeated?: components["schemas"]["Repeated"] | null;
+            /**
+             * Window Id
+             * @description a window of the collated dataset
+             */
+            window_id?: number | null;
+        };
+        /**
+         * AttentionView
+         * @description The patterns, with the sequence as text (to open it on another page; a random sequence's
+         *     text may tokenize differently).
+         */
+        AttentionView: {
+            /** Heads */
+            heads: number[];
+            /** Ids */
+            ids: number[];
+            /**
+             * Kind
+             * @description the node kind of the heads (the one with (query, key) pairs)
+             */
+            kind: string;
+            /** Layer */
+            layer: number;
+            /**
+             * Patterns
+             * @description (head, query, key <= query)
+             */
+            patterns: number[][][];
+            /** Text */
+            text: string;
+            /** Tokens */
+            tokens: string[];
+        };
+        /**
          * AttributionSummary
          * @description The JSON-ready result: what the Debugger page shows.
          */
@@ -534,6 +809,64 @@ export interface components {
             right_prob: number | null;
             /** Token */
             token: string;
+        };
+        /**
+         * CompareRequest
+         * @description Activation and attribution patching of one site, side by side.
+         */
+        CompareRequest: {
+            /** Clean */
+            clean: string;
+            /** Corrupted */
+            corrupted: string;
+            /** Distractors */
+            distractors?: (string | number)[];
+            /**
+             * Site
+             * @default resid_pre
+             * @enum {string}
+             */
+            site?: "resid_pre" | "attn_out" | "mlp_out" | "heads" | "heads_by_pos";
+            /** Targets */
+            targets: (string | number)[];
+        };
+        /** CompareResponse */
+        CompareResponse: {
+            /** @description None when it was not run (see ``skipped``) */
+            activation: components["schemas"]["PatchingResult"] | null;
+            attribution: components["schemas"]["PatchingResult"];
+            /**
+             * Correlation
+             * @description Pearson correlation of the two grids' cells; None when either grid is constant or missing
+             */
+            correlation: number | null;
+            /**
+             * Kind
+             * @description the node kind whose activation is this site's hook point (rows are its layers, columns or the row's head its index), for links to node pages; None: no kind (the residual stream)
+             */
+            kind: string | null;
+            /**
+             * Site
+             * @enum {string}
+             */
+            site: "resid_pre" | "attn_out" | "mlp_out" | "heads" | "heads_by_pos";
+            /**
+             * Skipped
+             * @description why activation patching was not run
+             */
+            skipped?: string | null;
+        };
+        /**
+         * DatasetMean
+         * @description The unit's mean activation over the collated dataset (its ``nodes`` table): for kinds whose
+         *     activation is the scalar the intervention site edits. Resolved by :func:`resolve_dataset_means`.
+         */
+        DatasetMean: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "dataset_mean";
         };
         /** DatasetNode */
         DatasetNode: {
@@ -601,6 +934,10 @@ export interface components {
          *     The left pane is always ``prompt`` unedited. A right pane appears when ``interventions`` or
          *     ``prompt2`` is given: ``prompt2`` (or ``prompt`` again) with the interventions applied, whose
          *     positions therefore refer to the right prompt.
+         *
+         *     What is explained: the logit difference of ``targets`` vs ``distractors`` (the default), a
+         *     traced node's activation (``trace``), or another ``direction`` (a continuation's log-prob, a
+         *     probe); exactly one of the three.
          */
         DebugRequest: {
             /**
@@ -611,6 +948,11 @@ export interface components {
                 number,
                 number
             ][];
+            /**
+             * Direction
+             * @description explain this instead of the logit difference; None: the logit difference
+             */
+            direction?: (components["schemas"]["LogProbDirection"] | components["schemas"]["ProbeDirection"]) | null;
             /** Distractors */
             distractors?: (string | number)[];
             /**
@@ -633,7 +975,7 @@ export interface components {
             kinds?: string[] | null;
             /**
              * Position
-             * @description prompt position whose next token is scored
+             * @description prompt position whose next token is scored (or probed)
              * @default -1
              */
             position?: number;
@@ -643,7 +985,7 @@ export interface components {
             prompt2?: string | null;
             /**
              * Targets
-             * @description empty only when tracing
+             * @description empty only when tracing or with a direction
              */
             targets?: (string | number)[];
             trace?: components["schemas"]["Trace"] | null;
@@ -670,6 +1012,89 @@ export interface components {
             right?: components["schemas"]["AttributionSummary"] | null;
             /** Value Diff */
             value_diff?: number | null;
+        };
+        /**
+         * DetectRequest
+         * @description Score every head as a previous-token, duplicate-token, induction and attention-sink head.
+         */
+        DetectRequest: {
+            /**
+             * Length
+             * @description source 'repeated': random tokens in each half
+             * @default 25
+             */
+            length?: number;
+            /**
+             * N
+             * @description source 'repeated': sequences; 'dataset': windows
+             * @default 8
+             */
+            n?: number;
+            /**
+             * Prompt
+             * @description source 'prompt'
+             */
+            prompt?: string | null;
+            /**
+             * Seed
+             * @description source 'repeated'
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Source
+             * @description repeated: n random sequences of `length` tokens, each repeated twice; prompt: the prompt; dataset: the collated dataset's first n windows
+             * @default repeated
+             * @enum {string}
+             */
+            source?: "repeated" | "prompt" | "dataset";
+        };
+        /**
+         * Detection
+         * @description The scores, with the first sequence they were measured on (what a click on a head shows).
+         */
+        Detection: {
+            /** Detectors */
+            detectors: components["schemas"]["DetectorScores"][];
+            /** Kind */
+            kind: string;
+            /** Length */
+            length: number;
+            /** N Heads */
+            n_heads: number;
+            /** N Layers */
+            n_layers: number;
+            /** Rows */
+            rows: number;
+            /**
+             * Tokens
+             * @description the first sequence's tokens
+             */
+            tokens: string[];
+            /**
+             * Window Id
+             * @description source 'dataset': the first window's id
+             */
+            window_id: number | null;
+        };
+        /** DetectorScores */
+        DetectorScores: {
+            /** Description */
+            description: string;
+            /** Label */
+            label: string;
+            /** Name */
+            name: string;
+            /**
+             * Queries
+             * @description query positions averaged over (all rows): where the rule is defined
+             */
+            queries: number;
+            /**
+             * Scores
+             * @description (layer, head), each in [0, 1]
+             */
+            scores: number[][];
         };
         /**
          * ErrorBody
@@ -1142,6 +1567,27 @@ export interface components {
             replacement: number;
         };
         /**
+         * GridLayer
+         * @description One layer's units at every position, 8-bit: value = code x scale, within scale / 2.
+         */
+        GridLayer: {
+            /**
+             * Codes
+             * @description base64 of int8 codes (two's complement), position-major: (position, unit)
+             */
+            codes: string;
+            /**
+             * Layer
+             * @description None for a kind without layers (one row)
+             */
+            layer: number | null;
+            /**
+             * Scales
+             * @description per position: the largest |activation| of the layer there / 127
+             */
+            scales: number[];
+        };
+        /**
          * HeadPattern
          * @description A head on a dataset window: who attends to whom, and how much each pair writes.
          *
@@ -1185,7 +1631,7 @@ export interface components {
         /** Intervention */
         Intervention: {
             /** Op */
-            op: components["schemas"]["Zero"] | components["schemas"]["Mean"] | components["schemas"]["Resample"] | components["schemas"]["Set"] | components["schemas"]["Scale"] | components["schemas"]["Add"];
+            op: components["schemas"]["Zero"] | components["schemas"]["Mean"] | components["schemas"]["DatasetMean"] | components["schemas"]["Resample"] | components["schemas"]["Set"] | components["schemas"]["Scale"] | components["schemas"]["Add"] | components["schemas"]["Steer"];
             /** Target */
             target: components["schemas"]["NodeTarget"] | components["schemas"]["ResidualTarget"];
         };
@@ -1268,6 +1714,57 @@ export interface components {
              */
             weight_tokens: boolean;
         };
+        /**
+         * LensGrid
+         * @description ``top[layer][pos]``: the top tokens read out of one stream at each layer and position.
+         *
+         *     ``resid``: the residual stream entering each block (the last row, ``final``: the stream the
+         *     model unembeds), through the final norm and the unembedding: what the model would predict if
+         *     it stopped there. ``attn``/``mlp``: each layer's attention or MLP write alone, through the final
+         *     norm with its scale frozen at the value it has on the prompt's final residual, then the
+         *     unembedding: the write's direct logits, the part of the output logits it adds. Their softmax is
+         *     the distribution those logits alone would give: the tokens a write pushes up, relative to each
+         *     other (a write that moves every logit by the same amount has a flat row).
+         */
+        LensGrid: {
+            /** Layers */
+            layers: string[];
+            /**
+             * Stream
+             * @enum {string}
+             */
+            stream: "resid" | "attn" | "mlp";
+            target?: components["schemas"]["LensTarget"] | null;
+            /** Tokens */
+            tokens: string[];
+            /**
+             * Top
+             * @description (layer, pos, k) probabilities
+             */
+            top: components["schemas"]["TokenValue"][][][];
+        };
+        /** LensGridRequest */
+        LensGridRequest: {
+            /**
+             * K
+             * @default 5
+             */
+            k?: number;
+            /** Prompt */
+            prompt: string;
+            /**
+             * Stream
+             * @description resid: the residual stream; attn, mlp: each layer's write, direct logits
+             * @default resid
+             * @enum {string}
+             */
+            stream?: "resid" | "attn" | "mlp";
+            /**
+             * Target
+             * @description a token (text of one token, or an id) whose probability and rank to return
+             */
+            target?: string | number | null;
+        };
         /** LensRequest */
         LensRequest: {
             /**
@@ -1293,6 +1790,47 @@ export interface components {
              * @description (layer, pos, k) probabilities
              */
             top: components["schemas"]["TokenValue"][][][];
+        };
+        /**
+         * LensTarget
+         * @description One token's probability and rank (0 = the top token) in every cell of a lens grid.
+         */
+        LensTarget: {
+            /** Id */
+            id: number;
+            /**
+             * Probs
+             * @description (layer, pos)
+             */
+            probs: number[][];
+            /**
+             * Ranks
+             * @description (layer, pos); 0 = the most likely token
+             */
+            ranks: number[][];
+            /** Token */
+            token: string;
+        };
+        /**
+         * LensTop
+         * @description The logit lens, compact: ``ids[row][pos]`` and ``probs[row][pos]`` are the top-k tokens and
+         *     their probabilities when the residual stream entering block ``row`` (last row: the final
+         *     residual stream) is read out directly; ``vocab`` spells each id that occurs.
+         */
+        LensTop: {
+            /** Ids */
+            ids: number[][][];
+            /**
+             * Layers
+             * @description 'L0' .. 'L{n-1}' (entering that block), then 'final'
+             */
+            layers: string[];
+            /** Probs */
+            probs: number[][][];
+            /** Vocab */
+            vocab: {
+                [key: string]: string;
+            };
         };
         /**
          * Limits
@@ -1329,6 +1867,12 @@ export interface components {
              * @default 64
              */
             max_graph_tokens?: number;
+            /**
+             * Max Grid Values
+             * @description unit activations one prompt-explorer grid holds (positions x layers x units, one byte each in the answer): 4M is a 90-token prompt over SmolLM2's 30 x 1536 neurons
+             * @default 4194304
+             */
+            max_grid_values?: number;
             /**
              * Max Job Seconds
              * @description a patching sweep still running after this stops with a 422
@@ -1371,6 +1915,120 @@ export interface components {
              * @default 50
              */
             max_verify?: number;
+        };
+        /**
+         * LogProbDirection
+         * @description The log-probability of a continuation (summed over its tokens) after the prompt.
+         */
+        LogProbDirection: {
+            /**
+             * Continuation
+             * @description text (tokenised without BOS) or one token id
+             */
+            continuation: string | number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "logprob";
+        };
+        /**
+         * MapComputeRequest
+         * @description Compute the maps of the served dataset in the background (skipped where up to date).
+         */
+        MapComputeRequest: {
+            /**
+             * Force
+             * @description recompute even when the stored maps are up to date
+             * @default false
+             */
+            force?: boolean;
+            /**
+             * Perplexity
+             * @description t-SNE's (lowered for small datasets)
+             * @default 30
+             */
+            perplexity?: number;
+            /**
+             * Seed
+             * @description the SVD's and t-SNE's seed
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * What
+             * @default both
+             * @enum {string}
+             */
+            what?: "prompts" | "units" | "both";
+        };
+        /**
+         * MapInfo
+         * @description How a map was made: method, seed, parameters, the matrix's sizes and the timings.
+         */
+        MapInfo: {
+            /**
+             * Cols
+             * @description what each point is described by (units or windows)
+             */
+            cols: number;
+            /** Created */
+            created: string;
+            /**
+             * Dims
+             * @description SVD components t-SNE started from
+             */
+            dims: number;
+            /** Matrix Seconds */
+            matrix_seconds: number;
+            /** Method */
+            method: string;
+            /**
+             * Nnz
+             * @description non-zero entries of the activation matrix
+             */
+            nnz: number;
+            /**
+             * Perplexity
+             * @description the one t-SNE used; None when there were too few points
+             */
+            perplexity: number | null;
+            /**
+             * Rows
+             * @description points (windows or units)
+             */
+            rows: number;
+            /**
+             * Seconds
+             * @description total time to compute this map, the shared matrix included
+             */
+            seconds: number;
+            /** Seed */
+            seed: number;
+            /** Svd Seconds */
+            svd_seconds: number;
+            /** Tsne Seconds */
+            tsne_seconds: number;
+        };
+        /**
+         * MapJob
+         * @description The server's background computation of the maps, if one ran since it started.
+         */
+        MapJob: {
+            /** Error */
+            error: string | null;
+            /**
+             * Seconds
+             * @description how long it has run or ran
+             */
+            seconds: number | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "idle" | "computing" | "done" | "failed";
+            /** What */
+            what: string[];
         };
         /**
          * Mean
@@ -1639,6 +2297,82 @@ export interface components {
             /** Layer */
             layer: number;
         };
+        /**
+         * NodeWriteSource
+         * @description The vector a node writes into the residual stream per unit of activation
+         *     (:func:`mechscope.engine.lens.write_direction`); ``prompt`` for kinds whose write depends on it.
+         */
+        NodeWriteSource: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "node_write";
+            node: components["schemas"]["Node"];
+            /** Prompt */
+            prompt?: string | null;
+        };
+        /**
+         * PairRequest
+         * @description A prompt pair to build: ``ioi`` (names and template) or ``repeat`` (random tokens, repeated).
+         */
+        PairRequest: {
+            /**
+             * Corruption
+             * @description ioi: swap = the other name as {S}; abc = `others` as {A} and {B}
+             * @default swap
+             * @enum {string}
+             */
+            corruption?: "swap" | "abc";
+            /**
+             * Io
+             * @description ioi: the answer's name
+             * @default Mary
+             */
+            io?: string;
+            /**
+             * Kind
+             * @default ioi
+             * @enum {string}
+             */
+            kind?: "ioi" | "repeat";
+            /**
+             * Length
+             * @description repeat: random tokens before the repeat
+             * @default 10
+             */
+            length?: number;
+            /**
+             * Others
+             * @description ioi, abc: the replacement names
+             * @default [
+             *       "Alice",
+             *       "Bob"
+             *     ]
+             */
+            others?: [
+                string,
+                string
+            ];
+            /**
+             * Seed
+             * @description repeat: the random sequence's seed
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Subject
+             * @description ioi: the other name
+             * @default John
+             */
+            subject?: string;
+            /**
+             * Template
+             * @description ioi: text with {A}, {B} (the first clause's names) and {S} (the final clause's subject), once each; presets: When {A} and {B} went to the store, {S} gave a drink to | When {A} and {B} went to the park, {S} gave a ball to | After {A} and {B} arrived at the office, {S} handed a letter to | While {A} and {B} were having dinner, {S} passed the salt to
+             * @default When {A} and {B} went to the store, {S} gave a drink to
+             */
+            template?: string;
+        };
         /** PairShareOut */
         PairShareOut: {
             /** Key */
@@ -1733,6 +2467,114 @@ export interface components {
              * @description a window of the collated dataset (an example's window_id)
              */
             window_id: number;
+        };
+        /**
+         * ProbeDirection
+         * @description A probe: the residual stream at ``layer``/``point`` (at the request's position) dotted with a
+         *     vector, either pasted (d_model entries) or a node's write (its residual direction).
+         */
+        ProbeDirection: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "probe";
+            /** Layer */
+            layer: number;
+            /** @description use this node's write as the probe vector */
+            node?: components["schemas"]["Node"] | null;
+            /**
+             * Normalize
+             * @description scale the vector to norm 1 first
+             * @default false
+             */
+            normalize?: boolean;
+            /**
+             * Point
+             * @default resid_post
+             * @enum {string}
+             */
+            point?: "resid_pre" | "resid_mid" | "resid_post";
+            /**
+             * Vector
+             * @description d_model entries (GET /api/model)
+             */
+            vector?: number[] | null;
+        };
+        /**
+         * PromptPair
+         * @description A clean and a corrupted prompt of the same token length, with the clean answer (targets)
+         *     and the answer it competes with (distractors), ready for ``POST /api/patch``.
+         */
+        PromptPair: {
+            /**
+             * Changed
+             * @description positions where the two prompts' tokens differ
+             */
+            changed: number[];
+            /** Clean */
+            clean: string;
+            /**
+             * Clean Tokens
+             * @description the clean prompt's tokens, BOS included
+             */
+            clean_tokens: string[];
+            /** Corrupted */
+            corrupted: string;
+            /** Corrupted Tokens */
+            corrupted_tokens: string[];
+            /** Distractors */
+            distractors: string[];
+            /** Targets */
+            targets: string[];
+        };
+        /**
+         * PromptsMap
+         * @description One point per dataset window (prompt), by the units that fire over it.
+         */
+        PromptsMap: {
+            info: components["schemas"]["MapInfo"] | null;
+            job: components["schemas"]["MapJob"];
+            /**
+             * Status
+             * @description ready: points below; missing: never computed; stale: computed from another version of the dataset; computing: a background job is computing it; failed: the last job failed (error)
+             * @enum {string}
+             */
+            status: "missing" | "computing" | "ready" | "stale" | "failed";
+            /**
+             * Text
+             * @description each window's text (what the Debugger's prompt would be)
+             */
+            text: string[];
+            /**
+             * Title
+             * @description the title of each window's document
+             */
+            title: string[];
+            /** Window Id */
+            window_id: number[];
+            /** X */
+            x: number[];
+            /** Y */
+            y: number[];
+        };
+        /**
+         * Repeated
+         * @description A sequence of ``length`` random ordinary tokens repeated twice behind the start token,
+         *     drawn with ``seed`` (the first of the head detectors' sequences with the same seed).
+         */
+        Repeated: {
+            /**
+             * Length
+             * @description random tokens in each half
+             * @default 25
+             */
+            length?: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number;
         };
         /**
          * Resample
@@ -1882,6 +2724,28 @@ export interface components {
             /** Window Id */
             window_id: number;
         };
+        /**
+         * Steer
+         * @description Add ``coefficient`` x a residual direction (a pasted vector or a node's write) at a target
+         *     whose value is a d_model vector (the residual stream, a layer's output, the embedding).
+         */
+        Steer: {
+            /** Coefficient */
+            coefficient: number;
+            /** Direction */
+            direction: components["schemas"]["VectorSource"] | components["schemas"]["NodeWriteSource"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "steer";
+            /**
+             * Normalize
+             * @description scale the direction to norm 1 first
+             * @default false
+             */
+            normalize?: boolean;
+        };
         /** ThroughChoice */
         ThroughChoice: {
             /** Label */
@@ -1996,6 +2860,96 @@ export interface components {
              */
             through?: string | null;
         };
+        /** UnitGridRequest */
+        UnitGridRequest: {
+            /**
+             * K
+             * @description logit-lens tokens per layer and position
+             * @default 5
+             */
+            k?: number;
+            /**
+             * Kind
+             * @description a kind with units (GET /api/model: size is not null)
+             */
+            kind: string;
+            /** Prompt */
+            prompt: string;
+        };
+        /**
+         * UnitGridResponse
+         * @description Every layer's units of a kind at every token of a prompt, and the logit lens, from one call:
+         *     a page moves along the positions without asking again.
+         */
+        UnitGridResponse: {
+            /** Kind */
+            kind: string;
+            /** Layers */
+            layers: components["schemas"]["GridLayer"][];
+            lens: components["schemas"]["LensTop"];
+            /** Tokens */
+            tokens: string[];
+            /**
+             * Units
+             * @description units per layer
+             */
+            units: number;
+        };
+        /**
+         * UnitsMap
+         * @description One point per collated unit, by the windows it fires in; its explanation where there is one.
+         */
+        UnitsMap: {
+            /**
+             * Explanation
+             * @description the explanation shown on its node page
+             */
+            explanation: (string | null)[];
+            /** Index */
+            index: number[];
+            info: components["schemas"]["MapInfo"] | null;
+            job: components["schemas"]["MapJob"];
+            /**
+             * Kind
+             * @description each unit's kind, an index into ``kinds``
+             */
+            kind: number[];
+            /**
+             * Kinds
+             * @description the node kinds that ``kind`` indexes
+             */
+            kinds: string[];
+            /** Layer */
+            layer: number[];
+            /**
+             * Score
+             * @description that explanation's embedding score
+             */
+            score: (number | null)[];
+            /**
+             * Status
+             * @description ready: points below; missing: never computed; stale: computed from another version of the dataset; computing: a background job is computing it; failed: the last job failed (error)
+             * @enum {string}
+             */
+            status: "missing" | "computing" | "ready" | "stale" | "failed";
+            /** X */
+            x: number[];
+            /** Y */
+            y: number[];
+        };
+        /**
+         * VectorSource
+         * @description A residual-stream vector given by value (d_model entries).
+         */
+        VectorSource: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "vector";
+            /** Vector */
+            vector: number[];
+        };
         /** Verification */
         Verification: {
             /** Nodes */
@@ -2030,6 +2984,11 @@ export interface components {
                 number,
                 number
             ][];
+            /**
+             * Direction
+             * @description explain this instead of the logit difference; None: the logit difference
+             */
+            direction?: (components["schemas"]["LogProbDirection"] | components["schemas"]["ProbeDirection"]) | null;
             /** Distractors */
             distractors?: (string | number)[];
             /**
@@ -2052,7 +3011,7 @@ export interface components {
             kinds?: string[] | null;
             /**
              * Position
-             * @description prompt position whose next token is scored
+             * @description prompt position whose next token is scored (or probed)
              * @default -1
              */
             position?: number;
@@ -2062,7 +3021,7 @@ export interface components {
             prompt2?: string | null;
             /**
              * Targets
-             * @description empty only when tracing
+             * @description empty only when tracing or with a direction
              */
             targets?: (string | number)[];
             /**
@@ -2089,6 +3048,84 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    attention_api_attention_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttentionRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttentionView"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     dataset_status_api_dataset_get: {
         parameters: {
             query?: never;
@@ -3335,6 +4372,84 @@ export interface operations {
             };
         };
     };
+    heads_detect_api_heads_detect_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DetectRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detection"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     lens_api_lens_post: {
         parameters: {
             query?: never;
@@ -3355,6 +4470,310 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LensResult"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lens_stream_grid_api_lens_grid_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LensGridRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LensGrid"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compute_maps_api_maps_compute_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MapComputeRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MapJob"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    prompts_map_api_maps_prompts_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptsMap"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    units_map_api_maps_units_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnitsMap"];
                 };
             };
             /** @description a Host header this server does not serve (DNS rebinding) */
@@ -3663,6 +5082,316 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PatchingResult"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    patch_compare_api_patch_compare_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompareRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompareResponse"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    build_pair_api_patch_pair_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PairRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptPair"];
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pair_templates_api_patch_templates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
+            };
+            /** @description a Host header this server does not serve (DNS rebinding) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the access token is missing or wrong (non-loopback servers) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request body is over max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad input: the message names the field and what is allowed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a server bug; the log has the details, the body never does */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the model's queue is full; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    prompt_grid_api_prompt_grid_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnitGridRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnitGridResponse"];
                 };
             };
             /** @description a Host header this server does not serve (DNS rebinding) */

@@ -70,6 +70,10 @@ export function interventionLabel(iv: Intervention): string {
     : op.kind === "set" ? `set ${Array.isArray(op.value) ? "vector" : op.value}`
     : op.kind === "add" ? `add ${Array.isArray(op.value) ? "vector" : op.value}`
     : op.kind === "resample" ? "resample"
+    : op.kind === "mean" ? `mean of ${op.reference.length} prompt${op.reference.length === 1 ? "" : "s"}`
+    : op.kind === "dataset_mean" ? "dataset mean"
+    : op.kind === "steer"
+      ? `steer ${op.coefficient}×${op.direction.kind === "node_write" ? formatNode(op.direction.node) : "vector"}${op.normalize ? "/|·|" : ""}`
     : op.kind;
   return `${opText} ${what}`;
 }

@@ -33,6 +33,9 @@ describe("URL state", () => {
       groups: ["heads", "pairs"],
       filter: "John",
       heat: "direct",
+      direction: { kind: "logprob", continuation: " Mary went" },
+      verify: 30,
+      genTokens: 12,
     };
     const url = encodeState(state);
     expect(decodeState("?" + url)).toEqual(state);

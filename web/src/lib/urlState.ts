@@ -1,5 +1,6 @@
 /** The whole Debugger view lives in the URL: encode/decode it, and derive the API request from it. */
 import type { DebugRequest, Intervention, Node, Through } from "../client/api";
+import { decodeDirection, directionRequest, encodeDirection, LOGIT_DIFF, type DirectionState } from "./debugDirection";
 import { ablatedNode, ablation, formatNode, parseNode } from "./nodes";
 
 export type SortColumn =
@@ -32,7 +33,16 @@ export interface DebugState {
   groups: string[] | null;
   filter: string;
   heat: HeatMode;
+  /** what is explained when not tracing: the logit difference (default), a log-prob, a probe */
+  direction: DirectionState;
+  /** the verify panel: null = closed, else the top nodes it ablates */
+  verify: number | null;
+  /** new tokens of the side-by-side generation shown while interventions are active */
+  genTokens: number;
 }
+
+export const DEFAULT_VERIFY = 20;
+export const DEFAULT_GEN_TOKENS = 20;
 
 export const DEFAULT_STATE: DebugState = {
   prompt: "",
@@ -50,6 +60,9 @@ export const DEFAULT_STATE: DebugState = {
   groups: null,
   filter: "",
   heat: "total",
+  direction: LOGIT_DIFF,
+  verify: null,
+  genTokens: DEFAULT_GEN_TOKENS,
 };
 
 export function encodeState(s: DebugState): string {
@@ -76,6 +89,9 @@ export function encodeState(s: DebugState): string {
   if (s.groups !== null) p.set("show", s.groups.join(","));
   if (s.filter) p.set("filter", s.filter);
   if (s.heat !== DEFAULT_STATE.heat) p.set("heat", s.heat);
+  encodeDirection(p, s.direction);
+  if (s.verify !== null) p.set("verify", String(s.verify));
+  if (s.genTokens !== DEFAULT_GEN_TOKENS) p.set("gen", String(s.genTokens));
   return p.toString();
 }
 
@@ -126,19 +142,26 @@ export function decodeState(search: string): DebugState {
   if (show !== null) s.groups = names(show);
   s.filter = p.get("filter") ?? "";
   s.heat = p.get("heat") === "direct" ? "direct" : "total";
+  s.direction = decodeDirection(p);
+  const verify = int(p.get("verify"), 0);
+  s.verify = p.has("verify") ? (verify >= 1 ? verify : DEFAULT_VERIFY) : null;
+  s.genTokens = Math.max(1, int(p.get("gen"), DEFAULT_GEN_TOKENS));
   return s;
 }
 
 /** Whether the state names a complete request (the page sends it on load). */
 export const isRunnable = (s: DebugState): boolean =>
-  s.prompt.length > 0 && (s.trace !== null || s.targets.length > 0);
+  s.prompt.length > 0 && (s.trace !== null || s.direction.kind !== "logit_diff" || s.targets.length > 0);
 
-/** The /api/debug body for a state. While tracing, targets/distractors stay in the URL but are not sent. */
+/** The /api/debug body for a state. While tracing (or explaining another direction), targets and
+ * distractors stay in the URL but are not sent; a trace wins over a direction. */
 export function toRequest(s: DebugState): DebugRequest {
   const req: DebugRequest = { prompt: s.prompt, k: s.k };
   if (s.prompt2 !== null) req.prompt2 = s.prompt2;
   if (s.trace) {
     req.trace = s.through ? { node: s.trace, through: s.through } : { node: s.trace };
+  } else if (s.direction.kind !== "logit_diff") {
+    req.direction = directionRequest(s.direction);
   } else {
     req.targets = s.targets;
     if (s.distractors.length) req.distractors = s.distractors;

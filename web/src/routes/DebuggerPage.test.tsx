@@ -25,6 +25,10 @@ describe("Debugger page", () => {
     // Node pages are linked in the canonical form, which names the served model.
     const head = rows.find((r) => r.dataset.kind === "attn_head")!;
     await waitFor(() => expect(within(head).getByTestId("open-node").getAttribute("href")).toMatch(/^\/node\/TestModel\/attn_head\/\d+\/\d+\?prompt=When\+Mary/));
+    // The node's label links to the same page.
+    const label = within(head).getByTestId("node-link");
+    expect(label).toHaveTextContent(head.dataset.label!);
+    expect(label.getAttribute("href")).toBe(within(head).getByTestId("open-node").getAttribute("href"));
   });
 
   it("ablate pushes the intervention to the URL and asks for two runs", async () => {

@@ -40,6 +40,7 @@ describe("Graph page", () => {
     expect(screen.getByTestId("kept-node-influence")).toHaveTextContent("99.0%");
     expect(screen.getByTestId("nav-graph")).toHaveAttribute("aria-current", "page");
     expect(screen.getByTestId("debugger-link").getAttribute("href")).toBe("/?prompt=The+capital+of+France+is&target=+Paris");
+    expect(screen.getByTestId("open-in-explorer").getAttribute("href")).toBe("/prompt?prompt=The+capital+of+France+is");
   });
 
   it("a click selects a node: its details, node page, edges; an edge's heads with Q/K trace links", async () => {
@@ -57,6 +58,8 @@ describe("Graph page", () => {
     );
     const rows = within(panel).getAllByTestId("edge-row");
     expect(rows.length).toBeGreaterThan(0);
+    // Its edges end at errors and logits, which have no node page.
+    expect(within(panel).queryByTestId("latent-page-link")).toBeNull();
     // the clicked node's edges are the lit ones
     const lit = document.querySelectorAll(".graph-edges .lit [data-testid=graph-edge]");
     expect(lit.length).toBe(graph.links.filter((l) => l.source === "19_92_4" || l.target === "19_92_4").length);
@@ -64,6 +67,10 @@ describe("Graph page", () => {
     await userEvent.click(within(screen.getByTestId("edges-outputs")).getAllByTestId("edge-row")[0]!);
     expect(q().get("edge")).toBe("19_92_4,31_7042_4");
     await waitFor(() => screen.getByTestId("edge-heads"));
+    // The edge's latent end links to its node page.
+    expect(within(screen.getByTestId("edge-panel")).getByTestId("latent-page-link").getAttribute("href")).toBe(
+      "/node/TestModel/skip_transcoder_l19_mlp_out/-/92?prompt=The+capital+of+France+is&token=4",
+    );
     expect(calls.find((c) => c.path === "/api/graph/edge")?.body).toEqual({ ...REQ, source: "19_92_4", sink: "31_7042_4" });
     expect(screen.getAllByTestId("head-row")).toHaveLength(3);
     const trace = screen.getAllByTestId("trace-link")[0]!.getAttribute("href")!;
@@ -84,6 +91,10 @@ describe("Graph page", () => {
     await userEvent.click(screen.getByTestId("check-button"));
     expect(q().get("check")).toBe("19_92_4,29_239_4");
     await waitFor(() => expect(screen.getAllByTestId("check-row")).toHaveLength(3));
+    const checked = screen.getAllByTestId("check-row").find((r) => r.dataset.id === "19_92_4")!;
+    expect(within(checked).getByTestId("latent-page-link").getAttribute("href")).toBe(
+      "/node/TestModel/skip_transcoder_l19_mlp_out/-/92?prompt=The+capital+of+France+is&token=4",
+    );
     expect(calls.find((c) => c.path === "/api/graph/check")?.body).toEqual({ ...REQ, nodes: ["19_92_4", "29_239_4"], factor: 0 });
     expect(screen.getByTestId("check-pearson")).toHaveTextContent("-1.000");
     expect(screen.getByTestId("check-together")).toHaveTextContent("+0.874");
@@ -118,6 +129,22 @@ describe("Graph page", () => {
     await waitFor(() => expect(calls.filter((c) => c.path === "/api/graph")).toHaveLength(2));
     expect(calls.filter((c) => c.path === "/api/graph")[1]!.body).toEqual({ ...REQ, target: second.index });
     expect(screen.getByTestId("graph-target")).toHaveValue(`#${second.index}`);
+  });
+
+  it("a logit's input latents link to their node pages; following one does not select the edge", async () => {
+    graphServer();
+    render(<App />);
+    await waitFor(() => screen.getByTestId("graph-svg"));
+    fireEvent.click(svgNode("31_7042_4"));
+    const inputs = within(screen.getByTestId("edges-inputs")).getAllByTestId("edge-row");
+    const withPage = inputs.filter((r) => within(r).queryByTestId("latent-page-link"));
+    expect(withPage.length).toBeGreaterThan(0);
+    expect(withPage.length).toBeLessThan(inputs.length); // errors and tokens have none
+    const link = within(withPage[0]!).getByTestId("latent-page-link");
+    expect(link.getAttribute("href")).toMatch(/^\/node\/TestModel\/[a-z0-9_]+\/-\/\d+\?prompt=The\+capital\+of\+France\+is&token=4$/);
+    fireEvent.click(link);
+    expect(window.location.pathname).toMatch(/^\/node\/TestModel\//);
+    expect(q().get("edge")).toBeNull(); // the row's own click (explain the edge) did not run
   });
 
   it("the form pushes a new graph; a 422 (no transcoders) is shown", async () => {

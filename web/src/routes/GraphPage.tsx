@@ -95,6 +95,8 @@ export function GraphPage({ search, model }: { search: string; model: ModelInfo 
     [g, idx, pinKey, superKey, state.pinnedOnly], // eslint-disable-line react-hooks/exhaustive-deps
   );
   const pinnedSet = useMemo(() => new Set(state.pinned), [pinKey]); // eslint-disable-line react-hooks/exhaustive-deps
+  // where the panels' latents link to: their node pages on this prompt
+  const pages = { prompt: state.prompt, kinds: model?.kinds ?? null, model: model?.name || null };
 
   const checkKey = req && state.check !== null ? JSON.stringify({ ...req, nodes: state.check, factor: state.factor }) : null;
   const [checkNonce, setCheckNonce] = useState(0);
@@ -192,14 +194,14 @@ export function GraphPage({ search, model }: { search: string; model: ModelInfo 
                   onCheck={() => update({ check: pinnedCheckable })}
                   checkLabel={pinnedCheckable.length ? `scale the ${pinnedCheckable.length} pinned latents/errors in the model` : "scale the 20 most influential latents in the model (pin nodes to choose)"}
                   onExport={exportGraph} exporting={exporting}
-                  debuggerHref={debuggerHref(state.prompt, explained?.label ?? null)} />
+                  prompt={state.prompt} debuggerHref={debuggerHref(state.prompt, explained?.label ?? null)} />
                 <GraphCanvas graph={g} view={view} clicked={state.clicked} pinned={pinnedSet}
                   selectedEdge={state.edge ? `${state.edge.source}>${state.edge.sink}` : null}
                   onNode={selectNode} onEdge={onEdge} onBackground={() => (state.clicked || state.edge) && update({ clicked: null, edge: null }, "replace")} />
                 <GraphLegend />
               </section>
               {state.check !== null && (
-                <CheckPanel r={check} nodes={state.check} factor={state.factor} idx={idx} pinnedNow={pinnedCheckable.length}
+                <CheckPanel r={check} nodes={state.check} factor={state.factor} idx={idx} ctx={pages} pinnedNow={pinnedCheckable.length}
                   outdated={JSON.stringify(state.check) !== JSON.stringify(pinnedCheckable) && (pinnedCheckable.length > 0 || state.check.length > 0)}
                   onSelect={(id) => selectNode(id)} onFactor={(f) => update({ factor: f }, "replace")}
                   onRerun={() => update({ check: pinnedCheckable })} onRetry={() => setCheckNonce((n) => n + 1)}
@@ -217,7 +219,7 @@ export function GraphPage({ search, model }: { search: string; model: ModelInfo 
                   onClose={() => update({ clicked: null }, "replace")} />
               )}
               {clickedSuper && (
-                <SupernodePanel node={clickedSuper} idx={idx} onSelect={(id) => selectNode(id)}
+                <SupernodePanel node={clickedSuper} idx={idx} ctx={pages} onSelect={(id) => selectNode(id)}
                   onUngroup={() => update(ungroup(state, clickedSuper.label))} onClose={() => update({ clicked: null }, "replace")} />
               )}
               {state.clicked && !clickedNode && !clickedSuper && (
@@ -226,7 +228,7 @@ export function GraphPage({ search, model }: { search: string; model: ModelInfo 
                 </p>
               )}
               {state.edge && (
-                <EdgePanel edge={state.edge} r={edge} idx={idx} tokens={g.prompt_tokens} prompt={state.prompt} model={model?.name || null}
+                <EdgePanel edge={state.edge} r={edge} idx={idx} tokens={g.prompt_tokens} prompt={state.prompt} kinds={model?.kinds ?? null} model={model?.name || null}
                   onSelect={(id) => selectNode(id)} onRetry={() => setEdgeNonce((n) => n + 1)} onClose={() => update({ edge: null }, "replace")} />
               )}
               {!state.clicked && !state.edge && (

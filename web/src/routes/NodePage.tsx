@@ -2,6 +2,7 @@
 import { post, type ModelInfo, type NodeDetail } from "../client/api";
 import { ErrorBox } from "../components/common/ErrorBox";
 import { Link } from "../components/common/Link";
+import { PromptLinks } from "../components/common/PromptLinks";
 import { Spinner } from "../components/common/Spinner";
 import { DatasetSection } from "../components/Dataset/DatasetSection";
 import { DatasetNeeded } from "../components/Dataset/DatasetStatusLine";
@@ -64,7 +65,7 @@ export function NodePage({ path, search }: { path: string; search: string }) {
           {prompt !== null ? (
             <div className="node-prompt muted">
               on the prompt <span className="mono prompt-text">{prompt}</span> · token {node.token}
-              {node.key != null ? ` ← key ${node.key}` : ""}
+              {node.key != null ? ` ← key ${node.key}` : ""} <PromptLinks prompt={prompt} pos={node.token} />
             </div>
           ) : (
             !unit?.kind.collated && <p className="muted">This node page needs a prompt: this kind of node has no dataset examples.</p>

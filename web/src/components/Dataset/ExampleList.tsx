@@ -3,6 +3,7 @@ import { useState } from "react";
 import type { Schemas } from "../../client/api";
 import { divergingColor, textColor } from "../../lib/color";
 import { signed } from "../../lib/format";
+import { PromptLinks } from "../common/PromptLinks";
 import { HeadPattern } from "./HeadPattern";
 
 export type Example = Schemas["Example"];
@@ -61,6 +62,9 @@ function ExampleLine({ e, max, label, head }: { e: Example; max: number; label: 
             {open ? "hide from/to" : "from/to view"}
           </button>
         )}
+        {/* the window's text as a prompt, at its peak token (the window's own positions: a model
+            that prepends a BOS token puts it one further) */}
+        <PromptLinks prompt={e.tokens.join("")} pos={e.position} />
       </div>
       <div className="example-tokens">
         {e.tokens.map((t, i) => {

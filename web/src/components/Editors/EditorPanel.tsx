@@ -1,5 +1,8 @@
-/** The request editors: prompt, targets, distractors, optional second prompt; Ctrl/Cmd+Enter submits. */
+/** The request editors: prompt, targets, distractors, optional second prompt, what is explained
+ * (logit difference, log-prob, probe); Ctrl/Cmd+Enter submits. */
 import { useTokens } from "../../hooks/useApi";
+import { DirectionPicker } from "./DirectionPicker";
+import type { DirectionDraft } from "./directionDraft";
 import { TokenChips } from "./TokenChips";
 import { TokenListEditor } from "./TokenListEditor";
 
@@ -8,6 +11,7 @@ export interface Draft {
   prompt2: string | null;
   targets: string[];
   distractors: string[];
+  direction: DirectionDraft;
 }
 
 interface Props {
@@ -18,10 +22,11 @@ interface Props {
   tracing: boolean;
   loading: boolean;
   maxTokens?: number;
-  /** the first token id of the last debugged prompt: tells whether the model prepends BOS */
+  dModel?: number;
 }
 
-export function EditorPanel({ draft, onChange, onSubmit, errorField, tracing, loading, maxTokens }: Props) {
+export function EditorPanel({ draft, onChange, onSubmit, errorField, tracing, loading, maxTokens, dModel }: Props) {
+  const noTargets = tracing || draft.direction.kind !== "logit_diff";
   const set = (patch: Partial<Draft>) => onChange({ ...draft, ...patch });
   const onKeyDown = (e: React.KeyboardEvent) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
@@ -51,11 +56,13 @@ export function EditorPanel({ draft, onChange, onSubmit, errorField, tracing, lo
       )}
       <div className="token-lists">
         <TokenListEditor label="Targets" name="targets" items={draft.targets} prompt={draft.prompt}
-          invalid={errorField === "targets"} disabled={tracing} onChange={(targets) => set({ targets })} />
+          invalid={errorField === "targets"} disabled={noTargets} onChange={(targets) => set({ targets })} />
         <TokenListEditor label="Distractors" name="distractors" items={draft.distractors} prompt={draft.prompt}
-          invalid={errorField === "distractors"} disabled={tracing} onChange={(distractors) => set({ distractors })} />
+          invalid={errorField === "distractors"} disabled={noTargets} onChange={(distractors) => set({ distractors })} />
       </div>
-      {tracing && <div className="muted small">Targets are not used while a trace is active.</div>}
+      <DirectionPicker draft={draft.direction} onChange={(direction) => set({ direction })} errorField={errorField}
+        dModel={dModel ?? null} disabled={tracing} />
+      {tracing && <div className="muted small">Targets and the direction are not used while a trace is active.</div>}
       <div className="submit-row">
         <button type="submit" className="btn primary" data-testid="submit">
           {loading ? "Running…" : "Run"}

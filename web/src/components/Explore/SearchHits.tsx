@@ -1,6 +1,7 @@
 /** Corpus windows that contain a text: the window with the text marked, its document, its top nodes. */
 import { fmt } from "../../lib/format";
 import { Link } from "../common/Link";
+import { PromptLinks } from "../common/PromptLinks";
 import { unitLabel, useKinds } from "../../lib/kinds";
 import { highlight, hitNodes, unitHref, unitNoun, type SearchHit, type Segment } from "./explore";
 
@@ -45,6 +46,7 @@ function Hit({ hit, query, model }: { hit: SearchHit; query: string; model: stri
       <div className="hit-head">
         <span className="hit-title" title={hit.title ?? undefined}>{hit.title ?? "untitled document"}</span>
         <span className="muted small">window {hit.window_id}</span>
+        <PromptLinks prompt={hit.text} />
       </div>
       <div className="hit-text" data-testid="hit-text">
         {trimmed(highlight(hit.text, query)).map((s, i) =>

@@ -8,7 +8,8 @@ import type { GraphIndex } from "../../lib/graphView";
 import { ErrorBox } from "../common/ErrorBox";
 import { Spinner } from "../common/Spinner";
 import { Scatter } from "../Verify/Scatter";
-import { nodeName } from "./NodePanel";
+import type { PageContext } from "./graphLinks";
+import { LatentPageLink, nodeName } from "./NodePanel";
 
 export type GraphCheckResponse = Schemas["GraphCheckResponse"];
 
@@ -22,6 +23,8 @@ interface Props {
   /** how many latents and errors are pinned now */
   pinnedNow: number;
   idx: GraphIndex;
+  /** where the checked latents' node pages are */
+  ctx: PageContext;
   onSelect: (id: string) => void;
   onFactor: (f: number) => void;
   onRerun: () => void;
@@ -29,7 +32,7 @@ interface Props {
   onClose: () => void;
 }
 
-export function CheckPanel({ r, nodes, factor, outdated, pinnedNow, idx, onSelect, onFactor, onRerun, onRetry, onClose }: Props) {
+export function CheckPanel({ r, nodes, factor, outdated, pinnedNow, idx, ctx, onSelect, onFactor, onRerun, onRetry, onClose }: Props) {
   const d = r.data;
   const what = nodes.length ? `${nodes.length} pinned node${nodes.length === 1 ? "" : "s"}` : "the 20 most influential latents";
   const how = factor === 0 ? "ablated" : `scaled ×${factor}`;
@@ -90,6 +93,7 @@ export function CheckPanel({ r, nodes, factor, outdated, pinnedNow, idx, onSelec
                   <tr key={x.id} data-testid="check-row" data-id={x.id}>
                     <td>
                       <button type="button" className="link" onClick={() => onSelect(x.id)}>{name(x.id)}</button>{" "}
+                      <LatentPageLink node={idx.byId.get(x.id)} ctx={ctx} />{" "}
                       <span className="muted mono small">{x.id}</span>
                     </td>
                     <td className="num">{signed(x.predicted)}</td>

@@ -1,7 +1,7 @@
 /** An edge explained (POST /api/graph/edge): the attention heads that carry it, with their shares of
  * the edge, and the (query, key) pairs that carry most of each head's share, to trace in the Debugger. */
 import { useEffect, useRef } from "react";
-import type { Schemas } from "../../client/api";
+import type { KindInfo, Schemas } from "../../client/api";
 import type { Resource } from "../../hooks/useApi";
 import { showToken, signed } from "../../lib/format";
 import type { GraphEdgeRef } from "../../lib/graphState";
@@ -10,7 +10,7 @@ import { ErrorBox } from "../common/ErrorBox";
 import { Link } from "../common/Link";
 import { Spinner } from "../common/Spinner";
 import { headHref, traceHref } from "./graphLinks";
-import { nodeName } from "./NodePanel";
+import { LatentPageLink, nodeName } from "./NodePanel";
 
 export type GraphEdgeResponse = Schemas["GraphEdgeResponse"];
 
@@ -20,6 +20,7 @@ interface Props {
   idx: GraphIndex;
   tokens: string[];
   prompt: string;
+  kinds: KindInfo[] | null;
   model: string | null;
   onSelect: (id: string) => void;
   onRetry: () => void;
@@ -29,7 +30,7 @@ interface Props {
 /** a share as a fraction of the edge's weight */
 const part = (share: number, weight: number) => (weight !== 0 ? `${((100 * share) / weight).toFixed(1)}%` : "–");
 
-export function EdgePanel({ edge, r, idx, tokens, prompt, model, onSelect, onRetry, onClose }: Props) {
+export function EdgePanel({ edge, r, idx, tokens, prompt, kinds, model, onSelect, onRetry, onClose }: Props) {
   // a click on an edge row of the node panel above: bring the answer into view (in braces: recent
   // Chromium's scrollIntoView returns a promise, which an effect must not return)
   const box = useRef<HTMLElement>(null);
@@ -49,9 +50,11 @@ export function EdgePanel({ edge, r, idx, tokens, prompt, model, onSelect, onRet
         <button type="button" className="icon" onClick={onClose} title="close" aria-label="close">×</button>
       </div>
       <div className="edge-ends">
-        <button type="button" className="link" onClick={() => onSelect(edge.source)}>{src ? nodeName(src) : edge.source}</button>
+        <button type="button" className="link" onClick={() => onSelect(edge.source)}>{src ? nodeName(src) : edge.source}</button>{" "}
+        <LatentPageLink node={src} ctx={{ prompt, kinds, model }} />
         <span className="muted"> @{src?.pos ?? "?"} → </span>
-        <button type="button" className="link" onClick={() => onSelect(edge.sink)}>{dst ? nodeName(dst) : edge.sink}</button>
+        <button type="button" className="link" onClick={() => onSelect(edge.sink)}>{dst ? nodeName(dst) : edge.sink}</button>{" "}
+        <LatentPageLink node={dst} ctx={{ prompt, kinds, model }} />
         <span className="muted"> @{dst?.pos ?? "?"}</span>
         {link && <span className="mono"> · weight {signed(link.weight)}</span>}
       </div>

@@ -1,7 +1,7 @@
 /** Above the graph: the pinned-only view, supernodes, the causal check, the Neuronpedia export, the
  * Debugger, and a legend. */
 import { useState, type FormEvent } from "react";
-import { Link } from "../common/Link";
+import { PromptLinks } from "../common/PromptLinks";
 
 interface Props {
   pinned: number;
@@ -15,6 +15,8 @@ interface Props {
   checkLabel: string;
   onExport: () => void;
   exporting: boolean;
+  /** the graph's prompt, and the Debugger on it scoring the graph's target */
+  prompt: string;
   debuggerHref: string;
 }
 
@@ -56,9 +58,7 @@ export function GraphToolbar(p: Props) {
         title="the pruned graph as Neuronpedia's graph JSON, with the pinned nodes and supernodes">
         {p.exporting ? "exporting…" : "Export for Neuronpedia"}
       </button>
-      <Link href={p.debuggerHref} className="btn small" data-testid="debugger-link">
-        open prompt in the Debugger
-      </Link>
+      <PromptLinks prompt={p.prompt} debuggerHref={p.debuggerHref} debuggerTestId="debugger-link" />
     </div>
   );
 }

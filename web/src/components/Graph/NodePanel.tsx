@@ -6,7 +6,7 @@ import { divergingColor } from "../../lib/color";
 import { fmt, pct, showToken, signed } from "../../lib/format";
 import type { GraphIndex, GraphLink, GraphNode, ViewNode } from "../../lib/graphView";
 import { Link } from "../common/Link";
-import { latentHref } from "./graphLinks";
+import { latentHref, type PageContext } from "./graphLinks";
 import { LatentDataset } from "./LatentDataset";
 
 const SHOWN = 8;
@@ -22,6 +22,20 @@ interface Common {
 
 export const nodeName = (n: Pick<GraphNode, "type" | "label">): string =>
   n.type === "token" || n.type === "logit" ? showToken(n.label) : n.label;
+
+/** A small link to a latent's node page on the prompt, beside its name in a list (tokens, logits and
+ * errors have no node page). It stops the click there: list rows act on clicks of their own. */
+export function LatentPageLink({ node, ctx }: { node: GraphNode | undefined; ctx: PageContext }) {
+  const href = node ? latentHref(node, ctx.prompt, ctx.kinds, ctx.model) : null;
+  if (!node || !href) return null;
+  return (
+    <span className="graph-page-link" onClick={(e) => e.stopPropagation()}>
+      <Link href={href} className="small" data-testid="latent-page-link" title={`open ${node.label}'s node page on this prompt`}>
+        page
+      </Link>
+    </span>
+  );
+}
 
 export function NodePanel(props: Common & {
   node: GraphNode;
@@ -81,7 +95,7 @@ export function NodePanel(props: Common & {
   );
 }
 
-function EdgeList({ title, links, end, idx, tokens, selectedEdge, onSelect, onEdge }: Common & { title: string; links: GraphLink[]; end: "source" | "target" }) {
+function EdgeList({ title, links, end, idx, tokens, prompt, kinds, model, selectedEdge, onSelect, onEdge }: Common & PageContext & { title: string; links: GraphLink[]; end: "source" | "target" }) {
   if (!links.length) return null;
   const max = Math.abs(links[0]!.weight) || 1;
   return (
@@ -103,6 +117,7 @@ function EdgeList({ title, links, end, idx, tokens, selectedEdge, onSelect, onEd
                     title={`select ${l[end]}`}>
                     {other ? nodeName(other) : l[end]}
                   </button>{" "}
+                  <LatentPageLink node={other} ctx={{ prompt, kinds, model }} />{" "}
                   {other && (
                     <span className="muted small">
                       {other.type === "latent" || other.type === "error" ? "" : other.type + " "}@{other.pos}
@@ -120,9 +135,10 @@ function EdgeList({ title, links, end, idx, tokens, selectedEdge, onSelect, onEd
   );
 }
 
-export function SupernodePanel({ node, idx, onSelect, onUngroup, onClose }: {
+export function SupernodePanel({ node, idx, ctx, onSelect, onUngroup, onClose }: {
   node: ViewNode;
   idx: GraphIndex;
+  ctx: PageContext;
   onSelect: (id: string) => void;
   onUngroup: () => void;
   onClose: () => void;
@@ -142,7 +158,7 @@ export function SupernodePanel({ node, idx, onSelect, onUngroup, onClose }: {
         {node.members.map((m) => (
           <li key={m.id}>
             <button type="button" className="link" onClick={() => onSelect(m.id)}>{nodeName(m)}</button>{" "}
-            <span className="muted mono small">{m.id}</span>{" "}
+            <LatentPageLink node={m} ctx={ctx} /> <span className="muted mono small">{m.id}</span>{" "}
             <span className="muted small">({idx.inputs.get(m.id)?.length ?? 0} in, {idx.outputs.get(m.id)?.length ?? 0} out)</span>
           </li>
         ))}

@@ -20,6 +20,13 @@ export function traceHref(prompt: string, trace: string, through = "query_key"):
   return "/?" + encodeState({ ...DEFAULT_STATE, prompt, trace: node, through });
 }
 
+/** What a graph node's page link needs: the graph's prompt, the served kinds and the model's name. */
+export interface PageContext {
+  prompt: string;
+  kinds: KindInfo[] | null;
+  model: string | null;
+}
+
 /** A latent's node page on the prompt, at its position (latent kinds have no layer of their own). */
 export function latentHref(n: GraphNode, prompt: string, kinds: KindInfo[] | null, model: string | null): string | null {
   if (n.type !== "latent" || !n.kind || n.index == null) return null;

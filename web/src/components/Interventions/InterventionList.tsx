@@ -1,4 +1,4 @@
-/** The active interventions (each removable) and the trace banner. */
+/** The active interventions (each editable and removable, with its op) and the trace banner. */
 import type { Intervention, Node, Through } from "../../client/api";
 import { formatNode, interventionLabel } from "../../lib/nodes";
 
@@ -7,13 +7,18 @@ interface ListProps {
   invalid: boolean;
   onRemove: (i: number) => void;
   onClear: () => void;
+  /** open the editor on intervention i, or on a new one (null) */
+  onEdit: (i: number | null) => void;
 }
 
-export function InterventionList({ interventions, invalid, onRemove, onClear }: ListProps) {
+export function InterventionList({ interventions, invalid, onRemove, onClear, onEdit }: ListProps) {
   return (
     <section className={"box interventions" + (invalid ? " invalid" : "")} data-field="interventions" data-testid="interventions">
       <div className="box-head">
         <h3>Interventions</h3>
+        <button type="button" className="link" data-testid="iv-add" onClick={() => onEdit(null)}>
+          + add
+        </button>
         {interventions.length > 0 && (
           <button type="button" className="link" onClick={onClear}>
             clear all
@@ -21,12 +26,18 @@ export function InterventionList({ interventions, invalid, onRemove, onClear }: 
         )}
       </div>
       {interventions.length === 0 ? (
-        <p className="muted small">None. Use “ablate” in the node table to zero-ablate a node; the result appears side by side.</p>
+        <p className="muted small">
+          None. Use “ablate” in the node table to zero-ablate a node, “edit” to pick another op (mean, resample, scale, set,
+          steer), or “+ add” for any unit or the residual stream; the result appears side by side.
+        </p>
       ) : (
         <ul className="iv-list">
           {interventions.map((iv, i) => (
             <li key={i} className="iv" title={JSON.stringify(iv)}>
               <code>{interventionLabel(iv)}</code>
+              <button type="button" className="link small" data-testid="iv-edit" onClick={() => onEdit(i)}>
+                edit
+              </button>
               <button type="button" className="icon" aria-label={`remove ${interventionLabel(iv)}`} onClick={() => onRemove(i)}>
                 ×
               </button>

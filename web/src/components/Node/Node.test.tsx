@@ -93,6 +93,9 @@ describe("the prompt form", () => {
     await userEvent.click(within(row).getAllByRole("button")[1]!);
     expect(here()).toBe("/node/TestModel/mlp_neuron/3/7?prompt=the+jolly+risk&token=1");
     await waitFor(() => expect(calls.filter((c) => c.path === "/api/node")).toHaveLength(2));
+    // The node's prompt opens in the Debugger and in the prompt explorer at the node's token.
+    expect(screen.getByTestId("open-in-explorer")).toHaveAttribute("href", "/prompt?prompt=the+jolly+risk&pos=1");
+    expect(screen.getByTestId("open-in-debugger")).toHaveAttribute("href", "/?prompt=the+jolly+risk");
     await userEvent.click(screen.getByTestId("prompt-clear"));
     expect(here()).toBe("/node/TestModel/mlp_neuron/3/7");
     expect(screen.queryByTestId("on-prompt")).toBeNull();

@@ -6,6 +6,7 @@ import { nodeGroup, nodeGroups, useKinds } from "../../lib/kinds";
 import { formatNode } from "../../lib/nodes";
 import { ABS_COLUMNS, PAIRED_COLUMNS, queryRows, SINGLE_COLUMNS, type TableRow } from "../../lib/nodeTable";
 import type { SortColumn } from "../../lib/urlState";
+import { Link } from "../common/Link";
 import { Tok } from "../common/Tok";
 import { ExplanationCell } from "../Explanation/ExplanationCell";
 import { unitKey, useExplanations } from "../Explanation/explanations";
@@ -96,7 +97,7 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
             {shown.map((r) => (
               <tr key={r.id} data-testid="node-row" data-kind={r.node.kind} data-pair={r.node.key != null ? "true" : "false"} data-label={formatNode(r.node)}>
                 {columns.map((c) => (
-                  <Cell key={c} row={r} col={c} max={max[c] ?? 0} />
+                  <Cell key={c} row={r} col={c} max={max[c] ?? 0} href={actions.nodeHref(r.node)} />
                 ))}
                 {explanations && (
                   <ExplanationCell e={r.node.index != null ? explanations.get(unitKey(r.node.kind, r.node.layer ?? 0, r.node.index)) : undefined} />
@@ -120,8 +121,13 @@ export function NodeTable({ rows, paired, query, onQuery, actions, ablated, tool
   );
 }
 
-function Cell({ row, col, max }: { row: TableRow; col: SortColumn; max: number }) {
-  if (col === "label") return <td className="mono label-cell" title={row.label}>{row.label}</td>;
+function Cell({ row, col, max, href }: { row: TableRow; col: SortColumn; max: number; href: string }) {
+  if (col === "label")
+    return (
+      <td className="mono label-cell" title={`${row.label}: open its node page`}>
+        <Link href={href} data-testid="node-link">{row.label}</Link>
+      </td>
+    );
   if (col === "token")
     return (
       <td className="token-cell">

@@ -4,6 +4,8 @@ import { traceChoices, useKinds } from "../../lib/kinds";
 
 export interface NodeActions {
   onAblate: (n: Node) => void;
+  /** open the intervention editor on this node (any op) */
+  onEdit?: (n: Node) => void;
   onTrace: (n: Node, through: Through | null) => void;
   nodeHref: (n: Node) => string;
   onOpen: (n: Node) => void;
@@ -17,6 +19,12 @@ export function RowActions({ node, actions, ablated }: { node: Node; actions: No
         title={ablated ? "already ablated" : "zero-ablate this node (adds an intervention)"} onClick={() => actions.onAblate(node)}>
         ablate
       </button>
+      {actions.onEdit && (
+        <button type="button" className="act" data-testid="edit-iv" title="edit this node: pick an op (mean, resample, scale, set, …)"
+          onClick={() => actions.onEdit?.(node)}>
+          edit
+        </button>
+      )}
       {traces.length > 0 && (
         <span className="act-group" title="trace: explain this node's activation instead">
           {traces[0]?.through && <span className="act-label">trace</span>}

@@ -23,6 +23,8 @@ interface Props {
     open: boolean;
     setOpen: (o: boolean) => void;
     topN: number;
+    setTopN?: (n: number) => void;
+    maxTopN?: number;
     data: Verification | null;
     loading: boolean;
     error: ApiError | null;
@@ -70,7 +72,8 @@ export function Results({ data, req, state, stale, rightName, update, actions, a
           } />
       </section>
       {verify.open && (
-        <VerifyPanel result={verify.data} loading={verify.loading} error={verify.error} topN={verify.topN} onClose={() => verify.setOpen(false)} />
+        <VerifyPanel result={verify.data} loading={verify.loading} error={verify.error} topN={verify.topN}
+          onTopN={verify.setTopN} maxTopN={verify.maxTopN} onClose={() => verify.setOpen(false)} />
       )}
     </div>
   );

@@ -3,6 +3,7 @@ import type { ApiError, Verification } from "../../client/api";
 import { fmt, signed } from "../../lib/format";
 import { ErrorBox } from "../common/ErrorBox";
 import { Spinner } from "../common/Spinner";
+import { NumberInput } from "./NumberInput";
 import { Scatter } from "./Scatter";
 
 interface Props {
@@ -10,14 +11,23 @@ interface Props {
   loading: boolean;
   error: ApiError | null;
   topN: number;
+  /** change how many top nodes are ablated (kept in the URL: verify=N) */
+  onTopN?: (n: number) => void;
+  maxTopN?: number;
   onClose: () => void;
 }
 
-export function VerifyPanel({ result, loading, error, topN, onClose }: Props) {
+export function VerifyPanel({ result, loading, error, topN, onTopN, maxTopN, onClose }: Props) {
   return (
     <section className="box verify" data-testid="verify">
       <div className="box-head">
         <h3>Verification: top {topN} nodes ablated one at a time</h3>
+        {onTopN && (
+          <label className="small" title="how many top nodes to ablate one at a time">
+            top{" "}
+            <NumberInput value={topN} min={1} max={maxTopN} onCommit={onTopN} className="dbg-verify-n" testId="verify-top-n" />
+          </label>
+        )}
         {loading && <Spinner label="ablating" />}
         <button type="button" className="link" onClick={onClose}>
           close

@@ -3,11 +3,15 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../../client/api";
 import { mockServer } from "../../test/mockServer";
 import { EditorPanel } from "../Editors/EditorPanel";
+import { directionDraft } from "../Editors/directionDraft";
+import { LOGIT_DIFF } from "../../lib/debugDirection";
 import { editorOfField, ErrorBox } from "./ErrorBox";
 
 afterEach(() => vi.unstubAllGlobals());
 
-const draft = { prompt: "When Mary and John", prompt2: null, targets: ["Mary"], distractors: [" John"] };
+const draft = {
+  prompt: "When Mary and John", prompt2: null, targets: ["Mary"], distractors: [" John"], direction: directionDraft(LOGIT_DIFF, 2),
+};
 
 describe("error display", () => {
   it("shows the ErrorBody message and its field", () => {
