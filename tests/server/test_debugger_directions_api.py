@@ -232,3 +232,12 @@ def test_dataset_mean_reads_the_served_dataset(collated: Path) -> None:
             },
         )
         assert g.status_code == 200, g.text
+
+
+def test_model_info_says_which_kinds_take_a_dataset_mean(client: TestClient) -> None:
+    """The editor offers "mean over the dataset" from this flag: neurons (one scalar per unit, read
+    where the site edits) yes; heads (a d_head vector per unit) and layer outputs no."""
+    kinds = {k["name"]: k["dataset_mean"] for k in client.get("/api/model").json()["kinds"]}
+    assert kinds["mlp_neuron"] is True
+    assert kinds["attn_head"] is False
+    assert kinds["mlp_out"] is False

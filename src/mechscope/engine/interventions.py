@@ -410,6 +410,20 @@ def dataset_mean_units(model: HookedDecoder, t: AnyTarget) -> list[int]:
     return [idx] if isinstance(idx, int) else list(idx)
 
 
+def takes_dataset_mean(model: HookedDecoder, kind_name: str) -> bool:
+    """Whether units of a kind can be set to their dataset mean (:func:`dataset_mean_units` accepts
+    its first unit): what ``GET /api/model`` tells the intervention editor."""
+    kind = get_kind(kind_name, model)
+    if kind.unit is None or kind.size(model.cfg) == 0:
+        return False
+    target = NodeTarget(kind=kind.name, layer=0 if kind.layered else None, index=0)
+    try:
+        dataset_mean_units(model, target)
+    except InputError:
+        return False
+    return True
+
+
 def resolve_dataset_means(
     model: HookedDecoder, interventions: Sequence[Intervention], mean_of: MeanOf | None
 ) -> list[Intervention]:

@@ -88,6 +88,9 @@ class KindInfo(BaseModel):
     weight_tokens: bool = Field(description="POST /api/node/tokens answers from the weights alone")
     prompt_tokens: bool = Field(description="POST /api/node returns promoted/suppressed tokens")
     collated: bool = Field(description="collated datasets hold its examples")
+    dataset_mean: bool = Field(
+        description="an intervention can set its units to their dataset mean (op dataset_mean)"
+    )
     pattern: bool = Field(description="it has a query x key view (/api/dataset/pattern)")
     default: bool = Field(description="scored by /api/debug when the request names no kinds")
 

@@ -1647,6 +1647,11 @@ export interface components {
              */
             collated: boolean;
             /**
+             * Dataset Mean
+             * @description an intervention can set its units to their dataset mean (op dataset_mean)
+             */
+            dataset_mean: boolean;
+            /**
              * Default
              * @description scored by /api/debug when the request names no kinds
              */

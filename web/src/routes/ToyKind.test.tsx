@@ -14,7 +14,7 @@ const TOY: KindInfo = {
   name: "toy_dir", label: "toy direction", value_label: "projection", group: "toys", group_label: "toy directions",
   pair_group: null, pair_group_label: null, layered: true, unit: null, size: null, pairs: false,
   through: [{ through: null, label: "trace" }], pair_through: [], weight_tokens: false, prompt_tokens: false,
-  collated: false, pattern: false, default: true,
+  collated: false, dataset_mean: false, pattern: false, default: true,
 };
 const TOY_ROW = {
   node: { kind: "toy_dir", layer: 4, index: null, token: 7, key: null }, label: "L4.toy_dir@7", token: " store",

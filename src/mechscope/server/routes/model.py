@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from mechscope.engine.interventions import takes_dataset_mean
 from mechscope.engine.kinds import Kind, kinds_of
 from mechscope.errors import InputError
-from mechscope.models.config import ModelConfig
+from mechscope.models.decoder import HookedDecoder
 from mechscope.server.deps import State
 from mechscope.server.schemas import (
     KindInfo,
@@ -35,13 +36,14 @@ def model_info(state: State) -> ModelInfo:
         d_mlp=cfg.d_mlp,
         d_vocab=cfg.d_vocab,
         n_ctx=cfg.n_ctx,
-        kinds=[kind_info(k, cfg) for k in kinds_of(state.model)],
+        kinds=[kind_info(k, state.model) for k in kinds_of(state.model)],
         limits=state.settings.limits,
     )
 
 
-def kind_info(kind: Kind, cfg: ModelConfig) -> KindInfo:
+def kind_info(kind: Kind, model: HookedDecoder) -> KindInfo:
     """The registry's description of ``kind`` for the web app."""
+    cfg = model.cfg
 
     def choices(pairs: tuple[tuple[str | None, str], ...]) -> list[ThroughChoice]:
         return [ThroughChoice(through=t, label=label) for t, label in pairs]
@@ -63,6 +65,7 @@ def kind_info(kind: Kind, cfg: ModelConfig) -> KindInfo:
         weight_tokens=kind.write is not None and not kind.write_needs_prompt,
         prompt_tokens=kind.write is not None,
         collated=kind.collation is not None,
+        dataset_mean=takes_dataset_mean(model, kind.name),
         pattern=kind.pair_view is not None,
         default=kind.default,
     )

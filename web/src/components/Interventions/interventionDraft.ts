@@ -183,7 +183,10 @@ export function buildIntervention(d: IvDraft, ctx: EditorContext): Built {
       break;
     }
     case "dataset_mean":
-      if (residual || !kind!.collated) return fail("op", "op: the dataset mean exists for collated node kinds only");
+      if (residual || !kind!.dataset_mean) {
+        const have = ctx.kinds.filter((k) => k.dataset_mean).map((k) => k.label).join(", ") || "none on this model";
+        return fail("op", `op: the dataset mean sets one scalar per unit; kinds that have one: ${have}`);
+      }
       op = { kind: "dataset_mean" };
       break;
     case "resample":
