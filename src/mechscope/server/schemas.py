@@ -106,6 +106,9 @@ class ModelInfo(BaseModel):
     d_mlp: int
     d_vocab: int
     n_ctx: int
+    adds_bos: bool = Field(
+        description="the tokenizer prepends a BOS token to every prompt (positions count it)"
+    )
     kinds: list[KindInfo]
     limits: Limits
 

@@ -2050,6 +2050,11 @@ export interface components {
         };
         /** ModelInfo */
         ModelInfo: {
+            /**
+             * Adds Bos
+             * @description the tokenizer prepends a BOS token to every prompt (positions count it)
+             */
+            adds_bos: boolean;
             /** Architecture */
             architecture: string;
             /** D Mlp */

@@ -24,7 +24,7 @@ router = APIRouter(tags=["model"])
 @router.get("/model")
 def model_info(state: State) -> ModelInfo:
     """The served model's architecture and sizes, and the server's request limits."""
-    cfg = state.model.cfg
+    cfg, tok = state.model.cfg, state.model.tokenizer
     return ModelInfo(
         name=cfg.name,
         architecture=cfg.architecture,
@@ -36,6 +36,7 @@ def model_info(state: State) -> ModelInfo:
         d_mlp=cfg.d_mlp,
         d_vocab=cfg.d_vocab,
         n_ctx=cfg.n_ctx,
+        adds_bos=tok is not None and tok.add_bos and tok.bos_id is not None,
         kinds=[kind_info(k, state.model) for k in kinds_of(state.model)],
         limits=state.settings.limits,
     )

@@ -6,6 +6,7 @@ import type { KindInfo } from "../../client/api";
 import kinds from "../../test/fixtures/kinds.json";
 import { mockServer } from "../../test/mockServer";
 import { DatasetSection } from "./DatasetSection";
+import { windowPrompt } from "./ExampleList";
 import { Histogram } from "./Histogram";
 
 const NEURON = (kinds as KindInfo[]).find((k) => k.unit === "neuron")!;
@@ -156,5 +157,12 @@ describe("node page navigation", () => {
     expect(screen.queryByText(/on the prompt/)).toBeNull();
     expect(screen.getByTestId("nav-next-layer")).toHaveAttribute("aria-disabled", "true"); // 30 layers
     expect(screen.getByTestId("nav-next-node")).toHaveAttribute("aria-disabled", "true"); // 9 heads
+  });
+});
+
+describe("windowPrompt", () => {
+  it("keeps the window's start token unless the tokenizer prepends its own BOS", () => {
+    expect(windowPrompt(["<|endoftext|>", "The", " cat"], false)).toBe("<|endoftext|>The cat");
+    expect(windowPrompt(["<bos>", "The", " cat"], true)).toBe("The cat");
   });
 });

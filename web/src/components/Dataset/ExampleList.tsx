@@ -3,6 +3,7 @@ import { useState } from "react";
 import type { Schemas } from "../../client/api";
 import { divergingColor, textColor } from "../../lib/color";
 import { signed } from "../../lib/format";
+import { useModelInfo } from "../../hooks/useApi";
 import { PromptLinks } from "../common/PromptLinks";
 import { HeadPattern } from "./HeadPattern";
 
@@ -47,9 +48,16 @@ export function ExampleList({ examples, max, testId, quantiles, head }: ListProp
   );
 }
 
+/** A dataset window as a prompt with its own positions: every window starts with the model's start
+ * token, which a tokenizer that prepends BOS adds again, so it is left out of the text there. */
+export function windowPrompt(tokens: string[], addsBos: boolean): string {
+  return (addsBos ? tokens.slice(1) : tokens).join("");
+}
+
 function ExampleLine({ e, max, label, head }: { e: Example; max: number; label: string | null; head: HeadRef | null }) {
   const acts = e.acts ?? [];
   const [open, setOpen] = useState(false);
+  const model = useModelInfo();
   return (
     <li className={"example" + (open ? " open" : "")} data-testid="example" data-window={e.window_id}>
       <div className="example-meta">
@@ -62,9 +70,7 @@ function ExampleLine({ e, max, label, head }: { e: Example; max: number; label: 
             {open ? "hide from/to" : "from/to view"}
           </button>
         )}
-        {/* the window's text as a prompt, at its peak token (the window's own positions: a model
-            that prepends a BOS token puts it one further) */}
-        <PromptLinks prompt={e.tokens.join("")} pos={e.position} />
+        <PromptLinks prompt={windowPrompt(e.tokens, model?.adds_bos ?? false)} pos={e.position} />
       </div>
       <div className="example-tokens">
         {e.tokens.map((t, i) => {
