@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mechscope.engine.attention import attention_patterns
 from mechscope.engine.attribution import attribute
 from mechscope.engine.directions import LogitDiff
 from mechscope.engine.lens import logit_lens
@@ -142,6 +143,21 @@ def test_attention_view_per_head_heatmaps_and_token_view() -> None:
     assert np.allclose(np.array(__import__("json").loads(data)), pattern.numpy(), atol=1e-3)
     one = attention_html(tokens, pattern[0].numpy())
     assert "H0" in one and "H1" not in "".join(parse(one).text)
+
+
+def test_attention_patterns_render_as_the_attention_view() -> None:
+    """The engine's result shows itself in Jupyter: each head's full (query x key) pattern, the
+    masked keys zero, labelled by layer and head."""
+    model = tiny_model("llama")
+    res = attention_patterns(model, "abcd", 1)
+    ids = torch.tensor([res.ids])
+    _, cache = model.run_with_cache(ids, names="blocks.1.attn.pattern")
+    assert torch.allclose(res.dense(), cache["blocks.1.attn.pattern"][0].float(), atol=1e-6)
+    html = res._repr_html_()
+    doc = parse(html)
+    assert all(f"L1.H{h}" in "".join(doc.text) for h in res.heads)
+    data = next(s for s in doc.scripts if s.startswith("[["))
+    assert np.allclose(np.array(__import__("json").loads(data)), res.dense().numpy(), atol=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,22 @@ class AttentionPatterns(BaseModel):
     heads: list[int]
     patterns: list[list[list[float]]] = Field(description="(head, query, key <= query)")
 
+    def dense(self) -> torch.Tensor:
+        """(head, query, key) with the masked keys (after the query) as zeros."""
+        n = len(self.tokens)
+        out = torch.zeros(len(self.heads), n, n)
+        for h, rows in enumerate(self.patterns):
+            for q, row in enumerate(rows):
+                out[h, q, : len(row)] = torch.tensor(row)
+        return out
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a heatmap per head and the token view (:mod:`mechscope.notebook`,
+        imported only when shown)."""
+        from mechscope.notebook.attention import attention_html
+
+        return attention_html(self.tokens, self.dense(), [f"L{self.layer}.H{h}" for h in self.heads])
+
 
 @dataclass(frozen=True)
 class Detector:
