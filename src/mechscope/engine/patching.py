@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from mechscope.engine.directions import Direction, Objective, compile_direction
 from mechscope.engine.prompt import prompt_ids
-from mechscope.engine.recorder import Recording, capture, evaluate, record
+from mechscope.engine.recorder import Recording, capture, evaluate, record, resumable_from
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookPoint
 
@@ -52,6 +52,10 @@ class PatchingResult(BaseModel):
 
 def _point(site: PatchSite, layer: int) -> str:
     return f"blocks.{layer}.attn.z" if site.startswith("heads") else f"blocks.{layer}.{site}"
+
+
+def _resid_in(layer: int) -> str:
+    return f"blocks.{layer}.resid_pre"
 
 
 def _labels(model: HookedDecoder, site: PatchSite, tokens: list[str]) -> tuple[list[str], list[str]]:
@@ -100,14 +104,16 @@ def patch(
         rec = record(model, corr_obj, points, points)
         corr_value = rec.value
     else:
-        corr_value = float(evaluate(model, corr_obj, 1)[0])
+        # The corrupted run's input to every block: a cell at layer L resumes there (the blocks
+        # before it see nothing patched), which halves a sweep's forwards on average.
+        starts, corr_value = capture(model, corr_obj, [_resid_in(i) for i in range(cfg.n_layers)])
     denom = clean_value - corr_value
     if abs(denom) < 1e-9:
         raise InputError("the clean and corrupted prompts give the same value: nothing to restore")
     if method == "attribution":
         grid = _attribution_grid(rec, clean_acts, points, site, n)
     else:
-        grid = _activation_grid(model, corr_obj, clean_acts, points, site, n, check)
+        grid = _activation_grid(model, corr_obj, clean_acts, starts, points, site, n, check)
     tok = model.tokenizer
     tokens = [tok.token_str(i) if tok is not None else str(i) for i in ids]
     rows, cols = _labels(model, site, tokens)
@@ -127,12 +133,14 @@ def _activation_grid(
     model: HookedDecoder,
     obj: Objective,
     clean: dict[str, torch.Tensor],
+    starts: dict[str, torch.Tensor],
     points: list[str],
     site: PatchSite,
     n: int,
     check: Callable[[], None] | None = None,
 ) -> torch.Tensor:
-    """Values of the corrupted prompt with each cell patched: (rows, columns) of the heatmap."""
+    """Values of the corrupted prompt with each cell patched: (rows, columns) of the heatmap;
+    ``starts``: the corrupted rows' input to each block, where layer ``points[i]``'s forwards start."""
     h = model.cfg.n_heads
     # Each cell: (positions, head) to copy from clean; head None = the whole vector.
     if site == "heads":
@@ -144,8 +152,9 @@ def _activation_grid(
     r, width = obj.rows.shape
     chunk = max(1, MAX_TOKENS_PER_FORWARD // (r * width))
     out = []
-    for point in points:
+    for layer, point in enumerate(points):
         src = clean[point]  # (row, pos, ...)
+        resume = (layer, starts[_resid_in(layer)]) if resumable_from(obj, layer) else None
         for start in range(0, len(cells), chunk):
             if check is not None:
                 check()
@@ -162,7 +171,7 @@ def _activation_grid(
                         x[v, :, pos, head] = src[:, pos, head]
                 return x.view(-1, *x.shape[2:])
 
-            out.append(evaluate(model, obj, len(part), [(point, hook)]))
+            out.append(evaluate(model, obj, len(part), [(point, hook)], resume=resume))
     grid = torch.cat(out)
     if site == "heads_by_pos":
         return grid.view(len(points) * h, n)

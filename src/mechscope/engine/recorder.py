@@ -99,12 +99,18 @@ def record(
 
 
 def evaluate(
-    model: HookedDecoder, objective: Objective, variants: int, hooks: Sequence[tuple[str, HookFn]] = ()
+    model: HookedDecoder,
+    objective: Objective,
+    variants: int,
+    hooks: Sequence[tuple[str, HookFn]] = (),
+    resume: tuple[int, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The objective's value on ``variants`` copies of its rows, batched in one forward: (variants,).
 
     Variant v owns batch rows ``v * R .. v * R + R - 1`` (R = the objective's rows); ``hooks``
-    (ablations, patches) edit variants through those rows.
+    (ablations, patches) edit variants through those rows. ``resume=(layer, resid)`` starts every
+    copy at that block from ``resid`` (R, pos, d_model), the rows' own input to it (see
+    :func:`resumable_from`: the objective must read nothing before it).
     """
     r = objective.rows.shape[0]
     read: dict[str, torch.Tensor] = {}
@@ -117,7 +123,8 @@ def evaluate(
     fwd = [*objective.fwd_hooks, *hooks, *((name, keep) for name in objective.read)]
     with torch.no_grad(), model.hooks(fwd=fwd):
         with contextlib.suppress(_StopForward):
-            model(objective.rows.repeat(variants, 1))
+            start = None if resume is None else (resume[0], resume[1].repeat(variants, 1, 1))
+            model(objective.rows.repeat(variants, 1), resume=start)
         return objective.value(read).float()
 
 
@@ -139,3 +146,20 @@ def capture(
             model(objective.rows)
         value = float(objective.value(got))
     return {p: got[p] for p in points}, value
+
+
+def resumable_from(objective: Objective, layer: int) -> bool:
+    """Whether a forward of ``objective`` may start at block ``layer`` (``evaluate(resume=...)``):
+    none of its reads, freezes or its stop point lies before that block's input."""
+    names = [*objective.read, *(name for name, _ in objective.fwd_hooks)]
+    if objective.stop is not None:
+        names.append(objective.stop)
+    return all(_block_of(name) >= layer for name in names)
+
+
+def _block_of(point: str) -> float:
+    """The block a hook point belongs to (``blocks.3.mlp_out`` -> 3); the embedding comes before
+    every block (-1), the final norm and the logits after all of them (inf)."""
+    if point.startswith("blocks."):
+        return int(point.split(".")[1])
+    return -1 if point.startswith(("embed", "pos_embed")) else float("inf")

@@ -228,6 +228,7 @@ class HookedDecoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         logits_from: int | None = None,
+        resume: tuple[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Logits (batch, pos, d_vocab) for token ids (batch, pos).
 
@@ -236,7 +237,12 @@ class HookedDecoder(nn.Module):
         ``logits_from``: only the logits of positions ``logits_from:`` (an index into this call's
         positions, negative from the end: -1 is what a sampler reads); the unembedding, d_vocab x
         d_model per position, is skipped before it unless a hook on ``logits`` needs every position.
+        ``resume=(layer, resid)``: start at block ``layer`` from its input ``resid`` (batch, pos,
+        d_model), as recorded on the same tokens, skipping the embedding and the blocks before it
+        (no hook before ``blocks.{layer}.resid_pre`` fires); a patching sweep at layer L needs no more.
         """
+        if resume is not None and cache is not None:
+            raise InputError("resume starts a forward mid-model; it cannot extend a KV cache")
         past = cache.length if cache is not None else 0
         b, t = tokens.shape
         if attention_mask is not None:
@@ -256,9 +262,17 @@ class HookedDecoder(nn.Module):
             )
         ctx = self.attention_context(positions, key_valid, cache)
         track = torch.is_grad_enabled() and self._has_backward_hooks()
-        x = self.embed_step(tokens, positions, track_grad=track)
+        if resume is None:
+            x, first = self.embed_step(tokens, positions, track_grad=track), 0
+        else:
+            first, x = resume
+            if not 0 <= first < self.cfg.n_layers or x.shape != (b, t, self.cfg.d_model):
+                raise InputError(
+                    f"resume needs a layer in 0..{self.cfg.n_layers - 1} and a residual of shape "
+                    f"{(b, t, self.cfg.d_model)}; got layer {first} and {tuple(x.shape)}"
+                )
         with forward_positions(positions):  # for spliced modules (a dictionary skips the start token)
-            for block in self.blocks:
+            for block in self.blocks[first:]:
                 x = block(x, ctx)
         x = self.final_norm(x)
         if logits_from is not None and not self.logits.live:
