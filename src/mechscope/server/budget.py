@@ -37,7 +37,9 @@ class Pass:
         return self.rows * self.width
 
 
-def _ids(model: HookedDecoder, text: str, bos: bool) -> int:
+def _ids(model: HookedDecoder, text: str, bos: bool | None) -> int:
+    """Tokens of ``text``; ``bos`` None: with a BOS exactly when the model's tokenizer adds one
+    to prompts (as every prompt here is tokenised)."""
     if model.tokenizer is None:
         return len(text)
     return len(model.tokenizer.encode(text, add_bos=bos))
@@ -46,7 +48,7 @@ def _ids(model: HookedDecoder, text: str, bos: bool) -> int:
 def objective(model: HookedDecoder, prompt: str, continuations: Sequence[str | int]) -> Pass:
     """The rows of a logit-difference objective: the prompt, plus one row per multi-token
     continuation, all padded to the longest (as ``compile_direction`` builds them)."""
-    n = _ids(model, prompt, True)
+    n = _ids(model, prompt, None)
     lengths = [1 if isinstance(c, int) else _ids(model, c, False) for c in continuations]
     multi = [k for k in lengths if k > 1]
     return Pass(rows=1 + len(multi), width=n + max(multi, default=1) - 1)
@@ -57,15 +59,15 @@ def _interventions(model: HookedDecoder, ivs: Sequence[Intervention]) -> int:
     total = 0
     for iv in ivs:
         if isinstance(iv.op, Mean):
-            total += sum(_ids(model, t, True) for t in iv.op.reference)
+            total += sum(_ids(model, t, None) for t in iv.op.reference)
         elif iv.op.kind == "resample":
-            total += _ids(model, iv.op.prompt, True)
+            total += _ids(model, iv.op.prompt, None)
         elif (
             isinstance(iv.op, Steer)
             and isinstance(iv.op.direction, NodeWriteSource)
             and iv.op.direction.prompt
         ):
-            total += _ids(model, iv.op.direction.prompt, True)  # a head's write is read on its prompt
+            total += _ids(model, iv.op.direction.prompt, None)  # a head's write is read on its prompt
     return total
 
 
@@ -111,18 +113,23 @@ def patch(model: HookedDecoder, req: PatchRequest, limits: Limits) -> None:
     """/api/patch: the clean and corrupted runs, then (activation) one row per cell and layer."""
     cfg = model.cfg
     p = objective(model, req.corrupted, [*req.targets, *req.distractors])
-    n = _ids(model, req.corrupted, True)
+    n = _ids(model, req.corrupted, None)
     if req.method == "attribution":
         check(p, 2 * p.tokens, "site", limits, "a clean and a corrupted run")
         return
     cells = {"heads": cfg.n_heads, "heads_by_pos": cfg.n_heads * n}.get(req.site, n)
-    total = 2 * p.tokens + cfg.n_layers * cells * p.tokens
-    what = f"{cfg.n_layers} layers x {cells} cells x {p.tokens} tokens"
+    # Layer L's forwards start at block L (engine/patching.py): on average (n_layers + 1) / 2
+    # of the n_layers blocks run, so the sweep costs that many whole forwards' tokens per cell.
+    total = 2 * p.tokens + (cfg.n_layers + 1) * cells * p.tokens // 2
+    what = (
+        f"{cfg.n_layers} layers x {cells} cells x {p.tokens} tokens, each layer's forwards "
+        "starting at its block (half the blocks on average)"
+    )
     check(None, total, "site", limits, what + "; the attribution method costs two runs")
 
 
 def generate(model: HookedDecoder, req: GenerateRequest, limits: Limits) -> None:
     """/api/generate: the prompt once, then one token per step (KV-cached)."""
-    n = _ids(model, req.prompt, True)
+    n = _ids(model, req.prompt, None)
     total = n + req.max_new_tokens + _interventions(model, req.interventions)
     check(None, total, "max_new_tokens", limits, f"{n} prompt + {req.max_new_tokens} new tokens")
