@@ -139,7 +139,19 @@ def test_bad_input_is_refused(root: Path, tmp_path: Path) -> None:
         compute_maps(ds)
 
 
-def test_cli(root: Path, tmp_path: Path) -> None:
+def test_cli(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    import mechscope.data.maps as maps
+
+    class Frozen(dt.datetime):  # every map made "in the same second"
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Frozen:
+            return cls(2026, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(maps, "datetime", Frozen)
+    with Dataset(root) as ds:  # a stored map with other options: the command must not call it kept
+        compute_maps(ds, ("prompts",), MapParams(seed=4), n_jobs=1)
     runner = CliRunner()
     r = runner.invoke(main, ["maps", str(root), "--what", "prompts", "--seed", "3", "--jobs", "1"])
     assert r.exit_code == 0, r.output

@@ -30,7 +30,7 @@ from mechscope.cli_common import friendly_errors
 def maps(dataset: Path, what: str, seed: int, perplexity: float, force: bool, jobs: int | None) -> None:
     """Place DATASET's prompts (windows) and units on 2-D maps (t-SNE of what fires where, from the
     stored examples and samples: no model run), stored in DATASET/maps/; skipped when up to date."""
-    from mechscope.data.maps import WHAT, MapParams, What, compute_maps, load_map, map_path
+    from mechscope.data.maps import WHAT, MapParams, What, compute_maps, is_current, load_map, map_path
     from mechscope.data.store import Dataset
     from mechscope.errors import InputError
 
@@ -39,11 +39,14 @@ def maps(dataset: Path, what: str, seed: int, perplexity: float, force: bool, jo
             f"{dataset}: not a collated dataset folder (no manifest.json); see mechscope collate"
         )
     chosen: tuple[What, ...] = WHAT if what == "both" else (what,)  # type: ignore[assignment]
-    before = {w: load_map(dataset, w) for w in chosen}
+    params = MapParams(seed=seed, perplexity=perplexity)
     with Dataset(dataset) as ds:
-        out = compute_maps(ds, chosen, MapParams(seed=seed, perplexity=perplexity), force=force, n_jobs=jobs)
+        # decided as compute_maps decides it (a stored map's timestamp has 1 s resolution: two maps
+        # made in the same second looked like one kept)
+        kept = {w for w in chosen if not force and is_current(load_map(dataset, w), ds, params)}
+        out = compute_maps(ds, chosen, params, force=force, n_jobs=jobs)
     for w, m in out.items():
-        reused = before[w] is not None and before[w].info.get("created") == m.info.get("created")  # type: ignore[union-attr]
+        reused = w in kept
         i = m.info
         state = "up to date, kept" if reused else f"computed in {i['seconds']:.1f} s"
         click.echo(
