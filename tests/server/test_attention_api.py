@@ -8,14 +8,12 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from mechscope.data.collate import CollateConfig, collate
-from mechscope.data.store import Dataset, Workspace
+from mechscope.data.store import Dataset
 from mechscope.engine.attention import detect_heads, repeated_tokens
 from mechscope.server.app import create_app
 from mechscope.server.datasets import DatasetSource
 from mechscope.server.settings import Limits, Settings
 from tests.conftest import tiny_model
-from tests.data._helpers import small_windows
 
 
 def test_a_heads_pattern_on_a_prompt(client: TestClient) -> None:
@@ -80,16 +78,6 @@ def test_bad_requests_are_422_naming_the_field(
     r = client.post(path, json=body)
     assert r.status_code == 422, r.text
     assert r.json()["field"] == field and words in r.json()["error"], r.json()
-
-
-@pytest.fixture(scope="module")
-def collated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("ds")
-    model = tiny_model("llama")
-    windows = small_windows(model, tmp, window=16)
-    return collate(
-        model, windows, Workspace(tmp / "dataset"), CollateConfig(window=16, top_k=5, batch=4), "tiny", ""
-    )
 
 
 def test_dataset_windows(collated: Path) -> None:

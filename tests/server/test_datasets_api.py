@@ -14,21 +14,6 @@ from tests.conftest import tiny_model
 from tests.data._helpers import small_windows
 
 
-@pytest.fixture(scope="module")
-def collated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("ds")
-    model = tiny_model("llama")
-    windows = small_windows(model, tmp, window=16)
-    return collate(
-        model,
-        windows,
-        Workspace(tmp / "dataset"),
-        CollateConfig(window=16, top_k=5, batch=4),
-        "tiny",
-        "credit line",
-    )
-
-
 def _client(root: Path | None):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mechscope.data.collate import CollateConfig, collate
-from mechscope.data.store import Dataset, Workspace
+from mechscope.data.store import Dataset
 from mechscope.engine.attribution import attribute
 from mechscope.engine.directions import LogProb, ResidualDirection
 from mechscope.engine.lens import write_direction
@@ -16,7 +15,6 @@ from mechscope.engine.nodes import Node
 from mechscope.server.app import create_app
 from mechscope.server.datasets import DatasetSource
 from tests.conftest import tiny_model
-from tests.data._helpers import small_windows
 
 PROMPT = "the cat sat on"  # 15 tokens with BOS (character tokenizer)
 D_MODEL = 32
@@ -192,16 +190,6 @@ def test_steered_generation_differs_and_is_greedy(client: TestClient) -> None:
     steered = client.post("/api/generate", json={**req, "interventions": [iv]}).json()
     assert plain == {**client.post("/api/generate", json=req).json(), "elapsed_ms": plain["elapsed_ms"]}
     assert [t["id"] for t in plain["tokens"]] != [t["id"] for t in steered["tokens"]]
-
-
-@pytest.fixture(scope="module")
-def collated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("ds")
-    model = tiny_model("llama")
-    windows = small_windows(model, tmp, window=16)
-    return collate(
-        model, windows, Workspace(tmp / "dataset"), CollateConfig(window=16, top_k=5, batch=4), "tiny"
-    )
 
 
 def test_dataset_mean_reads_the_served_dataset(collated: Path) -> None:

@@ -13,6 +13,7 @@ from mechscope.server.settings import Limits
 
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder
+    from mechscope.server.schemas import PatchPairRequest
 
 
 def prompt_tokens(model: HookedDecoder, text: str, field: str, limits: Limits) -> int:
@@ -23,6 +24,14 @@ def prompt_tokens(model: HookedDecoder, text: str, field: str, limits: Limits) -
             field, f"{field} has {n} tokens; the limit is {limits.max_prompt_tokens} (max_prompt_tokens)"
         )
     return n
+
+
+def patch_pair(model: HookedDecoder, req: PatchPairRequest, limits: Limits) -> None:
+    """A patching request's two prompts and its targets and distractors (its sweep is priced by
+    ``budget.patch``)."""
+    prompt_tokens(model, req.clean, "clean", limits)
+    prompt_tokens(model, req.corrupted, "corrupted", limits)
+    at_most(len(req.targets) + len(req.distractors), limits.max_batch, "targets", "max_batch")
 
 
 def at_most(value: int, limit: int, field: str, name: str) -> None:

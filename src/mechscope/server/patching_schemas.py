@@ -10,8 +10,7 @@ from pydantic import Field
 from mechscope.engine.lens import LensStream
 from mechscope.engine.pairs import IOI_TEMPLATES, IoiCorruption
 from mechscope.engine.patch_compare import PatchComparison
-from mechscope.engine.patching import PatchSite
-from mechscope.server.schemas import Int, Token, _Request
+from mechscope.server.schemas import Int, PatchPairRequest, Token, _Request
 
 
 class PairRequest(_Request):
@@ -35,14 +34,8 @@ class PairRequest(_Request):
     seed: Int = Field(default=0, ge=0, le=2**31 - 1, description="repeat: the random sequence's seed")
 
 
-class CompareRequest(_Request):
+class CompareRequest(PatchPairRequest):
     """Activation and attribution patching of one site, side by side."""
-
-    clean: str = Field(min_length=1, max_length=20_000)
-    corrupted: str = Field(min_length=1, max_length=20_000)
-    targets: list[Token] = Field(min_length=1)
-    distractors: list[Token] = Field(default_factory=list)
-    site: PatchSite = "resid_pre"
 
 
 class CompareResponse(PatchComparison):

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from mechscope.engine.attribution import AttributionSummary
 from mechscope.engine.compare import CandidatePair, NodePair
+from mechscope.engine.directions import LogitDiff
 from mechscope.engine.interventions import Intervention
 from mechscope.engine.lens import NodeActivations, NodeTokens
 from mechscope.engine.nodes import Node
@@ -212,12 +213,25 @@ class LensRequest(_Request):
     k: Int = Field(default=5, ge=1)
 
 
-class PatchRequest(_Request):
+class PatchPairRequest(_Request):
+    """A clean and a corrupted prompt, what to score, and the site to patch: what every patching
+    route takes."""
+
     clean: str = Field(min_length=1, max_length=20_000)
     corrupted: str = Field(min_length=1, max_length=20_000)
     targets: list[Token] = Field(min_length=1)
     distractors: list[Token] = Field(default_factory=list)
     site: PatchSite = "resid_pre"
+
+    def direction(self) -> LogitDiff:
+        """The logit difference the patching metric scores."""
+        return LogitDiff(
+            targets=[[t] if isinstance(t, int) else t for t in self.targets],
+            distractors=[[t] if isinstance(t, int) else t for t in self.distractors],
+        )
+
+
+class PatchRequest(PatchPairRequest):
     method: Literal["activation", "attribution"] = "attribution"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mechscope.engine.directions import LogitDiff
 from mechscope.engine.pairs import IOI_TEMPLATES, PromptPair, ioi_pair, repeat_pair
 from mechscope.engine.patch_compare import compare_methods, site_kind
 from mechscope.server import budget, limits
@@ -55,9 +54,7 @@ async def patch_compare(req: CompareRequest, state: State) -> CompareResponse:
     activation sweep over max_request_tokens is not run, and ``skipped`` says why (the estimate
     comes back alone)."""
     lim = state.settings.limits
-    limits.prompt_tokens(state.model, req.clean, "clean", lim)
-    limits.prompt_tokens(state.model, req.corrupted, "corrupted", lim)
-    limits.at_most(len(req.targets) + len(req.distractors), lim.max_batch, "targets", "max_batch")
+    limits.patch_pair(state.model, req, lim)
     fields = req.model_dump()
     budget.patch(state.model, PatchRequest(**fields, method="attribution"), lim)
     skipped = None
@@ -65,17 +62,13 @@ async def patch_compare(req: CompareRequest, state: State) -> CompareResponse:
         budget.patch(state.model, PatchRequest(**fields, method="activation"), lim)
     except FieldError as e:
         skipped = f"activation patching not run: {e}"
-    direction = LogitDiff(
-        targets=[[t] if isinstance(t, int) else t for t in req.targets],
-        distractors=[[t] if isinstance(t, int) else t for t in req.distractors],
-    )
 
     def work() -> CompareResponse:
         res = compare_methods(
             state.model,
             req.clean,
             req.corrupted,
-            direction,
+            req.direction(),
             site=req.site,
             check=state.worker.check_stop,
             skip_activation=skipped,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mechscope.engine.directions import LogitDiff
 from mechscope.engine.patching import PatchingResult, patch
 from mechscope.server import budget, limits
 from mechscope.server.deps import State
@@ -19,21 +18,15 @@ async def patch_sweep(req: PatchRequest, state: State) -> PatchingResult:
     estimate it linearly from one forward-backward pair (attribution patching, the default)."""
 
     lim = state.settings.limits
-    limits.prompt_tokens(state.model, req.clean, "clean", lim)
-    limits.prompt_tokens(state.model, req.corrupted, "corrupted", lim)
-    limits.at_most(len(req.targets) + len(req.distractors), lim.max_batch, "targets", "max_batch")
+    limits.patch_pair(state.model, req, lim)
     budget.patch(state.model, req, lim)
-    direction = LogitDiff(
-        targets=[[t] if isinstance(t, int) else t for t in req.targets],
-        distractors=[[t] if isinstance(t, int) else t for t in req.distractors],
-    )
     result, _ = await state.worker.run(
         "patch:" + req.model_dump_json(),
         lambda: patch(
             state.model,
             req.clean,
             req.corrupted,
-            direction,
+            req.direction(),
             site=req.site,
             method=req.method,
             check=state.worker.check_stop,
