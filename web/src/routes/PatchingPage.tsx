@@ -80,6 +80,9 @@ export function PatchingPage({ search, model }: { search: string; model: ModelIn
     }
   };
 
+  // what both heatmaps share: one colour scale, one hovered cell, one click
+  const shared = { max, hover, onHover: setHover, onCell: open, changed: tokenColumns ? changed : undefined, tokenColumns };
+
   const hoverText = (() => {
     if (!data || !hover) return "hover a cell: its value in both methods; click it to open it";
     const row = data.attribution.rows[hover.row] ?? "";
@@ -172,12 +175,7 @@ export function PatchingPage({ search, model }: { search: string; model: ModelIn
                 rows={data.activation.rows}
                 columns={data.activation.columns}
                 values={data.activation.values}
-                max={max}
-                hover={hover}
-                onHover={setHover}
-                onCell={open}
-                changed={tokenColumns ? changed : undefined}
-                tokenColumns={tokenColumns}
+                {...shared}
                 testId="patch-map-activation"
               />
             ) : (
@@ -192,12 +190,7 @@ export function PatchingPage({ search, model }: { search: string; model: ModelIn
               rows={data.attribution.rows}
               columns={data.attribution.columns}
               values={data.attribution.values}
-              max={max}
-              hover={hover}
-              onHover={setHover}
-              onCell={open}
-              changed={tokenColumns ? changed : undefined}
-              tokenColumns={tokenColumns}
+              {...shared}
               testId="patch-map-attribution"
             />
           </div>
