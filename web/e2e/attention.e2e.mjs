@@ -6,30 +6,15 @@
 // and attention-doc.jpg, the picture of docs/attention.md.
 // MIN_INDUCTION (default 0.5): the best induction score the grid must show on repeated tokens.
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, SHOTS, launchChromium, fail, steps, noError, shot as pageShot } from "./browser.mjs";
+
+const shot = (page, name) => pageShot(page, name, { park: true, top: true }); // no tooltip in the pictures; the side panels are sticky
 
 const TIMEOUT = 120_000;
 const MIN_INDUCTION = Number(process.env.MIN_INDUCTION ?? 0.5);
 const PROMPT = "The cat sat on the mat. The dog sat on the log. The cat sat on the";
 
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e:attention] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-async function shot(page, name) {
-  const path = join(SHOTS, name);
-  await page.mouse.move(0, 0); // no tooltip in the pictures
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path, fullPage: true });
-  return path;
-}
-
-async function noError(page, what) {
-  const err = await page.$('[data-testid="error"]');
-  if (err) fail(`${what} shows an error: ${(await err.innerText()).replace(/\s+/g, " ")}`);
-}
+const { step, run } = steps("e2e:attention");
 
 const params = (page) => new URL(page.url()).searchParams;
 
@@ -213,7 +198,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(`[e2e:attention] FAILED at step ${stepNo + 1}: ${e instanceof Error ? e.message : e}`);
-  process.exit(1);
-});
+run(main);

@@ -5,24 +5,15 @@
 //   BASE_URL=http://127.0.0.1:8000 node e2e/debugger-interventions.e2e.mjs
 // Writes PNGs (dbg-*.png) and debugger-interventions.jpg (the docs' picture) to SCREENSHOT_DIR.
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, SHOTS, launchChromium, fail, steps, shot as pageShot } from "./browser.mjs";
+
+const shot = (page, name) => pageShot(page, name, { park: true }); // no tooltip in the pictures
 
 const TIMEOUT = 60_000;
 const DEMO = "/?prompt=When+Mary+and+John+went+to+the+store%2C+John+gave+a+drink+to&target=+Mary&distractor=+John";
 const NEURON = "L12.mlp_neuron.866@0"; // its write steers the residual stream (any neuron would do)
 
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e:debugger-interventions] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-const shot = async (page, name) => {
-  await page.mouse.move(0, 0);
-  const path = join(SHOTS, name);
-  await page.screenshot({ path, fullPage: true });
-  return path;
-};
-
+const { step } = steps("e2e:debugger-interventions");
 async function settled(page, { paired }) {
   await page.waitForSelector('[data-testid="result"][data-stale="false"]', { timeout: TIMEOUT });
   if (paired) await page.waitForSelector('[data-testid="value-right"]', { timeout: TIMEOUT });

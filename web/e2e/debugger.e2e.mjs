@@ -4,22 +4,12 @@
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, SHOTS, launchChromium, fail, steps, noError, shot } from "./browser.mjs";
 
 const TIMEOUT = 60_000;
 const DEMO = "/?prompt=When+Mary+and+John+went+to+the+store%2C+John+gave+a+drink+to&target=+Mary&distractor=+John";
 
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-async function shot(page, name) {
-  const path = join(SHOTS, name);
-  await page.screenshot({ path, fullPage: true });
-  return path;
-}
+const { step, run } = steps("e2e");
 
 /** The result is shown and not loading (the previous one may be dimmed while loading). */
 async function waitForResult(page, { paired }) {
@@ -36,11 +26,6 @@ const value = async (page, id) => {
 };
 
 const modelName = async (page) => (await page.innerText('[data-testid="model-name"]')).split(" ")[0];
-
-async function noError(page, what) {
-  const err = await page.$('[data-testid="error"]');
-  if (err) fail(`${what} shows an error: ${(await err.innerText()).replace(/\s+/g, " ")}`);
-}
 
 /** Top examples from the collated dataset (the test serves a real one): at least one line. */
 async function topExamples(page) {
@@ -239,7 +224,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(`[e2e] FAILED at step ${stepNo + 1}: ${e instanceof Error ? e.message : e}`);
-  process.exit(1);
-});
+run(main);

@@ -8,20 +8,14 @@
 // Kinds come from GET /api/model (never named here). Uses playwright-core with the system Chromium.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, SHOTS, launchChromium, fail, steps, shot } from "./browser.mjs";
 
 const TIMEOUT = 60_000;
 const SIMULATE_TIMEOUT = 300_000; // SmolLM2 simulating ~20 records on 2 CPU cores
 const DEMO = "/?prompt=When+Mary+and+John+went+to+the+store%2C+John+gave+a+drink+to&target=+Mary&distractor=+John";
 const TABLE_UNITS = 12; // units of the Debugger's table explained through the API before it is shown
 
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-const shot = (page, name) => page.screenshot({ path: join(SHOTS, name), fullPage: true });
-
+const { step, run } = steps("e2e");
 async function api(path, body) {
   const res = await fetch(BASE_URL + path, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const json = await res.json();
@@ -112,7 +106,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(`[e2e] FAILED: ${e.message}`);
-  process.exit(1);
-});
+run(main);

@@ -6,29 +6,14 @@
 // GRAPH_PROMPT sets the prompt (default "The capital of France is").
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, launchChromium, fail, steps, noError, shot as pageShot } from "./browser.mjs";
+
+const shot = (page, name) => pageShot(page, name, { park: true, top: true }); // no tooltip in the pictures; the side panels are sticky
 
 const PROMPT = process.env.GRAPH_PROMPT ?? "The capital of France is";
 const TIMEOUT = 240_000; // a graph takes seconds to minutes on a small CPU
 
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e:graph] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-async function shot(page, name) {
-  const path = join(SHOTS, name);
-  await page.mouse.move(0, 0); // no tooltip in the pictures
-  await page.evaluate(() => window.scrollTo(0, 0)); // the side panel is sticky
-  await page.screenshot({ path, fullPage: true });
-  return path;
-}
-
-async function noError(page, what) {
-  const err = await page.$('[data-testid="error"]');
-  if (err) fail(`${what} shows an error: ${(await err.innerText()).replace(/\s+/g, " ")}`);
-}
+const { step, run } = steps("e2e:graph");
 
 /** The graph is drawn and not loading. */
 async function waitForGraph(page) {
@@ -243,7 +228,4 @@ function posOf(id) {
   return Number(id.split("_").at(-1));
 }
 
-main().catch((e) => {
-  console.error(`[e2e:graph] FAILED at step ${stepNo + 1}: ${e instanceof Error ? e.message : e}`);
-  process.exit(1);
-});
+run(main);

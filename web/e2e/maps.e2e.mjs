@@ -4,20 +4,10 @@
 // Uses playwright-core with the system Chromium (/usr/bin/chromium); never downloads a browser.
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step.
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, launchChromium, fail, steps, shot } from "./browser.mjs";
 
 const TIMEOUT = 120_000;
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e:maps] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-async function shot(page, name) {
-  const path = join(SHOTS, name);
-  await page.screenshot({ path, fullPage: true });
-  return path;
-}
+const { step, run } = steps("e2e:maps");
 
 /** The canvas is drawn with the points of the map, and no error shows. */
 async function waitForMap(page, n) {
@@ -171,7 +161,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(`[e2e:maps] FAILED: ${e.message}`);
-  process.exit(1);
-});
+run(main);

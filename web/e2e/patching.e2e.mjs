@@ -5,33 +5,21 @@
 // SCREENSHOT_DIR (default ../ci-artifacts/screenshots relative to web/) receives one PNG per step;
 // DOCS_IMAGES (a folder, e.g. ../docs/images) also receives patching.jpg and lens.jpg.
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, launchChromium, fail, steps, noError, shot as pageShot } from "./browser.mjs";
+
+const shot = (page, name) => pageShot(page, name, { park: true }); // no tooltip in the pictures
 
 const TIMEOUT = 240_000;
 const LENS_PROMPT = "The capital of France is";
 
-let stepNo = 0;
+const { step, run } = steps("e2e:patching");
 const consoleErrors = [];
 let retried = 0; // sweeps retried after the time limit's 422 (not a fault of the page: not counted)
 const timedOut = (e) => e.includes("/api/patch/compare") || e.includes("status of 422");
-const step = (msg) => console.log(`[e2e:patching] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-async function shot(page, name) {
-  await page.mouse.move(0, 0);
-  await page.screenshot({ path: join(SHOTS, name), fullPage: true });
-}
 
 async function docsImage(page, name) {
   if (!process.env.DOCS_IMAGES) return;
   await page.screenshot({ path: join(process.env.DOCS_IMAGES, name), type: "jpeg", quality: 80, fullPage: true });
-}
-
-async function noError(page, what) {
-  const err = await page.$('[data-testid="error"]');
-  if (err) fail(`${what} shows an error: ${(await err.innerText()).replace(/\s+/g, " ")}`);
 }
 
 const params = (page) => new URL(page.url()).searchParams;
@@ -262,7 +250,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(`[e2e:patching] FAILED: ${e.message}`);
-  process.exit(1);
-});
+run(main);

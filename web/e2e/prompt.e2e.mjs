@@ -6,28 +6,13 @@
 // and prompt-explorer.jpg (the picture of docs/prompt-explorer.md).
 // PROMPT_SEARCH sets the corpus search (default "Roman Empire", a title of that corpus).
 import { join } from "node:path";
-import { BASE_URL, SHOTS, launchChromium } from "./browser.mjs";
+import { BASE_URL, SHOTS, launchChromium, fail, steps, noError, shot } from "./browser.mjs";
 
 const PROMPT = "The capital of France is Paris, and the capital of Italy is";
 const SEARCH = process.env.PROMPT_SEARCH ?? "Roman Empire";
 const TIMEOUT = 120_000;
 
-let stepNo = 0;
-const step = (msg) => console.log(`[e2e:prompt] ${++stepNo}. ${msg}`);
-const fail = (msg) => {
-  throw new Error(msg);
-};
-
-async function shot(page, name) {
-  const path = join(SHOTS, name);
-  await page.screenshot({ path, fullPage: true });
-  return path;
-}
-
-async function noError(page, what) {
-  const err = await page.$('[data-testid="error"]');
-  if (err) fail(`${what} shows an error: ${(await err.innerText()).replace(/\s+/g, " ")}`);
-}
+const { step, run } = steps("e2e:prompt");
 
 /** The grid for the URL's prompt and kind is drawn (not stale, not loading). */
 async function waitForGrid(page, kind = "mlp_neuron") {
@@ -176,7 +161,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  console.error(`[e2e:prompt] FAILED at step ${stepNo + 1}: ${e instanceof Error ? e.message : e}`);
-  process.exit(1);
-});
+run(main);
