@@ -10,7 +10,7 @@ from mechscope.engine.ranking import top_indices
 
 @pytest.mark.parametrize("shape", [(7,), (3, 5000), (2, 4, 64, 64), (5, 40, 1536), (1, 4096 * 9 + 17)])
 @pytest.mark.parametrize("largest", [True, False])
-@pytest.mark.parametrize("k", [1, 10])
+@pytest.mark.parametrize("k", [1, 10, 32])
 def test_top_indices_match_a_full_sort(shape: tuple[int, ...], largest: bool, k: int) -> None:
     torch.manual_seed(0)
     t = torch.randn(shape)

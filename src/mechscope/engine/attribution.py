@@ -18,20 +18,15 @@ from pydantic import BaseModel
 from mechscope.engine.directions import Direction, compile_direction
 from mechscope.engine.interventions import Intervention, intervention_hooks
 from mechscope.engine.kinds import Kind, get_kind, kinds_of
-from mechscope.engine.metrics import Context, Metrics
+from mechscope.engine.metrics import METRIC_NAMES, SIGNED, Context, KindMetrics, MetricTable, Values
 from mechscope.engine.nodes import Node
 from mechscope.engine.objective import Objective
 from mechscope.engine.prompt import prompt_ids
-from mechscope.engine.ranking import top_indices
 from mechscope.engine.recorder import record
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder, ModelInput
-
-METRIC_NAMES = ("activation", "write_norm", "direct_effect", "total_effect")
-# Metrics whose most negative values mean something (a node pushing against the direction).
-SIGNED = {"direct_effect", "total_effect"}
 
 
 class NodeRow(BaseModel):
@@ -92,7 +87,7 @@ class Attribution:
     token_ids: list[int]
     objective: Objective
     value: float
-    metrics: dict[str, Metrics]  # kind name -> its metrics (with ``pairs`` for kinds with pairs)
+    metrics: dict[str, KindMetrics]  # kind name -> its metrics (with ``pairs`` for kinds with pairs)
     logits: torch.Tensor | None  # (d_vocab,) at the scored position, when the forward reached them
     interventions: list[Intervention] = field(default_factory=list)
 
@@ -133,27 +128,26 @@ class Attribution:
         rows: dict[str, NodeRow] = {}
         for name in kinds or self.metrics:
             kind = self._kind(name)
-            tables = [(self.metrics[name], kind.coords)]
+            tables: list[tuple[MetricTable, tuple[str, ...]]] = [(self.metrics[name], kind.coords)]
             if self.metrics[name].pairs is not None:
                 tables.append((self.metrics[name].pairs, kind.pair_coords))  # type: ignore[arg-type]
             for metrics, coords in tables:
                 picks: list[torch.Tensor] = []
                 for metric in by:
-                    t = getattr(metrics, metric)
-                    if t is None:
-                        continue
-                    picks.append(top_indices(t, k))
-                    if metric in SIGNED:
-                        picks.append(top_indices(t, k, largest=False))
+                    for largest in (True, False) if metric in SIGNED else (True,):
+                        found = metrics.top(metric, k, largest)
+                        if found is not None:
+                            picks.append(found)
                 if not picks:
                     continue
-                shape = metrics.write_norm.shape
-                # One unravel for all picks: per-index calls cost more than the top-k itself.
-                found = torch.stack(torch.unravel_index(torch.cat(picks).unique(), shape), -1).tolist()
-                for c in found:
+                flat = torch.cat(picks).unique()
+                # One unravel and one gather per metric for all picks: per-index calls cost more
+                # than the top-k itself.
+                where = torch.stack(torch.unravel_index(flat, metrics.shape), -1).tolist()
+                for c, values in zip(where, metrics.values(flat), strict=True):
                     node = _node(name, coords, c)
                     if node is not None and str(node) not in rows:
-                        rows[str(node)] = self._row(metrics, node, tuple(c))
+                        rows[str(node)] = self._row(node, values)
         return sorted(rows.values(), key=lambda r: -abs(r.total_effect))
 
     def node_metrics(self, node: Node) -> NodeRow:
@@ -162,9 +156,13 @@ class Attribution:
         if node.kind not in self.metrics:
             raise InputError(f"this attribution has no {node.kind} metrics; ask for that kind")
         kind, m = self._kind(node.kind), self.metrics[node.kind]
+        table: MetricTable = m
+        coords = kind.coords
         if node.key is not None and m.pairs is not None:
-            return self._row(m.pairs, node, tuple(getattr(node, f) for f in kind.pair_coords))
-        return self._row(m, node, tuple(getattr(node, f) for f in kind.coords))
+            table, coords = m.pairs, kind.pair_coords
+        at = torch.tensor([[getattr(node, f) for f in coords]])
+        flat = (at * torch.tensor(_strides(table.shape))).sum(-1)
+        return self._row(node, table.values(flat)[0])
 
     def summary(self, k: int = 10, candidates: int = 10) -> AttributionSummary:
         return AttributionSummary(
@@ -194,17 +192,26 @@ class Attribution:
     def _kind(self, name: str) -> Kind:
         return get_kind(name, self.model)
 
-    def _row(self, m: Metrics, node: Node, coords: tuple[int, ...]) -> NodeRow:
+    def _row(self, node: Node, values: Values) -> NodeRow:
+        act, write, de, te = values
         return NodeRow(
             node=node,
             label=str(node),
             token=self._tok(self.token_ids[node.token]),
             key_token=self._tok(self.token_ids[node.key]) if node.key is not None else None,
-            activation=float(m.activation[coords]) if m.activation is not None else None,
-            write_norm=float(m.write_norm[coords]),
-            direct_effect=float(m.direct_effect[coords]),
-            total_effect=float(m.total_effect[coords]),
+            activation=act,
+            write_norm=write,
+            direct_effect=de,
+            total_effect=te,
         )
+
+
+def _strides(shape: tuple[int, ...]) -> list[int]:
+    """Row-major strides of ``shape`` in elements."""
+    out = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        out[i] = out[i + 1] * shape[i + 1]
+    return out
 
 
 def _node(kind: str, coords: tuple[str, ...], values: list[int]) -> Node | None:
@@ -235,13 +242,15 @@ def attribute(
     chosen = [get_kind(k, model) for k in kinds] if kinds is not None else default_kinds(model)
     ids = prompt_ids(model, prompt)
     objective = compile_direction(model, ids, direction, freeze_norm_scale)
+    extra = intervention_hooks(model, list(interventions), len(ids))
     acts: list[str] = []
     grads: list[str] = []
     for kind in chosen:
-        a, g = kind.points(model)
+        # An edited run may break what a kind rebuilds its metrics from (an ablated head's z is
+        # no longer its pattern times its values): such kinds name what to record instead.
+        a, g = kind.edited_points(model) if extra and kind.edited_points else kind.points(model)
         acts += a
         grads += g
-    extra = intervention_hooks(model, list(interventions), len(ids))
     rec = record(model, objective, acts, grads, extra)
     ctx = Context(model, rec, objective.start, objective.start_rank, len(ids))
     metrics = {kind.name: kind.metrics(ctx) for kind in chosen}

@@ -296,6 +296,18 @@ class Attention(nn.Module):
         batched matmuls) instead of copying keys and values; scaling and masking are fused into
         the scores' matmul (baddbmm) so the largest tensors of the layer are written once each.
         """
+        b, t, h, dh = q.shape
+        s, kvh = k.shape[1], self.cfg.n_kv_heads
+        g = h // kvh
+        scores = self.scores(self._scores(q, k, ctx))  # (batch, head, pos, kv_pos)
+        pattern = self.pattern(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
+        vg = v.permute(0, 2, 1, 3).reshape(b * kvh, s, dh)
+        z = torch.bmm(pattern.reshape(b * kvh, g * t, s), vg)  # (batch * kv_head, group * pos, d_head)
+        return z.view(b, kvh, g, t, dh).permute(0, 3, 1, 2, 4).reshape(b, t, h, dh)
+
+    def _scores(self, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """Scaled, soft-capped and masked scores (batch, head, pos, kv_pos) of rotated queries and
+        keys (batch, pos, head | kv_head, d_head)."""
         cfg = self.cfg
         b, t, h, dh = q.shape
         s, kvh = k.shape[1], cfg.n_kv_heads
@@ -308,11 +320,13 @@ class Attention(nn.Module):
             scores = torch.tanh(torch.bmm(qg, kt) * (cfg.scale / cfg.attn_softcap)) * cfg.attn_softcap + mask
         else:
             scores = torch.baddbmm(mask, qg, kt, alpha=cfg.scale)
-        scores = self.scores(scores.view(b, h, t, s))  # (batch, head, pos, kv_pos)
-        pattern = self.pattern(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
-        vg = v.permute(0, 2, 1, 3).reshape(b * kvh, s, dh)
-        z = torch.bmm(pattern.reshape(b * kvh, g * t, s), vg)  # (batch * kv_head, group * pos, d_head)
-        return z.view(b, kvh, g, t, dh).permute(0, 3, 1, 2, 4).reshape(b, t, h, dh)
+        return scores.view(b, h, t, s)
+
+    def pattern_of(self, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """The attention pattern (batch, head, pos, kv_pos) of the queries and keys that the ``q``
+        and ``k`` hook points saw, as the explicit path computes it: the engine rebuilds a
+        pattern that a fused forward never formed."""
+        return torch.softmax(self._scores(q, k, ctx), dim=-1, dtype=torch.float32).to(q.dtype)
 
 
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,22 @@ class LayerWeights:
         return torch.einsum("...he,hef,...hf->...h", x, self.gram, x).clamp_(min=0).sqrt_()
 
 
-_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[LayerWeights]]] = (
+@dataclass
+class LayerStack:
+    """The small per-layer statistics of :class:`LayerWeights` stacked along a leading layer
+    dimension, so that the engine scores a run of layers with one op instead of one per layer
+    (each layer's fields are views into these; the matrices themselves are not copied)."""
+
+    down_norm: torch.Tensor  # (layer, d_mlp)
+    gram: torch.Tensor  # (layer, head, d_head, d_head)
+
+    def write_norm(self, x: torch.Tensor, layers: slice | torch.Tensor) -> torch.Tensor:
+        """:meth:`LayerWeights.write_norm` of ``layers`` at once: ``x`` (layer, ..., head, d_head)
+        -> (layer, ..., head)."""
+        return torch.einsum("l...he,lhef,l...hf->l...h", x, self.gram[layers], x).clamp_(min=0).sqrt_()
+
+
+_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[LayerWeights], LayerStack]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -55,7 +70,7 @@ def layer_weights(model: HookedDecoder) -> list[LayerWeights]:
     hit = _CACHE.get(model)
     if hit is not None and hit[0] == key:
         return hit[1]
-    out = []
+    downs, w_os = [], []
     with torch.no_grad():
         for i in range(cfg.n_layers):
             b = model.block(i)
@@ -64,10 +79,24 @@ def layer_weights(model: HookedDecoder) -> list[LayerWeights]:
             if cfg.sandwich_norms:
                 down = down * b.ln2_post.gain().float()[:, None]
                 w_o = w_o * b.ln1_post.gain().float()[:, None, None]
-            gram = torch.einsum("dhe,dhf->hef", w_o, w_o)
-            out.append(LayerWeights(down, down.norm(dim=0), w_o, gram))
-    _CACHE[model] = (key, out)
+            downs.append(down)
+            w_os.append(w_o)
+        stack = LayerStack(
+            torch.stack([d.norm(dim=0) for d in downs]),
+            torch.stack([torch.einsum("dhe,dhf->hef", w, w) for w in w_os]),
+        )
+    out = [
+        LayerWeights(d, stack.down_norm[i], w, stack.gram[i])
+        for i, (d, w) in enumerate(zip(downs, w_os, strict=True))
+    ]
+    _CACHE[model] = (key, out, stack)
     return out
+
+
+def layer_stack(model: HookedDecoder) -> LayerStack:
+    """Every layer's weight views stacked (:class:`LayerStack`), cached with :func:`layer_weights`."""
+    layer_weights(model)
+    return _CACHE[model][2]
 
 
 def neuron_write(model: HookedDecoder, layer: int, index: int) -> torch.Tensor:

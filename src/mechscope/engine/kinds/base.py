@@ -18,7 +18,7 @@ import torch
 from mechscope.errors import InputError
 
 if TYPE_CHECKING:
-    from mechscope.engine.metrics import Context, Metrics
+    from mechscope.engine.metrics import Context, KindMetrics
     from mechscope.engine.objective import Objective
     from mechscope.models.config import ModelConfig
     from mechscope.models.decoder import HookedDecoder
@@ -102,7 +102,7 @@ class Kind:
         [torch.Tensor], torch.Tensor
     ]  # tensor at ``hook`` (..., pos, ...) -> (..., pos, unit)
     points: Callable[[HookedDecoder], tuple[list[str], list[str]]]  # activations, gradients the metrics read
-    metrics: Callable[[Context], Metrics]
+    metrics: Callable[[Context], KindMetrics]
     coords: Coords  # dimensions of its metric tensors
     site: Callable[[HookedDecoder, int | None, int | list[int] | None, int | None], Site]
     trace: Trace | None = None
@@ -118,7 +118,10 @@ class Kind:
     # (model, layer | None, index) -> how a unit reads the residual stream (its driving tokens)
     reader: Callable[[HookedDecoder, int | None, int], Reader] | None = None
     collation: Collation | None = None
-    token_rows: Callable[[Metrics], list[TokenRow]] = field(default=lambda _m: [])
+    token_rows: Callable[[KindMetrics], list[TokenRow]] = field(default=lambda _m: [])
+    # ``points`` for a run that interventions edit, where the metrics cannot rebuild what they
+    # need from ``points`` (None: ``points`` serve both)
+    edited_points: Callable[[HookedDecoder], tuple[list[str], list[str]]] | None = None
     default: bool = True  # scored by attribute() when the caller names no kinds
     verify: bool = False  # verified by default: fine-grained enough for zero-ablation to be local
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mechscope.engine.kinds.base import Kind, Site, TokenRow
-from mechscope.engine.metrics import Context, Metrics
+from mechscope.engine.metrics import Context, KindMetrics, Metrics
 
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder
@@ -37,7 +37,7 @@ def _site(model: HookedDecoder, _layer: int | None, _index: int | list[int] | No
     return Site("embed", (slice(None),), model.cfg.d_model)
 
 
-def _token_rows(m: Metrics) -> list[TokenRow]:
+def _token_rows(m: KindMetrics) -> list[TokenRow]:
     return [
         TokenRow(
             "embedding",

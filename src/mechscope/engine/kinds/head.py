@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 
 from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, Trace, get_kind, kinds_of
-from mechscope.engine.metrics import Context, Metrics, empty
+from mechscope.engine.metrics import Context, KindMetrics, LayerTable, Metrics, stack_layers
 from mechscope.engine.objective import Objective, detach_hook
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn
-from mechscope.models.weights import head_write, layer_weights
+from mechscope.models.weights import head_write, layer_stack, layer_weights
 
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
@@ -36,14 +36,26 @@ def _activations(z: torch.Tensor) -> torch.Tensor:
 
 
 def _points(model: HookedDecoder) -> tuple[list[str], list[str]]:
+    """Queries, keys, values and z, and z's gradient: enough to rebuild every pair's metrics, so
+    the forward keeps its fused attention (a recorded pattern would force the explicit path and
+    hold two (head, pos, pos) tensors per layer)."""
     acts, grads = [], []
     for i in range(model.cfg.n_layers):
-        b = f"blocks.{i}"
-        acts += [_pattern(i), f"{b}.attn.v", _hook(i)]
-        grads.append(_pattern(i))
+        b = f"blocks.{i}.attn"
+        acts += [f"{b}.q", f"{b}.k", f"{b}.v", _hook(i)]
+        grads.append(_hook(i))
         if model.cfg.sandwich_norms:
-            acts.append(f"{b}.ln1_post.scale")
+            acts.append(f"blocks.{i}.ln1_post.scale")
     return acts, grads
+
+
+def _edited_points(model: HookedDecoder) -> tuple[list[str], list[str]]:
+    """With interventions, the pattern and its gradient as the edited run made them (an
+    ablated head's z no longer equals its pattern times its values); this forces the explicit
+    attention path."""
+    acts, grads = _points(model)
+    patterns = [_pattern(i) for i in range(model.cfg.n_layers)]
+    return acts + patterns, grads + patterns
 
 
 def _metrics(ctx: Context) -> Metrics:
@@ -51,46 +63,80 @@ def _metrics(ctx: Context) -> Metrics:
 
     Per-pair writes ``p[q, k] * W_O,h v[k]`` are never formed: their norms come from each
     head's Gram matrix and their direct effects from the gradient projected into head space.
+    Pair metrics are never stored either (:class:`PairTable`); a head's are its pairs' sums.
     """
-    cfg, n, reached = ctx.model.cfg, ctx.n, ctx.reached
-    layers, heads = cfg.n_layers, cfg.n_heads
-    p_act, p_write, p_te = (empty(layers, heads, n, n) for _ in range(3))
-    p_de = torch.zeros(layers, heads, n, n)
-    h_act, h_write, h_te = (empty(layers, heads, n) for _ in range(3))
-    h_de = torch.zeros(layers, heads, n)
-    weights = layer_weights(ctx.model)
-    g = ctx.g_start.float()[reached]
-    for i in range(layers):
-        name = _pattern(i)
-        if not ctx.ran(name) or not ctx.upstream(2 * i + 1):
-            for t in (p_act, p_write, p_te, h_act, h_write, h_te):
-                t[i] = 0
-            continue
-        lw = weights[i]
-        p = ctx.rec.acts[name].float()  # (head, pos, kv_pos)
-        v = ctx.model.block(i).attn.per_query_head(
-            ctx.rec.acts[f"blocks.{i}.attn.v"].float(), 1
-        )  # (kv_pos, head, d_head)
-        z = ctx.rec.acts[_hook(i)].float()  # (pos, head, d_head)
-        scale = ctx.post_scale(i, "ln1_post")
-        v_norm = lw.write_norm(v).T  # (head, kv_pos)
-        z_norm = lw.write_norm(z).T  # (head, pos)
-        g_head = torch.einsum("qd,dhe->qhe", g, lw.w_o)  # (reached, head, d_head)
-        de_reached = p[:, reached] * torch.einsum("qhe,khe->hqk", g_head, v)  # (head, reached, kv_pos)
-        if scale is not None:
-            de_reached /= scale[reached][None]
-            z_norm /= scale[:, 0][None]
-        p_act[i] = p
-        torch.mul(p, v_norm[:, None, :], out=p_write[i])
-        if scale is not None:
-            p_write[i] /= scale[None]
-        p_de[i][:, reached] = de_reached
-        torch.mul(p, ctx.rec.grads[name].float(), out=p_te[i])
-        h_act[i] = _activations(z).T
-        h_write[i] = z_norm
-        h_de[i][:, reached] = de_reached.sum(-1)
-        torch.sum(p_te[i], -1, out=h_te[i])
-    return Metrics(h_act, h_write, h_de, h_te, pairs=Metrics(p_act, p_write, p_de, p_te))
+    cfg, n = ctx.model.cfg, ctx.n
+    h_act, h_write, h_de, h_te = (torch.zeros(cfg.n_layers, cfg.n_heads, n) for _ in range(4))
+    active = [i for i in range(cfg.n_layers) if ctx.ran(_hook(i)) and ctx.upstream(2 * i + 1)]
+    pairs = PairTable(ctx, active)
+
+    def heads(rows: torch.Tensor, t: dict[str, torch.Tensor]) -> None:
+        h_act[rows], h_write[rows] = t["head_activation"], t["head_write"]
+        h_de[rows[:, None], :, ctx.reached] = t["direct_effect"].sum(-1).transpose(1, 2)
+        h_te[rows] = t["total_effect"].sum(-1)
+
+    pairs.run(heads)
+    return Metrics(h_act, h_write, h_de, h_te, pairs=pairs)
+
+
+class PairTable(LayerTable):
+    """Every (query, key) pair's metrics (layer, head, pos, kv_pos), rebuilt from the
+    recording's queries, keys, values and z gradients with the model's own attention maths
+    (``Attention.pattern_of``): the pattern's gradient is ``dvalue/dz . v``, as z = pattern @ v.
+    ``sums`` are over queries: what each key receives."""
+
+    def __init__(self, ctx: Context, active: list[int]) -> None:
+        cfg, n = ctx.model.cfg, ctx.n
+        super().__init__((cfg.n_layers, cfg.n_heads, n, n), active, (0, 1), ctx.reached, reached_dim=1)
+        self.ctx = ctx
+        self._attention = ctx.model.attention_context(torch.arange(n)[None], None)
+        self._weights, self._stack = layer_weights(ctx.model), layer_stack(ctx.model)
+
+    def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
+        ctx, model = self.ctx, self.ctx.model
+        rec, reached = ctx.rec, ctx.reached
+        stack, weights = self._stack, self._weights
+        rows = torch.tensor(layers)
+        v = model.block(layers[0]).attn.per_query_head(
+            stack_layers([rec.acts[f"blocks.{i}.attn.v"] for i in layers]), 2
+        )  # (layer, kv_pos, head, d_head)
+        z = stack_layers([rec.acts[_hook(i)] for i in layers])  # (layer, pos, head, d_head)
+        p = stack_layers([self._pattern(i) for i in layers])  # (layer, head, pos, kv_pos)
+        if _pattern(layers[0]) in rec.grads:  # an edited run (_edited_points)
+            te = p * stack_layers([rec.grads[_pattern(i)] for i in layers])
+        else:
+            dz = stack_layers([rec.grads[_hook(i)] for i in layers])
+            te = p * torch.einsum("cqhe,ckhe->chqk", dz, v)
+        v_norm = stack.write_norm(v, rows).transpose(1, 2)  # (layer, head, kv_pos)
+        z_norm = stack.write_norm(z, rows).transpose(1, 2)  # (layer, head, pos)
+        g = ctx.g_start.float()[reached]  # (reached, d_model)
+        g_head = torch.stack([torch.einsum("qd,dhe->qhe", g, weights[i].w_o) for i in layers])
+        de = p[:, :, reached] * torch.einsum("cqhe,ckhe->chqk", g_head, v)  # (layer, head, reached, kv_pos)
+        write = p * v_norm[:, :, None, :]
+        if model.cfg.sandwich_norms:
+            scale = torch.stack([rec.acts[f"blocks.{i}.ln1_post.scale"].float()[:, 0] for i in layers])
+            de /= scale[:, None, reached, None]
+            z_norm /= scale[:, None]
+            write /= scale[:, None, :, None]
+        return {
+            "activation": p,
+            "write_norm": write,
+            "direct_effect": de,
+            "total_effect": te,
+            "head_activation": _activations(z).transpose(1, 2),
+            "head_write": z_norm,
+        }
+
+    def _pattern(self, layer: int) -> torch.Tensor:
+        """(head, pos, kv_pos): as recorded in an edited run, else rebuilt."""
+        rec = self.ctx.rec
+        recorded = rec.acts.get(_pattern(layer))
+        if recorded is not None:
+            return recorded
+        b = f"blocks.{layer}.attn"
+        q, k = rec.acts[f"{b}.q"][None], rec.acts[f"{b}.k"][None]
+        with torch.no_grad():
+            return self.ctx.model.block(layer).attn.pattern_of(q, k, self._attention)[0]
 
 
 def _site(model: HookedDecoder, layer: int | None, index: int | list[int] | None, key: int | None) -> Site:
@@ -262,18 +308,19 @@ def _feed(
     return _activations(stash[_hook(layer)]), strongest, active
 
 
-def _token_rows(m: Metrics) -> list[TokenRow]:
-    assert m.pairs is not None
+def _token_rows(m: KindMetrics) -> list[TokenRow]:
     pair = m.pairs
+    assert isinstance(pair, PairTable)
 
     def lst(x: torch.Tensor) -> list[float]:
         return [float(v) for v in x]
 
+    # A head at a query is the sum of its pairs over keys: "from" sums are the heads' own.
     return [
         TokenRow("attn_from", "attn from", "attention heads, by the token attending (query)",
-                 lst(pair.direct_effect.sum((0, 1, 3))), lst(pair.total_effect.sum((0, 1, 3)))),
+                 lst(m.direct_effect.sum((0, 1))), lst(m.total_effect.sum((0, 1)))),
         TokenRow("attn_to", "attn to", "attention heads, by the token attended to (key)",
-                 lst(pair.direct_effect.sum((0, 1, 2))), lst(pair.total_effect.sum((0, 1, 2)))),
+                 lst(pair.sums["direct_effect"]), lst(pair.sums["total_effect"])),
     ]  # fmt: skip
 
 
@@ -289,6 +336,7 @@ KIND = Kind(
     hook=_hook,
     activations=_activations,
     points=_points,
+    edited_points=_edited_points,
     metrics=_metrics,
     coords=("layer", "index", "token"),
     site=_site,

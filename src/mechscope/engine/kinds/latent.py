@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, Trace, kinds_of
-from mechscope.engine.metrics import Context, Metrics
+from mechscope.engine.metrics import Context, KindMetrics, Metrics
 from mechscope.engine.objective import Objective, detach_hook, mlp_input_point
 from mechscope.errors import InputError
 from mechscope.models.dictionaries.coder import SparseCoder
@@ -127,7 +127,7 @@ def latent_kind(coder: SparseCoder, point: str, name: str) -> Kind:
     ) -> tuple[torch.Tensor, None, None]:
         return stash[acts_point].float(), None, None
 
-    def token_rows(m: Metrics) -> list[TokenRow]:
+    def token_rows(m: KindMetrics) -> list[TokenRow]:
         return [
             TokenRow(
                 name,

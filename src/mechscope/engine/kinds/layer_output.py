@@ -28,16 +28,18 @@ def _kind(name: str, label: str, offset: int) -> Kind:
         return names, names
 
     def metrics(ctx: Context) -> Metrics:
-        """Shapes (layer, pos)."""
+        """Shapes (layer, pos), every layer scored in one op per metric."""
         cfg, n = ctx.model.cfg, ctx.n
         write, de, te = (torch.zeros(cfg.n_layers, n) for _ in range(3))
-        for i in range(cfg.n_layers):
-            if not ctx.ran(hook(i)) or not ctx.upstream(2 * i + offset):
-                continue
-            x = ctx.rec.acts[hook(i)].float()
-            write[i] = x.norm(dim=-1)
-            de[i] = (x * ctx.g_start.float()).sum(-1)
-            te[i] = (x * ctx.rec.grads[hook(i)].float()).sum(-1)
+        active = [i for i in range(cfg.n_layers) if ctx.ran(hook(i)) and ctx.upstream(2 * i + offset)]
+        if not active:
+            return Metrics(None, write, de, te)
+        x = torch.stack([ctx.rec.acts[hook(i)] for i in active]).float()  # (layer, pos, d_model)
+        grad = torch.stack([ctx.rec.grads[hook(i)] for i in active]).float()
+        rows = torch.tensor(active)
+        write[rows] = x.norm(dim=-1)
+        de[rows] = (x * ctx.g_start.float()).sum(-1)
+        te[rows] = (x * grad).sum(-1)
         return Metrics(None, write, de, te)
 
     def site(
