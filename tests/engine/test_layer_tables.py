@@ -34,7 +34,7 @@ def test_extremes_values_and_sums_equal_the_dense_tensors(
     attr = attribute(model, PROMPT, TARGETS)
     t = attr.metrics["attn_head"].pairs if table == "pairs" else attr.metrics["mlp_neuron"]
     assert isinstance(t, head.PairTable if table == "pairs" else neuron.NeuronTable)
-    for k in (1, 5, CANDIDATES + 3):  # the last reads the dense tensors
+    for k in (1, 5, CANDIDATES + 3):  # the last scores the table again, keeping more
         for metric in METRIC_NAMES:
             for largest in (True, False) if metric in SIGNED else (True,):
                 flat = t.top(metric, k, largest)

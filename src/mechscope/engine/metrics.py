@@ -127,7 +127,7 @@ def stack_layers(ts: list[torch.Tensor]) -> torch.Tensor:
 
 
 STEP_ENTRIES = 1 << 21  # entries a LayerTable scores per step (8 MB per fp32 tensor): fewer, larger ops
-CANDIDATES = 32  # extremes a LayerTable keeps per step and metric; a larger k rebuilds the whole table
+CANDIDATES = 32  # extremes a LayerTable keeps per step and metric; a larger k scores the table again
 
 
 class LayerTable:
@@ -161,6 +161,7 @@ class LayerTable:
         self._summed = summed  # dims of one layer's block (layer excluded) that ``sums`` sum over
         self.reached, self._rdim = reached, reached_dim + 1  # the latter counts the layer dim
         self.sums: dict[str, torch.Tensor] = {}  # metric -> sum over layers and ``summed`` dims
+        self._count = CANDIDATES  # extremes kept per step, metric and sign
         self._found: dict[tuple[str, bool], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._known: dict[int, Values] = {}  # flat index -> values, for every kept extreme
 
@@ -172,6 +173,7 @@ class LayerTable:
 
     def run(self, on_step: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None) -> None:
         """Score every active layer once; ``on_step(rows, tensors)`` sees each step."""
+        self.sums, self._found = {}, {}
         step = max(1, STEP_ENTRIES // math.prod(self.shape[1:]))
         for at in range(0, len(self.active), step):
             chunk = self.active[at : at + step]
@@ -198,7 +200,7 @@ class LayerTable:
             if t is None:
                 continue
             for largest in (True, False) if metric in SIGNED else (True,):
-                local = top_indices(t, CANDIDATES, largest)
+                local = top_indices(t, self._count, largest)
                 value = t.reshape(-1)[local]
                 if metric == "direct_effect":  # compact -> the full block's positions
                     coords = list(torch.unravel_index(local, t.shape))
@@ -242,9 +244,12 @@ class LayerTable:
     def top(self, metric: str, k: int, largest: bool = True) -> torch.Tensor | None:
         if metric == "activation" and not self.has_activation:
             return None
+        if k > self._count:  # score again, keeping more (never the dense tensors: 1 GB at 512 tokens)
+            self._count = k
+            self.run()
         found = self._found.get((metric, largest))
-        if found is None or k > CANDIDATES:
-            return top_indices(getattr(self, metric), k, largest)
+        if found is None:
+            return None
         values = torch.cat([v for v, _ in found])
         flat = torch.cat([f for _, f in found])
         return flat[values.topk(min(k, len(values)), largest=largest).indices]
