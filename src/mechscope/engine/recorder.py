@@ -36,8 +36,8 @@ class Recording:
 def _prompt_slice(name: str, x: torch.Tensor, n: int) -> torch.Tensor:
     """x (..., pos, ...) restricted to the first ``n`` positions; the pattern has two position dims."""
     if name.endswith(("attn.pattern", "attn.scores")):
-        return x[..., :n, :n]
-    return x[:, :n]
+        return x if x.shape[-1] == n else x[..., :n, :n]
+    return x if x.shape[1] == n else x[:, :n]
 
 
 def record(
@@ -62,7 +62,7 @@ def record(
         if hp.name in objective.read:
             read[hp.name] = x
         if hp.name in act_set:
-            rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[:1], n)[0]
+            rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[0:1], n)[0]
         if hp.name == objective.stop:
             if hp.name in grad_set and x.requires_grad:
                 # Stopping here skips the point's own backward registration: do it ourselves.
@@ -73,7 +73,8 @@ def record(
         read[hp.name] = x  # the next-token candidates are read from here when the forward gets here
 
     def keep_grad(g: torch.Tensor, hp: HookPoint) -> None:
-        g = _prompt_slice(hp.name, g.detach(), n).sum(0)
+        g = _prompt_slice(hp.name, g.detach(), n)
+        g = g[0] if g.shape[0] == 1 else g.sum(0)
         prev = rec.grads.get(hp.name)
         rec.grads[hp.name] = g if prev is None else prev + g
 

@@ -90,18 +90,18 @@ class PairTable(LayerTable):
         super().__init__((cfg.n_layers, cfg.n_heads, n, n), active, (0, 1), ctx.reached, reached_dim=1)
         self.ctx = ctx
         self._attention = ctx.model.attention_context(torch.arange(n)[None], None)
-        self._weights, self._stack = layer_weights(ctx.model), layer_stack(ctx.model)
+        self._stack = layer_stack(ctx.model)
 
     def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
         ctx, model = self.ctx, self.ctx.model
         rec, reached = ctx.rec, ctx.reached
-        stack, weights = self._stack, self._weights
+        stack, weights = self._stack, self._stack.layers
         rows = torch.tensor(layers)
         v = model.block(layers[0]).attn.per_query_head(
             stack_layers([rec.acts[f"blocks.{i}.attn.v"] for i in layers]), 2
         )  # (layer, kv_pos, head, d_head)
         z = stack_layers([rec.acts[_hook(i)] for i in layers])  # (layer, pos, head, d_head)
-        p = stack_layers([self._pattern(i) for i in layers])  # (layer, head, pos, kv_pos)
+        p = self._patterns(layers)  # (layer, head, pos, kv_pos)
         if _pattern(layers[0]) in rec.grads:  # an edited run (_edited_points)
             te = p * stack_layers([rec.grads[_pattern(i)] for i in layers])
         else:
@@ -110,7 +110,10 @@ class PairTable(LayerTable):
         v_norm = stack.write_norm(v, rows).transpose(1, 2)  # (layer, head, kv_pos)
         z_norm = stack.write_norm(z, rows).transpose(1, 2)  # (layer, head, pos)
         g = ctx.g_start.float()[reached]  # (reached, d_model)
-        g_head = torch.stack([torch.einsum("qd,dhe->qhe", g, weights[i].w_o) for i in layers])
+        d, h, e = weights[0].w_o.shape
+        g_head = torch.stack([g @ weights[i].w_o.reshape(d, h * e) for i in layers]).view(
+            len(layers), -1, h, e
+        )
         de = p[:, :, reached] * torch.einsum("cqhe,ckhe->chqk", g_head, v)  # (layer, head, reached, kv_pos)
         write = p * v_norm[:, :, None, :]
         if model.cfg.sandwich_norms:
@@ -127,16 +130,26 @@ class PairTable(LayerTable):
             "head_write": z_norm,
         }
 
-    def _pattern(self, layer: int) -> torch.Tensor:
-        """(head, pos, kv_pos): as recorded in an edited run, else rebuilt."""
-        rec = self.ctx.rec
-        recorded = rec.acts.get(_pattern(layer))
-        if recorded is not None:
-            return recorded
-        b = f"blocks.{layer}.attn"
-        q, k = rec.acts[f"{b}.q"][None], rec.acts[f"{b}.k"][None]
-        with torch.no_grad():
-            return self.ctx.model.block(layer).attn.pattern_of(q, k, self._attention)[0]
+    def _patterns(self, layers: list[int]) -> torch.Tensor:
+        """(layer, head, pos, kv_pos): as recorded in an edited run, else rebuilt, the layers of
+        one attention type (full, sliding) in one call (as a batch: the maths has no weights)."""
+        rec, model = self.ctx.rec, self.ctx.model
+        if _pattern(layers[0]) in rec.acts:
+            return stack_layers([rec.acts[_pattern(i)] for i in layers])
+        out: list[torch.Tensor] = [torch.empty(0)] * len(layers)
+        by_type: dict[str, list[int]] = {}
+        for j, i in enumerate(layers):
+            by_type.setdefault(model.block(i).attn.layer_type, []).append(j)
+        for js in by_type.values():
+            q = stack_layers([rec.acts[f"blocks.{layers[j]}.attn.q"] for j in js])
+            k = stack_layers([rec.acts[f"blocks.{layers[j]}.attn.k"] for j in js])
+            with torch.no_grad():
+                p = model.block(layers[js[0]]).attn.pattern_of(q, k, self._attention)
+            if len(js) == len(layers):
+                return p
+            for j, pj in zip(js, p, strict=True):
+                out[j] = pj
+        return out[0][None] if len(out) == 1 else torch.stack(out)
 
 
 def _site(model: HookedDecoder, layer: int | None, index: int | list[int] | None, key: int | None) -> Site:

@@ -11,7 +11,7 @@ from mechscope.engine.metrics import Context, KindMetrics, LayerTable, stack_lay
 from mechscope.engine.objective import Objective, detach_hook, mlp_input_point
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn
-from mechscope.models.weights import Reader, layer_stack, layer_weights, neuron_reader, neuron_write
+from mechscope.models.weights import Reader, layer_stack, neuron_reader, neuron_write
 
 if TYPE_CHECKING:
     from mechscope.engine.nodes import Node
@@ -49,7 +49,8 @@ class NeuronTable(LayerTable):
         cfg = ctx.model.cfg
         super().__init__((cfg.n_layers, ctx.n, cfg.d_mlp), active, (1,), ctx.reached, reached_dim=0)
         self.ctx = ctx
-        self._weights, self._down_norm = layer_weights(ctx.model), layer_stack(ctx.model).down_norm
+        stack = layer_stack(ctx.model)
+        self._weights, self._down_norm = stack.layers, stack.down_norm
 
     def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
         ctx, reached = self.ctx, self.ctx.reached
