@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mechscope.models import quantized
 from mechscope.models.config import ModelConfig
 from mechscope.models.hooks import HookPoint
 
@@ -47,17 +49,7 @@ class Norm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.scale.live or self.normalized.live):
-            # Fused kernels when nothing watches the scale (same maths, fewer passes).
-            xf, d = x.float(), (x.shape[-1],)
-            w = self.weight.float() + self.offset if self.offset else self.weight.float()
-            if self.center:
-                b = self.bias.float() if self.bias is not None else None
-                y = F.layer_norm(xf, d, w, b, self.eps)
-            else:
-                y = F.rms_norm(xf, d, w, self.eps)
-                if self.bias is not None:
-                    y = y + self.bias.float()
-            return self.out(y.to(x.dtype))
+            return self.out(self.fast(x))
         xf = x.float()
         if self.center:
             xf = xf - xf.mean(-1, keepdim=True)
@@ -69,6 +61,23 @@ class Norm(nn.Module):
         if self.bias is not None:
             y = y + self.bias.float()
         return self.out(y.to(x.dtype))
+
+    def fast(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm with fused kernels and no hook point: what :meth:`forward` computes when
+        nothing watches the scale (same maths, fewer passes); the no-hook forward calls it."""
+        same = x.dtype == torch.float32  # skips three no-op casts per call in the common case
+        xf, d = (x if same else x.float()), (x.shape[-1],)
+        w = self.weight if same and self.weight.dtype == torch.float32 else self.weight.float()
+        if self.offset:
+            w = w + self.offset
+        if self.center:
+            b = None if self.bias is None else self.bias.float()
+            y = F.layer_norm(xf, d, w, b, self.eps)
+        else:
+            y = F.rms_norm(xf, d, w, self.eps)
+            if self.bias is not None:
+                y = y + self.bias.float()
+        return y if same else y.to(x.dtype)
 
     def gain(self) -> torch.Tensor:
         """The effective elementwise weight (offset applied)."""
@@ -109,25 +118,63 @@ def rope_inv_freq(cfg: ModelConfig, theta: float, scaled: bool) -> torch.Tensor:
 
 @dataclass
 class Rotary:
-    """cos and sin for one set of positions, each (batch, pos, 1, rotary_dim)."""
+    """cos and sin for one set of positions, each (batch | 1, pos, 1, rotary_dim).
+
+    ``sin`` is signed for the half-swapped input: ``(-sin, sin)`` over the two halves, so the
+    rotation is ``x * cos + swap_halves(x) * sin`` with no negation of ``x`` per call: the
+    rotate-half formula bit for bit, as ``(-a) * b == a * (-b)`` exactly.
+    """
 
     cos: torch.Tensor
     sin: torch.Tensor
 
-    @classmethod
-    def at(cls, positions: torch.Tensor, inv_freq: torch.Tensor, dtype: torch.dtype) -> Rotary:
-        freqs = positions[..., None].float() * inv_freq.to(positions.device)  # (batch, pos, rot/2)
-        emb = torch.cat((freqs, freqs), dim=-1)[:, :, None, :]  # (batch, pos, 1, rot)
-        return cls(emb.cos().to(dtype), emb.sin().to(dtype))
-
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Rotate the first ``rotary_dim`` features of x: (batch, pos, head, d_head)."""
         rot = self.cos.shape[-1]
-        xr = x[..., :rot] if rot < x.shape[-1] else x
-        half = rot // 2
-        rotated = torch.cat((-xr[..., half:], xr[..., :half]), dim=-1)
-        out = xr * self.cos + rotated * self.sin
-        return torch.cat((out, x[..., rot:]), dim=-1) if rot < x.shape[-1] else out
+        partial = rot < x.shape[-1]
+        xr = x[..., :rot] if partial else x
+        # Not addcmul: its fused multiply-add rounds differently (logits 6e-5 off on SmolLM2).
+        out = xr * self.cos + xr.roll(rot // 2, -1) * self.sin
+        return torch.cat((out, x[..., rot:]), dim=-1) if partial else out
+
+
+def _cos_sin(freqs: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., rot/2) angles -> cos and signed sin (..., rot) in ``dtype`` (see :class:`Rotary`)."""
+    cos, sin = freqs.cos(), freqs.sin()
+    return torch.cat((cos, cos), -1).to(dtype), torch.cat((-sin, sin), -1).to(dtype)
+
+
+class RotaryTable:
+    """cos and sin of positions 0, 1, ... for one set of inverse frequencies, computed once per
+    device and dtype and grown (doubling) when a longer sequence comes: a forward slices its
+    rows instead of recomputing cos and sin for every call, which a decode step would pay per token."""
+
+    def __init__(self, inv_freq: torch.Tensor) -> None:
+        self.inv_freq = inv_freq  # (rot/2,) float32
+        self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def rows(self, n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and signed sin of positions 0..n-1 at least, each (rows, rot)."""
+        table = self._tables.get((device, dtype))
+        if table is None or table[0].shape[0] < n:
+            size = max(n, 2 * table[0].shape[0] if table is not None else 256)
+            # Normal tensors even when the first forward runs under inference_mode: the table
+            # outlives it, and a later forward with gradients (the debugger) must be able to save it.
+            with torch.inference_mode(False), torch.no_grad():
+                rows = torch.arange(size, device=device, dtype=torch.float32)
+                angles = rows[:, None] * self.inv_freq.to(device)  # as Hugging Face: position x frequency
+                table = self._tables[(device, dtype)] = _cos_sin(angles, dtype)
+        return table
+
+    def at(
+        self, positions: torch.Tensor | None, start: int, t: int, device: torch.device, dtype: torch.dtype
+    ) -> Rotary:
+        """The rotation of positions ``start .. start + t - 1`` (shared by every batch row) when
+        ``positions`` is None, else of ``positions`` (batch, pos), all below ``start + t``."""
+        cos, sin = self.rows(start + t, device, dtype)
+        if positions is None:
+            return Rotary(cos[start : start + t, None], sin[start : start + t, None])  # (pos, 1, rot)
+        return Rotary(cos[positions][:, :, None], sin[positions][:, :, None])  # (batch, pos, 1, rot)
 
 
 @dataclass
@@ -167,7 +214,6 @@ class KVCache:
         self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(cfg.n_layers)]
         self.capacity = capacity
         self.length = 0  # positions filled by completed forwards
-        self.key_valid = torch.ones(batch, 0, dtype=torch.bool, device=device)  # (batch, kv_pos)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this call's k, v (batch, pos, kv_head, d_head); return all keys and values so far."""
@@ -219,12 +265,36 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         """Attention of the normalised residual ``x`` (batch, pos, d_model)."""
+        return self.attend(*self.project(x), ctx)
+
+    def fast(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """:meth:`forward` without its hook points, for a forward in which none of them is live:
+        the same steps as :meth:`attend` minus the hook calls and their branches."""
+        q, k, v = self.project(x)
+        if self.cfg.qk_norm:
+            q, k = self.q_norm.fast(q), self.k_norm.fast(k)
+        rot = ctx.rotary.get(self.layer_type)
+        if rot is not None:
+            q, k = rot.apply(q), rot.apply(k)
+        if ctx.cache is not None:
+            k, v = ctx.cache.append(self.layer, k, v)
+        if self.cfg.attn_softcap:
+            return self.output(self._explicit(q, k, v, ctx))
+        return self.output(self._fused(q, k, v, ctx.masks[self.layer_type]))
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (batch, pos, head, d_head), keys and values (batch, pos, kv_head, d_head) of ``x``."""
         cfg = self.cfg
         b, t, _ = x.shape
         q = _linear(self.q_proj, x).view(b, t, cfg.n_heads, cfg.d_head)
         k = _linear(self.k_proj, x).view(b, t, cfg.n_kv_heads, cfg.d_head)
         v = _linear(self.v_proj, x).view(b, t, cfg.n_kv_heads, cfg.d_head)
-        return self.attend(q, k, v, ctx)
+        return q, k, v
+
+    def output(self, z: torch.Tensor) -> torch.Tensor:
+        """The output projection of every head's weighted values ``z`` (batch, pos, head, d_head)."""
+        b, t = z.shape[:2]
+        return _linear(self.o_proj, z.reshape(b, t, self.cfg.n_heads * self.cfg.d_head))
 
     def forward_per_head(
         self, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, ctx: AttentionContext
@@ -243,7 +313,6 @@ class Attention(nn.Module):
         """From projected queries, keys and values (batch, pos, head | kv_head, d_head) to the
         attention output (batch, pos, d_model): q/k norms, rotary, scores, pattern, output projection."""
         cfg = self.cfg
-        b, t = q.shape[:2]
         q, k = self.q_raw(q), self.k_raw(k)
         if cfg.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
@@ -264,7 +333,7 @@ class Attention(nn.Module):
             )  # (batch, pos, head, d_model)
             out = result.sum(2)
             return out + self.o_proj.bias if self.o_proj.bias is not None else out
-        return _linear(self.o_proj, z.reshape(b, t, cfg.n_heads * cfg.d_head))
+        return self.output(z)
 
     def _fused(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
@@ -330,8 +399,14 @@ class Attention(nn.Module):
 
 
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    # Skips nn.Module.__call__'s bookkeeping: ~5 us a call, 7 calls per layer.
-    return F.linear(x, layer.weight, layer.bias)
+    # Skips nn.Module.__call__'s bookkeeping (~5 us a call, 7 calls per layer) and reads the
+    # parameters from their dict, not through nn.Module.__getattr__ (two Python calls fewer).
+    try:
+        weight, bias = cast(torch.Tensor, layer._parameters["weight"]), layer._parameters["bias"]
+    except KeyError:  # a parametrized tensor (torch.nn.utils.parametrize) is a property, not in the dict
+        weight, bias = layer.weight, layer.bias
+    packed = quantized.active(layer, x)  # opt-in 4-bit weights (generate(weights="q4")), else None
+    return F.linear(x, weight, bias) if packed is None else packed(x, bias)
 
 
 def _per_head_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -377,3 +452,9 @@ class MLP(nn.Module):
         else:
             post = self.post(self.act(self.pre(_linear(self.up_proj, x))))
         return _linear(self.down_proj, post)
+
+    def fast(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without its hook points (none of them live)."""
+        if self.gated:
+            return _linear(self.down_proj, self.act(_linear(self.gate_proj, x)) * _linear(self.up_proj, x))
+        return _linear(self.down_proj, self.act(_linear(self.up_proj, x)))

@@ -3,19 +3,32 @@
 Sub-steps are public so that attribution code calls the model's own maths instead of
 copying it: :meth:`HookedDecoder.embed`, :meth:`Block.attn_part`, :meth:`Block.mlp_part`,
 :meth:`HookedDecoder.final_norm` and :meth:`HookedDecoder.unembed`.
+
+A block with nothing attached to any of its hook points runs :meth:`Block.fast`, the same steps
+without hook dispatch (docs/models.md, "Speed"); any live hook puts its block back on the hooked path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from mechscope.errors import HookError, InputError
-from mechscope.models.components import MLP, Attention, AttentionContext, KVCache, Norm, Rotary, rope_inv_freq
+from mechscope.models.components import (
+    MLP,
+    Attention,
+    AttentionContext,
+    KVCache,
+    Norm,
+    RotaryTable,
+    rope_inv_freq,
+)
 from mechscope.models.config import ModelConfig
 from mechscope.models.hooks import (
     HookFn,
@@ -78,6 +91,9 @@ class Block(nn.Module):
         self.mlp_out = HookPoint()  # (batch, pos, d_model): the MLP's write to the residual
         self.resid_post = HookPoint()  # (batch, pos, d_model)
         self.sandwich = cfg.sandwich_norms
+        self._points: tuple[HookPoint, ...] = ()
+        self._parts: tuple[nn.Module, ...] = ()
+        self.index_parts()
 
     def attn_part(self, resid: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         """What attention adds to the residual stream ``resid``."""
@@ -115,6 +131,33 @@ class Block(nn.Module):
         mid = self.resid_mid(x + self.attn_part(x, ctx))
         return self.resid_post(mid + self.mlp_part(mid))
 
+    def fast(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """:meth:`forward` without hook points, for when :meth:`idle`: the components' own
+        hook-free steps (``Norm.fast``, ``Attention.fast``, ``MLP.fast``) in the same order, so
+        the result is the same; no nn.Module call and no hook dispatch per component."""
+        attn = self.attn.fast(self.ln1.fast(x), ctx)
+        if self.sandwich:
+            attn = self.ln1_post.fast(attn)
+        if self.parallel:
+            mlp = self.mlp.fast(self.ln2.fast(x))
+            return x + attn + (self.ln2_post.fast(mlp) if self.sandwich else mlp)
+        mid = x + attn
+        mlp = self.mlp.fast(self.ln2.fast(mid))
+        return mid + (self.ln2_post.fast(mlp) if self.sandwich else mlp)
+
+    def index_parts(self) -> None:
+        """List the block's hook points and other modules for :meth:`idle`; rerun when a module is
+        spliced in or out (the decoder does)."""
+        parts = list(self.modules())
+        self._points = tuple(m for m in parts if isinstance(m, HookPoint))
+        self._parts = tuple(m for m in parts if not isinstance(m, HookPoint))
+
+    def idle(self) -> bool:
+        """Whether :meth:`fast` may stand in for :meth:`forward`: no hook point of this block is
+        live (an attached hook or a spliced module makes its point live) and torch has no module
+        hook (``register_forward_hook`` and kin) on the block or its parts."""
+        return not (any(map(_LIVE, self._points)) or any(map(_torch_hooked, self._parts)))
+
 
 class HookedDecoder(nn.Module):
     """A decoder-only transformer configured by :class:`ModelConfig`.
@@ -145,15 +188,17 @@ class HookedDecoder(nn.Module):
         self.logits = HookPoint()  # (batch, pos, d_vocab)
         self.hook_points: dict[str, HookPoint] = {}
         self._index_hook_points()
-        self._inv_freq: dict[str, torch.Tensor] = {}
+        self._rotary: dict[str, RotaryTable] = {}
         if cfg.positional == "rotary":
             kinds = set(cfg.layer_types)
             if "full" in kinds:
-                self._inv_freq["full"] = rope_inv_freq(cfg, cfg.rope_theta, scaled=True)
+                self._rotary["full"] = RotaryTable(rope_inv_freq(cfg, cfg.rope_theta, scaled=True))
             if "sliding" in kinds:
                 local = cfg.rope_theta_local or cfg.rope_theta
                 # Gemma 3's sliding layers use their own base and no scaling.
-                self._inv_freq["sliding"] = rope_inv_freq(cfg, local, scaled=not cfg.rope_theta_local)
+                self._rotary["sliding"] = RotaryTable(
+                    rope_inv_freq(cfg, local, scaled=not cfg.rope_theta_local)
+                )
 
     # ----- model maths, as sub-steps ---------------------------------------------------------
     @property
@@ -206,20 +251,34 @@ class HookedDecoder(nn.Module):
         return self.logits(logits) if ids is None else logits
 
     def attention_context(
-        self, positions: torch.Tensor, key_valid: torch.Tensor | None, cache: KVCache | None = None
+        self,
+        positions: torch.Tensor,
+        key_valid: torch.Tensor | None,
+        cache: KVCache | None = None,
+        first: int | None = None,
     ) -> AttentionContext:
         """Rotary tables and masks shared by every layer for one forward.
 
         ``positions`` (batch, pos) are the queries' positions; ``key_valid`` (batch, kv_pos) marks
-        real (non-padding) keys, past included, or is None when nothing is padded.
+        real (non-padding) keys, past included, or is None when nothing is padded. ``first``:
+        every row's positions are ``first, first + 1, ...``, so the rotary rows are a slice of the
+        cached table shared by the batch (no gather, no look at ``positions``' values).
         """
-        rotary = {k: Rotary.at(positions, f, self.dtype) for k, f in self._inv_freq.items()}
         t = positions.shape[1]
+        device = positions.device
+        if self._rotary:
+            if first is None:
+                first, n, rows = 0, int(positions.max()) + 1 if positions.numel() else 0, positions
+            else:
+                n, rows = t, None
+            rotary = {k: table.at(rows, first, n, device, self.dtype) for k, table in self._rotary.items()}
+        else:
+            rotary = {}
         s = t + (cache.length if cache is not None else 0)
         masks: dict[str, torch.Tensor | None] = {}
         for kind in set(self.cfg.layer_types):
             window = self.cfg.sliding_window if kind == "sliding" else 0
-            masks[kind] = _attention_mask(t, s, key_valid, window, positions.device)
+            masks[kind] = _attention_mask(t, s, key_valid, window, device)
         return AttentionContext(rotary=rotary, masks=masks, cache=cache)
 
     def forward(
@@ -245,22 +304,24 @@ class HookedDecoder(nn.Module):
             raise InputError("resume starts a forward mid-model; it cannot extend a KV cache")
         past = cache.length if cache is not None else 0
         b, t = tokens.shape
+        key_valid = None
         if attention_mask is not None:
             attention_mask = attention_mask.to(device=tokens.device, dtype=torch.bool)
             if attention_mask.shape != (b, past + t):
                 raise InputError(
                     f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(b, past + t)}"
                 )
-            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
-            key_valid = None if bool(attention_mask.all()) else attention_mask
+            if not bool(attention_mask.all()):
+                key_valid = attention_mask
+        if key_valid is None:  # every row counts past, past + 1, ...: rotary rows are one slice
+            positions, first_position = torch.arange(past, past + t, device=tokens.device).expand(b, t), past
         else:
-            positions = torch.arange(past, past + t, device=tokens.device).expand(b, t)
-            key_valid = None
-        if int(positions.max()) >= self.cfg.n_ctx and self.cfg.positional == "learned":
-            raise InputError(
-                f"sequence of {int(positions.max()) + 1} positions exceeds n_ctx={self.cfg.n_ctx}"
-            )
-        ctx = self.attention_context(positions, key_valid, cache)
+            positions, first_position = (key_valid.long().cumsum(-1) - 1).clamp(min=0)[:, past:], None
+        if self.cfg.positional == "learned":
+            last = past + t - 1 if key_valid is None else int(positions.max())
+            if last >= self.cfg.n_ctx:
+                raise InputError(f"sequence of {last + 1} positions exceeds n_ctx={self.cfg.n_ctx}")
+        ctx = self.attention_context(positions, key_valid, cache, first=first_position)
         track = torch.is_grad_enabled() and self._has_backward_hooks()
         if resume is None:
             x, first = self.embed_step(tokens, positions, track_grad=track), 0
@@ -271,9 +332,12 @@ class HookedDecoder(nn.Module):
                     f"resume needs a layer in 0..{self.cfg.n_layers - 1} and a residual of shape "
                     f"{(b, t, self.cfg.d_model)}; got layer {first} and {tuple(x.shape)}"
                 )
+        blocks = cast(list[Block], list(self.blocks))[first:]
+        # Torch's global module hooks see every module call: keep them all (rare; debugging tools).
+        hooked_globally = _torch_hooked_globally()
         with forward_positions(positions):  # for spliced modules (a dictionary skips the start token)
-            for block in self.blocks[first:]:
-                x = block(x, ctx)
+            for block in blocks:
+                x = block(x, ctx) if hooked_globally or not block.idle() else block.fast(x, ctx)
         x = self.final_norm(x)
         if logits_from is not None and not self.logits.live:
             x = x[:, logits_from:]
@@ -284,12 +348,15 @@ class HookedDecoder(nn.Module):
 
     # ----- hooks ---------------------------------------------------------------------------
     def _index_hook_points(self) -> None:
-        """Name every hook point by its module path (spliced modules' points included)."""
+        """Name every hook point by its module path (spliced modules' points included), and give
+        each block the lists that :meth:`Block.idle` reads."""
         self.hook_points = {}
         for name, mod in self.named_modules():
             if isinstance(mod, HookPoint):
                 mod.name = name
                 self.hook_points[name] = mod
+        for block in self.blocks:
+            cast(Block, block).index_parts()
 
     def splice(self, point: str, module: nn.Module, name: str) -> None:
         """Run ``module`` on the activation at hook point ``point`` (after that point's hooks)
@@ -435,6 +502,29 @@ class HookedDecoder(nn.Module):
         from mechscope.models.generation import generate
 
         return generate(self, prompt, **kwargs)
+
+
+_LIVE = attrgetter("live")
+
+
+def _torch_hooked(module: nn.Module) -> bool:
+    """Whether torch itself would run a hook around a call of ``module``."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+    )
+
+
+def _torch_hooked_globally() -> bool:
+    """Whether torch has a hook registered for every module (``register_module_forward_hook`` and kin)."""
+    return bool(
+        torch_module._global_forward_hooks
+        or torch_module._global_forward_pre_hooks
+        or torch_module._global_backward_hooks
+        or torch_module._global_backward_pre_hooks
+    )
 
 
 def _one_of(name: str, ours: HookSpec, tl: HookSpec) -> HookSpec:

@@ -4,6 +4,7 @@ say, a neuron ablated: on each step a hook sees only that step's new positions."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import torch
 
 from mechscope.errors import InputError
 from mechscope.models.components import KVCache
+from mechscope.models.quantized import WEIGHT_MODES, q4_matmuls
 
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder, ModelInput
@@ -73,14 +75,36 @@ def generate(
     stop_strings: Sequence[str] = (),
     seed: int | None = None,
     add_bos: bool | None = None,
+    weights: str = "model",
 ) -> Generation:
     """Sample up to ``max_new_tokens`` per prompt with a KV cache.
 
     ``stop_tokens`` defaults to the model's end-of-sequence ids; pass ``[]`` to never stop early.
-    Batched prompts are left-padded; each row stops on its own.
+    Batched prompts are left-padded; each row stops on its own. ``weights="q4"`` runs the blocks'
+    matmuls on 4-bit copies of their weights (CPU; faster, not exact: see models/quantized.py).
     """
     if max_new_tokens < 0:
         raise InputError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if weights not in WEIGHT_MODES:
+        raise InputError(f"weights must be one of {', '.join(WEIGHT_MODES)}; got {weights!r}")
+    with q4_matmuls(model) if weights == "q4" else nullcontext():
+        return _generate(
+            model, prompt, max_new_tokens, temperature, top_k, top_p, stop_tokens, stop_strings, seed, add_bos
+        )
+
+
+def _generate(
+    model: HookedDecoder,
+    prompt: ModelInput,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    stop_tokens: Sequence[int] | None,
+    stop_strings: Sequence[str],
+    seed: int | None,
+    add_bos: bool | None,
+) -> Generation:
     tokens, mask = model.to_tokens(prompt, add_bos)
     b, t = tokens.shape
     if model.cfg.positional == "learned" and t + max_new_tokens > model.cfg.n_ctx:
@@ -88,19 +112,24 @@ def generate(
     stops = set(model.cfg.eos_token_ids if stop_tokens is None else stop_tokens)
     gen = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     cache = KVCache(model.cfg, b, t + max_new_tokens, model.dtype, model.device)
-    full_mask = mask.bool() if mask is not None else torch.ones(b, t, dtype=torch.bool, device=model.device)
-    prompt_rows = [row[m].tolist() for row, m in zip(tokens, full_mask, strict=True)]
+    prompt_mask = mask.bool() if mask is not None else torch.ones(b, t, dtype=torch.bool, device=model.device)
+    prompt_rows = [row[m].tolist() for row, m in zip(tokens, prompt_mask, strict=True)]
+    # Padded rows need the mask of every position so far on every step: one buffer, sliced per step.
+    full_mask = None
+    if mask is not None:
+        full_mask = torch.ones(b, t + max_new_tokens, dtype=torch.bool, device=model.device)
+        full_mask[:, :t] = prompt_mask
     out: list[list[int]] = [[] for _ in range(b)]
     reasons = ["length"] * b
-    done = torch.zeros(b, dtype=torch.bool, device=model.device)
-    step_input, step_mask = tokens, full_mask if mask is not None else None
-    for _ in range(max_new_tokens):
+    done = [False] * b  # Python bools: a tensor here cost a few small ops per token
+    step_input = tokens
+    for step in range(max_new_tokens):
+        step_mask = full_mask[:, : t + step] if full_mask is not None else None
         logits = model(step_input, attention_mask=step_mask, cache=cache, logits_from=-1)
         nxt = sample_next(logits[:, -1], temperature, top_k, top_p, gen)
-        for i in range(b):
+        for i, tok in enumerate(nxt.tolist()):
             if done[i]:
                 continue
-            tok = int(nxt[i])
             if tok in stops:
                 done[i], reasons[i] = True, "stop_token"
                 continue
@@ -109,12 +138,9 @@ def generate(
                 text = model.tokenizer.decode(out[i])
                 if any(s in text for s in stop_strings):
                     done[i], reasons[i] = True, "stop_string"
-        if bool(done.all()):
+        if all(done):
             break
         step_input = nxt[:, None]
-        if step_mask is not None:
-            full_mask = torch.cat([full_mask, torch.ones(b, 1, dtype=torch.bool, device=model.device)], dim=1)
-            step_mask = full_mask
     texts = [model.tokenizer.decode(o) if model.tokenizer is not None else "" for o in out]
     if stop_strings:
         texts = [_cut_at_stop(s, stop_strings) for s in texts]
