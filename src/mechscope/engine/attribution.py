@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from mechscope.engine.directions import Direction, compile_direction
 from mechscope.engine.interventions import Intervention, intervention_hooks
 from mechscope.engine.kinds import Kind, get_kind, kinds_of
-from mechscope.engine.metrics import METRIC_NAMES, SIGNED, Context, KindMetrics, MetricTable, Values
+from mechscope.engine.metrics import METRIC_NAMES, SIGNED, Context, KindMetrics, MetricTable, Values, ravel
 from mechscope.engine.nodes import Node
 from mechscope.engine.objective import Objective
 from mechscope.engine.prompt import prompt_ids
@@ -160,8 +160,7 @@ class Attribution:
         coords = kind.coords
         if node.key is not None and m.pairs is not None:
             table, coords = m.pairs, kind.pair_coords
-        at = torch.tensor([[getattr(node, f) for f in coords]])
-        flat = (at * torch.tensor(_strides(table.shape))).sum(-1)
+        flat = ravel([torch.tensor([getattr(node, f)]) for f in coords], table.shape)
         return self._row(node, table.values(flat)[0])
 
     def summary(self, k: int = 10, candidates: int = 10) -> AttributionSummary:
@@ -204,14 +203,6 @@ class Attribution:
             direct_effect=de,
             total_effect=te,
         )
-
-
-def _strides(shape: tuple[int, ...]) -> list[int]:
-    """Row-major strides of ``shape`` in elements."""
-    out = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        out[i] = out[i + 1] * shape[i + 1]
-    return out
 
 
 def _node(kind: str, coords: tuple[str, ...], values: list[int]) -> Node | None:

@@ -117,10 +117,6 @@ class Context:
         return self.rec.acts[f"blocks.{layer}.{which}.scale"].float()
 
 
-def empty(*shape: int) -> torch.Tensor:
-    return torch.empty(shape)
-
-
 def stack_layers(ts: list[torch.Tensor]) -> torch.Tensor:
     """Recorded tensors stacked along a new layer dimension, in fp32 (one layer: a view)."""
     return ts[0].float()[None] if len(ts) == 1 else torch.stack(ts).float()
@@ -205,7 +201,7 @@ class LayerTable:
                 if metric == "direct_effect":  # compact -> the full block's positions
                     coords = list(torch.unravel_index(local, t.shape))
                     coords[self._rdim] = self.reached[coords[self._rdim]]
-                    local = _ravel(coords, full)
+                    local = ravel(coords, full)
                 flat = self._global(rows, local)
                 self._found.setdefault((metric, largest), []).append((value, flat))
                 picked.append((local, flat))
@@ -235,7 +231,7 @@ class LayerTable:
                 r = torch.searchsorted(self.reached, q.contiguous()).clamp_(max=max(len(self.reached) - 1, 0))
                 hit = self.reached[r] == q if len(self.reached) else torch.zeros(len(q), dtype=torch.bool)
                 coords[self._rdim] = r
-                at = _ravel(coords, tuple(t.shape)) if len(self.reached) else torch.zeros_like(q)
+                at = ravel(coords, tuple(t.shape)) if len(self.reached) else torch.zeros_like(q)
                 got = t.reshape(-1)[at] if len(self.reached) else torch.zeros(len(q))
                 cols.append(torch.where(hit, got, 0.0).tolist())
         return list(zip(*cols, strict=True))
@@ -300,7 +296,7 @@ class LayerTable:
         return self._dense["total_effect"]
 
 
-def _ravel(coords: list[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
+def ravel(coords: list[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
     """Flat row-major indices of ``coords`` (one tensor per dimension) in ``shape``."""
     flat = torch.zeros_like(coords[0])
     for c, size in zip(coords, shape, strict=True):
