@@ -146,8 +146,9 @@ class Attribution:
                 where = torch.stack(torch.unravel_index(flat, metrics.shape), -1).tolist()
                 for c, values in zip(where, metrics.values(flat), strict=True):
                     node = _node(name, coords, c)
-                    if node is not None and str(node) not in rows:
-                        rows[str(node)] = self._row(node, values)
+                    label = str(node) if node is not None else ""
+                    if node is not None and label not in rows:
+                        rows[label] = self._row(node, values, label)
         return sorted(rows.values(), key=lambda r: -abs(r.total_effect))
 
     def node_metrics(self, node: Node) -> NodeRow:
@@ -191,11 +192,11 @@ class Attribution:
     def _kind(self, name: str) -> Kind:
         return get_kind(name, self.model)
 
-    def _row(self, node: Node, values: Values) -> NodeRow:
+    def _row(self, node: Node, values: Values, label: str | None = None) -> NodeRow:
         act, write, de, te = values
         return NodeRow(
             node=node,
-            label=str(node),
+            label=label or str(node),
             token=self._tok(self.token_ids[node.token]),
             key_token=self._tok(self.token_ids[node.key]) if node.key is not None else None,
             activation=act,

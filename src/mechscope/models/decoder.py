@@ -357,6 +357,10 @@ class HookedDecoder(nn.Module):
                 self.hook_points[name] = mod
         for block in self.blocks:
             cast(Block, block).index_parts()
+        # Read on every engine call (the kinds of a model include its spliced dictionaries).
+        self._splices = [
+            (p, n, m) for p, hp in self.hook_points.items() for n, m in hp._modules.items() if m is not None
+        ]
 
     def splice(self, point: str, module: nn.Module, name: str) -> None:
         """Run ``module`` on the activation at hook point ``point`` (after that point's hooks)
@@ -396,9 +400,7 @@ class HookedDecoder(nn.Module):
 
     def splices(self) -> list[tuple[str, str, nn.Module]]:
         """``(point, name, module)`` of every spliced module, in forward order."""
-        return [
-            (p, n, m) for p, hp in self.hook_points.items() for n, m in hp._modules.items() if m is not None
-        ]
+        return list(self._splices)
 
     def _has_backward_hooks(self) -> bool:
         return any(hp.bwd_hooks for hp in self.hook_points.values())

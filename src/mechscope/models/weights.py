@@ -8,7 +8,7 @@ Per-layer statistics (write norms, Gram matrices) are cached per model until a w
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -42,14 +42,71 @@ class LayerStack:
     down_norm: torch.Tensor  # (layer, d_mlp)
     gram: torch.Tensor  # (layer, head, d_head, d_head)
     layers: list[LayerWeights]  # each layer's own views
+    # (unit direction in fp64, its Readout at every layer), most recently used first
+    _readouts: list[tuple[torch.Tensor, Readout]] = field(default_factory=list, repr=False)
 
-    def write_norm(self, x: torch.Tensor, layers: slice | torch.Tensor) -> torch.Tensor:
+    def write_norm(self, x: torch.Tensor, layers: list[int]) -> torch.Tensor:
         """:meth:`LayerWeights.write_norm` of ``layers`` at once: ``x`` (layer, pos, head, d_head)
         -> (layer, pos, head). Batched matmuls: an einsum's planning costs more than its work
         on a short prompt."""
         xt = x.transpose(1, 2)  # (layer, head, pos, d_head)
-        sq = (torch.matmul(xt, self.gram[layers]) * xt).sum(-1)  # (layer, head, pos)
+        sq = (torch.matmul(xt, self.gram[_run(layers)]) * xt).sum(-1)  # (layer, head, pos)
         return sq.clamp_(min=0).sqrt_().transpose(1, 2)
+
+    def readout(self, g: torch.Tensor, layers: list[int]) -> Readout:
+        """What every neuron and head of ``layers`` writes along residual directions ``g``
+        (rows, d_model): ``g @ down`` and ``g @ w_o`` per layer.
+
+        These products read every down and output matrix (106 MB for SmolLM2): on a short
+        prompt they are most of a debugger call's metric time. A logit objective's gradient at
+        the scored position is a per-prompt scalar times the same vector (the unembedding
+        difference through the frozen final norm), so the last few directions' products are
+        kept, and a row that matches one (each component within 1e-6 relative) is its scalar
+        times the kept product: the same numbers up to fp32 rounding.
+        """
+        norm = g[0].norm() if len(g) == 1 else None
+        if norm is None or not bool(norm > 0):
+            return self._products(g, layers)
+        kept = self._kept(g[0] / norm)
+        at = _run(layers)
+        return Readout(kept.down[at] * norm, kept.heads[at] * norm)
+
+    def _products(self, g: torch.Tensor, layers: list[int]) -> Readout:
+        with torch.no_grad():
+            h, e = self.gram.shape[1:3]
+            down = torch.stack([g @ self.layers[i].down for i in layers])
+            heads = torch.stack([g @ self.layers[i].w_o.reshape(-1, h * e) for i in layers])
+        return Readout(down, heads.view(len(layers), len(g), h, e))
+
+    def _kept(self, unit: torch.Tensor) -> Readout:
+        """The every-layer products of a unit direction, from the kept ones or computed and kept."""
+        exact = unit.double()
+        for i, (direction, products) in enumerate(self._readouts):
+            if bool(((exact - direction).abs() <= 1e-6 * direction.abs()).all()):
+                self._readouts.insert(0, self._readouts.pop(i))  # most recently used first
+                return products
+        products = self._products(unit.float()[None], list(range(len(self.layers))))
+        self._readouts.insert(0, (exact, products))
+        del self._readouts[_READOUTS_KEPT:]
+        return products
+
+
+def _run(layers: list[int]) -> slice | list[int]:
+    """Consecutive layers as a slice: indexing a stacked tensor with it is a view, not a copy."""
+    first = layers[0] if layers else 0
+    return slice(first, first + len(layers)) if layers == list(range(first, first + len(layers))) else layers
+
+
+_READOUTS_KEPT = 8  # directions whose products LayerStack.readout keeps (about 250 KB each for SmolLM2)
+
+
+@dataclass
+class Readout:
+    """``g @ down`` (layer, rows, d_mlp) and ``g @ w_o`` (layer, rows, head, d_head) for residual
+    directions ``g`` (:meth:`LayerStack.readout`)."""
+
+    down: torch.Tensor
+    heads: torch.Tensor
 
 
 _CACHE: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[int, ...], list[LayerWeights], LayerStack]] = (

@@ -89,14 +89,13 @@ class PairTable(LayerTable):
         cfg, n = ctx.model.cfg, ctx.n
         super().__init__((cfg.n_layers, cfg.n_heads, n, n), active, (0, 1), ctx.reached, reached_dim=1)
         self.ctx = ctx
-        self._attention = ctx.model.attention_context(torch.arange(n)[None], None)
+        self._attention = ctx.model.attention_context(torch.arange(n)[None], None, first=0)
         self._stack = layer_stack(ctx.model)
 
     def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
         ctx, model = self.ctx, self.ctx.model
         rec, reached = ctx.rec, ctx.reached
-        stack, weights = self._stack, self._stack.layers
-        rows = torch.tensor(layers)
+        stack = self._stack
         v = model.block(layers[0]).attn.per_query_head(
             stack_layers([rec.acts[f"blocks.{i}.attn.v"] for i in layers]), 2
         )  # (layer, kv_pos, head, d_head)
@@ -107,13 +106,9 @@ class PairTable(LayerTable):
         else:
             dz = stack_layers([rec.grads[_hook(i)] for i in layers])
             te = p * torch.einsum("cqhe,ckhe->chqk", dz, v)
-        v_norm = stack.write_norm(v, rows).transpose(1, 2)  # (layer, head, kv_pos)
-        z_norm = stack.write_norm(z, rows).transpose(1, 2)  # (layer, head, pos)
-        g = ctx.g_start.float()[reached]  # (reached, d_model)
-        d, h, e = weights[0].w_o.shape
-        g_head = torch.stack([g @ weights[i].w_o.reshape(d, h * e) for i in layers]).view(
-            len(layers), -1, h, e
-        )
+        v_norm = stack.write_norm(v, layers).transpose(1, 2)  # (layer, head, kv_pos)
+        z_norm = stack.write_norm(z, layers).transpose(1, 2)  # (layer, head, pos)
+        g_head = stack.readout(ctx.g_start.float()[reached], layers).heads  # (layer, reached, head, d_head)
         de = p[:, :, reached] * torch.einsum("cqhe,ckhe->chqk", g_head, v)  # (layer, head, reached, kv_pos)
         write = p * v_norm[:, :, None, :]
         if model.cfg.sandwich_norms:
