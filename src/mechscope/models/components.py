@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mechscope.models import quantized
+from mechscope.models.buffer_pool import output_buffer
 from mechscope.models.config import ModelConfig
 from mechscope.models.hooks import HookPoint
 
@@ -388,7 +389,8 @@ class Attention(nn.Module):
             # Out of place: tanh's backward needs its output.
             scores = torch.tanh(torch.bmm(qg, kt) * (cfg.scale / cfg.attn_softcap)) * cfg.attn_softcap + mask
         else:
-            scores = torch.baddbmm(mask, qg, kt, alpha=cfg.scale)
+            out = output_buffer((b * kvh, g * t, s), qg, kt, mask)
+            scores = torch.baddbmm(mask, qg, kt, alpha=cfg.scale, out=out)
         return scores.view(b, h, t, s)
 
     def pattern_of(self, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from mechscope.errors import HookError, InputError
+from mechscope.models.buffer_pool import output_buffer
 from mechscope.models.components import (
     MLP,
     Attention,
@@ -245,7 +246,9 @@ class HookedDecoder(nn.Module):
         difference needs two rows of the unembedding, not all of them. Partial logits do not pass
         through the ``logits`` hook point.
         """
-        logits = x @ (self.W_U if ids is None else self.W_U[ids]).T
+        w = self.W_U if ids is None else self.W_U[ids]
+        out = output_buffer((*x.shape[:-1], w.shape[0]), x, w) if ids is None else None
+        logits = x @ w.T if out is None else torch.matmul(x, w.T, out=out)
         if self.cfg.final_softcap:
             logits = torch.tanh(logits / self.cfg.final_softcap) * self.cfg.final_softcap
         return self.logits(logits) if ids is None else logits

@@ -11,6 +11,8 @@ same kind of call again and again.
 
 :func:`mechscope.load_model` applies it once per process, except where the user has set
 ``MECHSCOPE_KEEP_FREED_MEMORY=0`` or tuned malloc themselves with ``MALLOC_*_`` variables.
+Where it is not in effect, ``run_with_cache`` recycles its own buffers instead
+(:mod:`mechscope.models.buffer_pool`).
 """
 
 from __future__ import annotations

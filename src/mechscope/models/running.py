@@ -10,6 +10,7 @@ import torch
 
 from mechscope.errors import InputError
 from mechscope.models.activation_cache import ActivationCache
+from mechscope.models.buffer_pool import pool_for_caches
 from mechscope.models.hooks import GRAD_SUFFIX, HookPoint, NameFilter, compile_filter
 
 if TYPE_CHECKING:
@@ -81,9 +82,17 @@ def run_with_cache(
     known = model.hook_names(include_opt_in=names is not None)
     selected = compile_filter(names, known)
     store: dict[str, torch.Tensor] = {}
+    # Pooled copies only where malloc would give the memory back (buffer_pool.py), and only for
+    # tensors without a graph: a copy would cut it.
+    pool = pool_for_caches() if detach and not incl_bwd else None
+    keep: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def save(x: torch.Tensor, hook: HookPoint) -> None:
+    def save(x: torch.Tensor, hook: HookPoint) -> torch.Tensor | None:
+        if keep is not None and not x.requires_grad:
+            store[hook.name] = x = keep(x)
+            return x  # passed on, so that the model's own tensor is freed at once
         store[hook.name] = x.detach() if detach else x
+        return None
 
     def save_grad(g: torch.Tensor, hook: HookPoint) -> None:
         store[hook.name + GRAD_SUFFIX] = g.detach()
@@ -93,7 +102,10 @@ def run_with_cache(
     if incl_bwd:
         handles += [p.add(save_grad, "bwd") for p in points]
     try:
-        with torch.enable_grad() if incl_bwd else nullcontext():
+        with (
+            torch.enable_grad() if incl_bwd else nullcontext(),
+            pool.recording() if pool else nullcontext() as keep,
+        ):
             logits = model(tokens, attention_mask=mask)
             if incl_bwd:
                 value = metric(logits) if metric is not None else next_token_loss(logits, tokens, mask)
