@@ -50,6 +50,10 @@ def smollm2_config() -> ModelConfig:
     )
 
 
+# Issue 18: attribute() + summary() take at most this many times a bare forward+backward.
+DEBUGGER_OVER_BARE = 1.15
+
+
 def random_model(cfg: ModelConfig, seed: int = 0) -> HookedDecoder:
     """A decoder of shape ``cfg`` with N(0, 0.02) matrices and unit norm weights."""
     from mechscope.models.loading import build_model
@@ -152,8 +156,10 @@ class BareLlama:
     def __init__(self, model: HookedDecoder) -> None:
         cfg, sd = model.cfg, model.state_dict()
         self.cfg = cfg
-        names = ("ln1", "ln2", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj")
-        names += ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+        names = (
+            *("ln1", "ln2", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj"),
+            *("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+        )
         self.layers = [{n: sd[f"blocks.{i}.{n}.weight"] for n in names} for i in range(cfg.n_layers)]
         self.emb, self.ln_f = sd["embed_tokens.weight"], sd["ln_final.weight"]
         self.unemb = self.emb if cfg.tie_embeddings else sd["lm_head.weight"]

@@ -18,6 +18,7 @@ import argparse
 
 import torch
 from _common import (
+    DEBUGGER_OVER_BARE,
     bench_interleaved,
     busy_warning,
     contention_probe,
@@ -30,7 +31,7 @@ from _common import (
 from mechscope.engine.attribution import attribute
 from mechscope.engine.directions import LogitDiff
 
-TARGET = 1.5
+TARGET = DEBUGGER_OVER_BARE
 TEXT = (
     "When Mary and John went to the store, John gave a drink to Mary. The store was on the corner of "
     "the street, next to the old library where the children used to read on Sunday afternoons. "

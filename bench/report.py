@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._common import DEBUGGER_OVER_BARE
 from bench.catalog import SHORT, WORKLOADS
 from bench.summary import Target, fmt_ms, fmt_ratio, ratio
 
@@ -115,7 +116,7 @@ def headlines(results: dict[str, Any]) -> list[Headline]:
                 "debugger / bare forward+backward",
                 f"{n} tokens",
                 r(paired(res, n, "mechscope", "bare")),
-                1.15,
+                DEBUGGER_OVER_BARE,
             )
         )
         if cell(res, n, "hf-sdpa") is not None:
