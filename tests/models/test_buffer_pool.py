@@ -127,3 +127,14 @@ def test_recordings_in_threads_share_the_pool_safely(pool: BufferPool) -> None:
     for g, w in zip(got, want, strict=True):
         assert g is not None
         torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def test_transient_outputs_hold_no_pooled_memory(pool: BufferPool) -> None:
+    # Only the patterns are kept: the scores the explicit attention computes on the way die
+    # within the forward and must not have been written into pooled buffers.
+    model = tiny_model("llama")
+    names = [f"blocks.{i}.attn.pattern" for i in range(model.cfg.n_layers)]
+    logits, cache = model.run_with_cache(tokens(0), names=names)
+    kept = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in (logits, *cache.values())}
+    assert set(kept) <= pool._owned
+    assert pool.nbytes() == sum(kept.values())

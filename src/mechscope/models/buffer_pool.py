@@ -5,8 +5,8 @@ cannot make glibc keep freed memory (another C library, macOS, or
 ``MECHSCOPE_KEEP_FREED_MEMORY=0``), the next call gets that memory back from the kernel as fresh
 pages, each of which faults in zeroed: 375k faults a call, 1.33x the time of a process whose
 malloc keeps it. There ``run_with_cache`` copies each activation it records into a buffer of this
-pool and passes the copy on, and the model writes its two largest outputs (logits, attention
-scores) into pooled buffers directly (:func:`output_buffer`): 1.04-1.06x, no faults.
+pool and passes the copy on, and the model writes its largest outputs (logits, attention scores
+and pattern) into pooled buffers directly (:func:`output_buffer`): 1.04-1.06x, no faults.
 
 A buffer is reused only once nothing but the pool references its storage: the cache, and every
 tensor or view taken from it, are gone. A tensor a user kept is never overwritten. At the end of
@@ -127,7 +127,7 @@ _RECORDING: ContextVar[tuple[BufferPool, int] | None] = ContextVar("mechscope_bu
 def output_buffer(shape: tuple[int, ...], like: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor | None:
     """An uninitialised pooled tensor for an op's ``out=`` while a recording of this pool runs,
     else None (the op allocates as usual). The model asks for its largest outputs (logits,
-    attention scores) so that they are written once, into reused memory, instead of being
+    attention scores and pattern) so that they are written once, into reused memory, instead of being
     written and then copied. None too when an input needs a gradient: ``out=`` has none."""
     current = _RECORDING.get()
     if current is None or (torch.is_grad_enabled() and any(t.requires_grad for t in (like, *inputs))):

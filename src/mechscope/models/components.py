@@ -370,7 +370,9 @@ class Attention(nn.Module):
         s, kvh = k.shape[1], self.cfg.n_kv_heads
         g = h // kvh
         scores = self.scores(self._scores(q, k, ctx))  # (batch, head, pos, kv_pos)
-        pattern = self.pattern(torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
+        kept = self.pattern.live and q.dtype == torch.float32  # a cache's pattern: into its pool
+        out = output_buffer(tuple(scores.shape), scores, scores) if kept else None
+        pattern = self.pattern(torch.softmax(scores, dim=-1, dtype=torch.float32, out=out).to(q.dtype))
         vg = v.permute(0, 2, 1, 3).reshape(b * kvh, s, dh)
         z = torch.bmm(pattern.reshape(b * kvh, g * t, s), vg)  # (batch * kv_head, group * pos, d_head)
         return z.view(b, kvh, g, t, dh).permute(0, 3, 1, 2, 4).reshape(b, t, h, dh)
@@ -389,7 +391,9 @@ class Attention(nn.Module):
             # Out of place: tanh's backward needs its output.
             scores = torch.tanh(torch.bmm(qg, kt) * (cfg.scale / cfg.attn_softcap)) * cfg.attn_softcap + mask
         else:
-            out = output_buffer((b * kvh, g * t, s), qg, kt, mask)
+            # Into a pooled buffer only when a hook may keep the scores (a cache): transient
+            # scores would just hold pool memory.
+            out = output_buffer((b * kvh, g * t, s), qg, kt, mask) if self.scores.live else None
             scores = torch.baddbmm(mask, qg, kt, alpha=cfg.scale, out=out)
         return scores.view(b, h, t, s)
 
