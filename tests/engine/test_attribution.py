@@ -238,3 +238,17 @@ def test_value_tracing_projects_on_a_downstream_latent() -> None:
     u = coder.W_enc[:, 3] / coder.scale_in
     want = float(head_write(model, 0, 1, z) @ u)
     assert attr.value == pytest.approx(want, rel=1e-4, abs=1e-5)
+
+
+def test_candidates_read_their_logit_probability_and_rank() -> None:
+    attr = attribute(tiny_model("llama"), PROMPT, TARGETS)
+    assert attr.logits is not None
+    row, probs = attr.logits, attr.logits.softmax(-1)
+    cands = attr.candidates(5)
+    assert [c.id for c in cands[:5]] == row.topk(5).indices.tolist()
+    assert len(cands) >= 5  # then the pinned target and distractor tokens not already listed
+    for c in cands:
+        assert c.logit == pytest.approx(float(row[c.id]))
+        assert c.prob == pytest.approx(float(probs[c.id]), rel=1e-5)
+        assert c.rank == int((row > row[c.id]).sum())
+    assert [c.rank for c in cands[:5]] == [0, 1, 2, 3, 4]

@@ -96,18 +96,16 @@ class Attribution:
         if self.logits is None:
             return []
         row = self.logits
-        probs = row.softmax(-1)
         top = row.topk(min(k, len(row))).indices.tolist()
         ids = list(dict.fromkeys([*top, *self.objective.pinned]))
+        at = torch.tensor(ids, dtype=torch.long)
+        logits = row[at]
+        # One pass over the vocabulary for every candidate at once (a read per token cost more).
+        probs = (logits - row.logsumexp(-1)).exp()
+        ranks = (row[None, :] > logits[:, None]).sum(-1)  # 0 = the most likely token
         return [
-            TokenScore(
-                id=i,
-                token=self._tok(i),
-                logit=float(row[i]),
-                prob=float(probs[i]),
-                rank=int((row > row[i]).sum()),  # 0 = the most likely token
-            )
-            for i in ids
+            TokenScore(id=i, token=self._tok(i), logit=lg, prob=pr, rank=rk)
+            for i, lg, pr, rk in zip(ids, logits.tolist(), probs.tolist(), ranks.tolist(), strict=True)
         ]
 
     def token_effects(self) -> TokenEffects | None:
