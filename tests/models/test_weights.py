@@ -1,6 +1,6 @@
-"""LayerStack.readout keeps the products of the last few residual directions through every
-down and output matrix: a kept answer must equal the products computed afresh, and a
-direction that merely resembles a kept one must not be answered from it."""
+"""LayerStack's down and head readouts keep the products of the last few residual directions
+through every down and output matrix: a kept answer must equal the products computed afresh,
+and a direction that merely resembles a kept one must not be answered from it."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def products(model: HookedDecoder, g: torch.Tensor, layers: list[int]) -> tuple[
 
 
 def check(model: HookedDecoder, g: torch.Tensor, layers: list[int]) -> None:
-    got = layer_stack(model).readout(g, layers)
+    stack = layer_stack(model)
     down, heads = products(model, g, layers)
-    torch.testing.assert_close(got.down, down, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(got.heads, heads, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stack.down_readout(g, layers), down, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stack.head_readout(g, layers), heads, rtol=1e-5, atol=1e-6)
 
 
 def test_a_kept_direction_answers_its_multiples() -> None:

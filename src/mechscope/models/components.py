@@ -371,7 +371,7 @@ class Attention(nn.Module):
         g = h // kvh
         scores = self.scores(self._scores(q, k, ctx))  # (batch, head, pos, kv_pos)
         kept = self.pattern.live and q.dtype == torch.float32  # a cache's pattern: into its pool
-        out = output_buffer(tuple(scores.shape), scores, scores) if kept else None
+        out = output_buffer(tuple(scores.shape), scores) if kept else None
         pattern = self.pattern(torch.softmax(scores, dim=-1, dtype=torch.float32, out=out).to(q.dtype))
         vg = v.permute(0, 2, 1, 3).reshape(b * kvh, s, dh)
         z = torch.bmm(pattern.reshape(b * kvh, g * t, s), vg)  # (batch * kv_head, group * pos, d_head)

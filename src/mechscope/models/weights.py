@@ -53,11 +53,18 @@ class LayerStack:
         sq = (torch.matmul(xt, self.gram[_run(layers)]) * xt).sum(-1)  # (layer, head, pos)
         return sq.clamp_(min=0).sqrt_().transpose(1, 2)
 
-    def readout(self, g: torch.Tensor, layers: list[int]) -> Readout:
-        """What every neuron and head of ``layers`` writes along residual directions ``g``
-        (rows, d_model): ``g @ down`` and ``g @ w_o`` per layer.
+    def down_readout(self, g: torch.Tensor, layers: list[int]) -> torch.Tensor:
+        """``g @ down`` of ``layers``, (layer, rows, d_mlp): what every neuron writes along the
+        residual directions ``g`` (rows, d_model). See :meth:`_readout`."""
+        return self._readout(g, layers, "down")
 
-        These products read every down and output matrix (106 MB for SmolLM2): on a short
+    def head_readout(self, g: torch.Tensor, layers: list[int]) -> torch.Tensor:
+        """``g @ w_o`` of ``layers``, (layer, rows, head, d_head): what every head writes along
+        the residual directions ``g`` (rows, d_model). See :meth:`_readout`."""
+        return self._readout(g, layers, "heads")
+
+    def _readout(self, g: torch.Tensor, layers: list[int], part: str) -> torch.Tensor:
+        """These products read every down or output matrix (106 MB for SmolLM2): on a short
         prompt they are most of a debugger call's metric time. A logit objective's gradient at
         the scored position is a per-prompt scalar times the same vector (the unembedding
         difference through the frozen final norm), so the last few directions' products are
@@ -66,17 +73,17 @@ class LayerStack:
         """
         norm = g[0].norm() if len(g) == 1 else None
         if norm is None or not bool(norm > 0):
-            return self._products(g, layers)
-        kept = self._kept(g[0] / norm)
-        at = _run(layers)
-        return Readout(kept.down[at] * norm, kept.heads[at] * norm)
+            return self._products(g, layers, part)
+        kept: torch.Tensor = getattr(self._kept(g[0] / norm), part)
+        return kept[_run(layers)] * norm
 
-    def _products(self, g: torch.Tensor, layers: list[int]) -> Readout:
+    def _products(self, g: torch.Tensor, layers: list[int], part: str) -> torch.Tensor:
         with torch.no_grad():
+            if part == "down":
+                return torch.stack([g @ self.layers[i].down for i in layers])
             h, e = self.gram.shape[1:3]
-            down = torch.stack([g @ self.layers[i].down for i in layers])
             heads = torch.stack([g @ self.layers[i].w_o.reshape(-1, h * e) for i in layers])
-        return Readout(down, heads.view(len(layers), len(g), h, e))
+            return heads.view(len(layers), len(g), h, e)
 
     def _kept(self, unit: torch.Tensor) -> Readout:
         """The every-layer products of a unit direction, from the kept ones or computed and kept."""
@@ -85,7 +92,8 @@ class LayerStack:
             if bool(((exact - direction).abs() <= 1e-6 * direction.abs()).all()):
                 self._readouts.insert(0, self._readouts.pop(i))  # most recently used first
                 return products
-        products = self._products(unit.float()[None], list(range(len(self.layers))))
+        every, row = list(range(len(self.layers))), unit.float()[None]
+        products = Readout(self._products(row, every, "down"), self._products(row, every, "heads"))
         self._readouts.insert(0, (exact, products))
         del self._readouts[_READOUTS_KEPT:]
         return products
@@ -97,13 +105,13 @@ def _run(layers: list[int]) -> slice | list[int]:
     return slice(first, first + len(layers)) if layers == list(range(first, first + len(layers))) else layers
 
 
-_READOUTS_KEPT = 8  # directions whose products LayerStack.readout keeps (about 250 KB each for SmolLM2)
+_READOUTS_KEPT = 8  # directions whose products LayerStack._readout keeps (about 250 KB each for SmolLM2)
 
 
 @dataclass
 class Readout:
-    """``g @ down`` (layer, rows, d_mlp) and ``g @ w_o`` (layer, rows, head, d_head) for residual
-    directions ``g`` (:meth:`LayerStack.readout`)."""
+    """``g @ down`` (layer, rows, d_mlp) and ``g @ w_o`` (layer, rows, head, d_head) of every layer
+    for a kept direction ``g`` (:meth:`LayerStack._readout`)."""
 
     down: torch.Tensor
     heads: torch.Tensor

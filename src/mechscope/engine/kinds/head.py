@@ -108,7 +108,7 @@ class PairTable(LayerTable):
             te = p * torch.einsum("cqhe,ckhe->chqk", dz, v)
         v_norm = stack.write_norm(v, layers).transpose(1, 2)  # (layer, head, kv_pos)
         z_norm = stack.write_norm(z, layers).transpose(1, 2)  # (layer, head, pos)
-        g_head = stack.readout(ctx.g_start.float()[reached], layers).heads  # (layer, reached, head, d_head)
+        g_head = stack.head_readout(ctx.g_start.float()[reached], layers)  # (layer, reached, head, d_head)
         de = p[:, :, reached] * torch.einsum("cqhe,ckhe->chqk", g_head, v)  # (layer, head, reached, kv_pos)
         write = p * v_norm[:, :, None, :]
         if model.cfg.sandwich_norms:

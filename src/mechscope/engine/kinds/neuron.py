@@ -50,16 +50,15 @@ class NeuronTable(LayerTable):
         super().__init__((cfg.n_layers, ctx.n, cfg.d_mlp), active, (1,), ctx.reached, reached_dim=0)
         self.ctx = ctx
         self._stack = layer_stack(ctx.model)
-        self._down_norm = self._stack.down_norm
 
     def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
         ctx, reached = self.ctx, self.ctx.reached
         rows = torch.tensor(layers)
         act = stack_layers([ctx.rec.acts[_hook(i)] for i in layers])  # (layer, pos, d_mlp)
         te = stack_layers([ctx.rec.grads[_hook(i)] for i in layers]) * act
-        write = act.abs().mul_(self._down_norm[rows, None, :])
+        write = act.abs().mul_(self._stack.down_norm[rows, None, :])
         g = ctx.g_start.float()[reached]
-        de = act[:, reached] * self._stack.readout(g, layers).down  # (layer, reached, d_mlp)
+        de = act[:, reached] * self._stack.down_readout(g, layers)  # (layer, reached, d_mlp)
         if ctx.model.cfg.sandwich_norms:
             scale = torch.stack([ctx.rec.acts[f"blocks.{i}.ln2_post.scale"].float() for i in layers])
             write /= scale
