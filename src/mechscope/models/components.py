@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mechscope.models import quantized
+from mechscope.models import packed_weights, quantized
 from mechscope.models.buffer_pool import output_buffer
 from mechscope.models.config import ModelConfig
 from mechscope.models.hooks import HookPoint
@@ -411,8 +411,11 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         weight, bias = cast(torch.Tensor, layer._parameters["weight"]), layer._parameters["bias"]
     except KeyError:  # a parametrized tensor (torch.nn.utils.parametrize) is a property, not in the dict
         weight, bias = layer.weight, layer.bias
-    packed = quantized.active(layer, x)  # opt-in 4-bit weights (generate(weights="q4")), else None
-    return F.linear(x, weight, bias) if packed is None else packed(x, bias)
+    q4 = quantized.active(layer, x)  # opt-in 4-bit weights (generate(weights="q4")), else None
+    if q4 is not None:
+        return q4(x, bias)
+    out = packed_weights.linear(layer, weight, bias, x)  # a few rows: MKL-packed weights
+    return F.linear(x, weight, bias) if out is None else out
 
 
 def _per_head_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from mechscope.errors import HookError, InputError
+from mechscope.models import packed_weights
 from mechscope.models.buffer_pool import output_buffer
 from mechscope.models.components import (
     MLP,
@@ -248,7 +249,12 @@ class HookedDecoder(nn.Module):
         """
         w = self.W_U if ids is None else self.W_U[ids]
         out = output_buffer((*x.shape[:-1], w.shape[0]), x, w) if ids is None else None
-        logits = x @ w.T if out is None else torch.matmul(x, w.T, out=out)
+        if out is not None:
+            logits = torch.matmul(x, w.T, out=out)
+        else:
+            owner = self.embed_tokens if self.cfg.tie_embeddings else self.lm_head
+            packed = packed_weights.linear(owner, w, None, x) if ids is None else None
+            logits = x @ w.T if packed is None else packed
         if self.cfg.final_softcap:
             logits = torch.tanh(logits / self.cfg.final_softcap) * self.cfg.final_softcap
         return self.logits(logits) if ids is None else logits
