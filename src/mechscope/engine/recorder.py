@@ -33,11 +33,14 @@ class Recording:
     logits: torch.Tensor | None = None  # (d_vocab,): row 0 at the scored position, when the forward got there
 
 
-def _prompt_slice(name: str, x: torch.Tensor, n: int) -> torch.Tensor:
-    """x (..., pos, ...) restricted to the first ``n`` positions; the pattern has two position dims."""
+def _prompt_slice(name: str, x: torch.Tensor, n: int, batched: bool = True) -> torch.Tensor:
+    """x (batch, pos, ...), or (pos, ...) when not ``batched``, restricted to the first ``n``
+    positions; the pattern has two position dims. No op when there is nothing to cut: a hook
+    runs it on every recorded point, and each view op costs as much as a small kernel."""
     if name.endswith(("attn.pattern", "attn.scores")):
         return x if x.shape[-1] == n else x[..., :n, :n]
-    return x if x.shape[1] == n else x[:, :n]
+    dim = 1 if batched else 0
+    return x if x.shape[dim] == n else x.narrow(dim, 0, n)
 
 
 def record(
@@ -62,7 +65,7 @@ def record(
         if hp.name in objective.read:
             read[hp.name] = x
         if hp.name in act_set:
-            rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[0:1], n)[0]
+            rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[0], n, batched=False)
         if hp.name == objective.stop:
             if hp.name in grad_set and x.requires_grad:
                 # Stopping here skips the point's own backward registration: do it ourselves.
@@ -73,7 +76,7 @@ def record(
         read[hp.name] = x  # the next-token candidates are read from here when the forward gets here
 
     def keep_grad(g: torch.Tensor, hp: HookPoint) -> None:
-        g = _prompt_slice(hp.name, g.detach(), n)
+        g = _prompt_slice(hp.name, g.detach() if g.requires_grad else g, n)
         g = g[0] if g.shape[0] == 1 else g.sum(0)
         prev = rec.grads.get(hp.name)
         rec.grads[hp.name] = g if prev is None else prev + g
