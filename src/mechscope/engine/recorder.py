@@ -1,8 +1,9 @@
 """One forward and one backward pass that keep exactly what the node metrics need.
 
 Activations are kept for row 0 and the prompt's positions; gradients are summed over rows (see
-:mod:`mechscope.engine.directions` for why). Hooks slice as they record, so nothing larger than
-the kept tensors outlives its layer.
+:mod:`mechscope.engine.directions` for why). Forward hooks slice as they record, so nothing larger
+than the kept tensors outlives its layer; the gradients come from one ``torch.autograd.grad``
+over the tensors the points passed on.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def _prompt_slice(name: str, x: torch.Tensor, n: int, batched: bool = True) -> t
     return x if x.shape[dim] == n else x.narrow(dim, 0, n)
 
 
+def _track_grad(x: torch.Tensor, _hp: HookPoint) -> torch.Tensor | None:
+    return None if x.requires_grad else x.requires_grad_(True)
+
+
 def record(
     model: HookedDecoder,
     objective: Objective,
@@ -60,41 +65,47 @@ def record(
     read: dict[str, torch.Tensor] = {}
     grad_set = set(grad_names) | {objective.start}
     act_set = set(act_names)
+    # The tensors whose gradients are kept, as each point passed them on. One autograd.grad call
+    # over all of them replaces a backward hook per point: no Python callback per point and
+    # backward (121 at SmolLM2's defaults), the same gradients (a point's backward hook is
+    # registered on exactly this tensor, after the forward hooks).
+    wrt: dict[str, torch.Tensor] = {}
 
     def keep(x: torch.Tensor, hp: HookPoint) -> None:
         if hp.name in objective.read:
             read[hp.name] = x
         if hp.name in act_set:
             rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[0], n, batched=False)
+        if hp.name in grad_set and x.requires_grad:
+            wrt[hp.name] = x
         if hp.name == objective.stop:
-            if hp.name in grad_set and x.requires_grad:
-                # Stopping here skips the point's own backward registration: do it ourselves.
-                x.register_hook(lambda g: keep_grad(g, hp))
             raise _StopForward
 
     def keep_last(x: torch.Tensor, hp: HookPoint) -> None:
         read[hp.name] = x  # the next-token candidates are read from here when the forward gets here
 
-    def keep_grad(g: torch.Tensor, hp: HookPoint) -> None:
-        g = _prompt_slice(hp.name, g.detach() if g.requires_grad else g, n)
-        g = g[0] if g.shape[0] == 1 else g.sum(0)
-        prev = rec.grads.get(hp.name)
-        rec.grads[hp.name] = g if prev is None else prev + g
-
-    fwd = [*objective.fwd_hooks, *extra_hooks]
-    fwd += [(name, keep) for name in sorted(act_set | set(objective.read))]
-    bwd = [(name, keep_grad) for name in sorted(grad_set)]
+    # Gradients need the embeddings to require them (the weights are frozen); a model with
+    # backward hooks asks for that itself, this recording has none.
+    embeddings = ["embed", *(["pos_embed"] if model.cfg.positional == "learned" else [])]
+    fwd = [*((name, _track_grad) for name in embeddings), *objective.fwd_hooks, *extra_hooks]
+    fwd += [(name, keep) for name in sorted(act_set | grad_set | set(objective.read))]
     last = f"blocks.{model.cfg.n_layers - 1}.resid_post"
     if last not in objective.read and objective.stop is None:
         fwd.append((last, keep_last))
-    with torch.enable_grad(), model.hooks(fwd=fwd, bwd=bwd):
+    with torch.enable_grad(), model.hooks(fwd=fwd):
         with contextlib.suppress(_StopForward):
             model(objective.rows)
         missing = [name for name in objective.read if name not in read]
         if missing:
             raise RuntimeError(f"the forward never reached {missing}")
         value = objective.value(read)
-        value.backward()
+        names = list(wrt)
+        grads = torch.autograd.grad(value, [wrt[k] for k in names], allow_unused=True) if names else ()
+        wrt.clear()
+        for name, g in zip(names, grads, strict=True):
+            if g is not None:  # None: the point lies after what the value reads
+                g = _prompt_slice(name, g, n)
+                rec.grads[name] = g[0] if g.shape[0] == 1 else g.sum(0)
         if last in read:
             with torch.no_grad():
                 rec.logits = model.unembed(model.final_norm(read[last][0, objective.position])).float()
