@@ -902,6 +902,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:
         print("matplotlib is not installed (pip install -e '.[bench]'): no chart")
         return False
@@ -925,6 +926,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> bool:
     ax.set_xscale("log")  # ratios are multiplicative: 0.5x and 2x sit at the same distance from 1
     ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if min(values) / 2 <= t <= max(values) * 2]
     ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # a log axis labels its minor ticks too: they overlap
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(ys)
     ax.set_yticklabels([chart_label(h) for h in items], fontsize=7)
