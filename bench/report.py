@@ -190,11 +190,12 @@ def headlines(results: dict[str, Any]) -> list[Headline]:
     for peer in ("hf-sdpa", "tl-bridge"):
         if ours_key in loads and peer in loads:
             out.append(
-                Headline(
+                Headline(  # the whole process (imports + load), what a user waits for; the
+                    # load call alone compares a GGUF read with a safetensors one
                     "load",
-                    f"{label('load', ours_key)} / {label('load', peer)}",
+                    f"{label('load', ours_key)} / {label('load', peer)}, whole process",
                     "",
-                    loads[ours_key]["load"]["median_ms"] / loads[peer]["load"]["median_ms"],
+                    loads[ours_key]["process"]["median_ms"] / loads[peer]["process"]["median_ms"],
                 )
             )
     res = view(results, "sae", "tuned")
