@@ -69,7 +69,7 @@ def record(
     # over all of them replaces a backward hook per point: no Python callback per point and
     # backward (121 at SmolLM2's defaults), the same gradients (a point's backward hook is
     # registered on exactly this tensor, after the forward hooks).
-    wrt: dict[str, torch.Tensor] = {}
+    wrt: list[tuple[str, torch.Tensor]] = []  # in forward order; a point seen twice counts twice
 
     def keep(x: torch.Tensor, hp: HookPoint) -> None:
         if hp.name in objective.read:
@@ -77,7 +77,7 @@ def record(
         if hp.name in act_set:
             rec.acts[hp.name] = _prompt_slice(hp.name, x.detach()[0], n, batched=False)
         if hp.name in grad_set and x.requires_grad:
-            wrt[hp.name] = x
+            wrt.append((hp.name, x))
         if hp.name == objective.stop:
             raise _StopForward
 
@@ -99,13 +99,14 @@ def record(
         if missing:
             raise RuntimeError(f"the forward never reached {missing}")
         value = objective.value(read)
-        names = list(wrt)
-        grads = torch.autograd.grad(value, [wrt[k] for k in names], allow_unused=True) if names else ()
-        wrt.clear()
-        for name, g in zip(names, grads, strict=True):
+        grads = torch.autograd.grad(value, [x for _, x in wrt], allow_unused=True) if wrt else ()
+        for (name, _), g in zip(wrt, grads, strict=True):
             if g is not None:  # None: the point lies after what the value reads
                 g = _prompt_slice(name, g, n)
-                rec.grads[name] = g[0] if g.shape[0] == 1 else g.sum(0)
+                g = g[0] if g.shape[0] == 1 else g.sum(0)
+                prev = rec.grads.get(name)
+                rec.grads[name] = g if prev is None else prev + g
+        wrt.clear()
         if last in read:
             with torch.no_grad():
                 rec.logits = model.unembed(model.final_norm(read[last][0, objective.position])).float()
