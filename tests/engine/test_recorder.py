@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mechscope.engine.directions import LogitDiff, ResidualDirection, compile_direction
+from mechscope.engine.directions import Direction, LogitDiff, ResidualDirection, compile_direction
+from mechscope.engine.objective import Objective
 from mechscope.engine.recorder import _block_of, record
 from mechscope.models.decoder import HookedDecoder
 from mechscope.models.hooks import HookPoint
@@ -18,7 +19,7 @@ def points(model: HookedDecoder) -> list[str]:
     return ["embed", *(["pos_embed"] if model.cfg.positional == "learned" else []), *names]
 
 
-def hooked_gradients(model: HookedDecoder, objective: object, names: list[str]) -> dict[str, torch.Tensor]:
+def hooked_gradients(model: HookedDecoder, objective: Objective, names: list[str]) -> dict[str, torch.Tensor]:
     """Row 0's gradients at ``names`` through backward hooks and ``backward()`` on a full forward."""
     grads: dict[str, torch.Tensor] = {}
     read: dict[str, torch.Tensor] = {}
@@ -29,10 +30,10 @@ def hooked_gradients(model: HookedDecoder, objective: object, names: list[str]) 
     def keep_read(x: torch.Tensor, hp: HookPoint) -> None:
         read[hp.name] = x
 
-    fwd = [*objective.fwd_hooks, *((name, keep_read) for name in objective.read)]  # type: ignore[attr-defined]
+    fwd = [*objective.fwd_hooks, *((name, keep_read) for name in objective.read)]
     with torch.enable_grad(), model.hooks(fwd=fwd, bwd=[(name, keep_grad) for name in names]):
-        model(objective.rows)  # type: ignore[attr-defined]
-        objective.value(read).backward()  # type: ignore[attr-defined]
+        model(objective.rows)
+        objective.value(read).backward()
     return grads
 
 
@@ -41,6 +42,7 @@ def hooked_gradients(model: HookedDecoder, objective: object, names: list[str]) 
 def test_recorded_gradients_equal_backward_hooks(family: str, where: str) -> None:
     model = tiny_model(family)
     prompt = [1, *range(5, 15)]
+    direction: Direction
     if where == "logits":
         direction = LogitDiff(targets=[[7]], distractors=[[9]])
     else:  # stops the forward after layer 0: later points get no gradient

@@ -44,10 +44,6 @@ def _prompt_slice(name: str, x: torch.Tensor, n: int, batched: bool = True) -> t
     return x if x.shape[dim] == n else x.narrow(dim, 0, n)
 
 
-def _track_grad(x: torch.Tensor, _hp: HookPoint) -> torch.Tensor | None:
-    return None if x.requires_grad else x.requires_grad_(True)
-
-
 def record(
     model: HookedDecoder,
     objective: Objective,
@@ -84,17 +80,14 @@ def record(
     def keep_last(x: torch.Tensor, hp: HookPoint) -> None:
         read[hp.name] = x  # the next-token candidates are read from here when the forward gets here
 
-    # Gradients need the embeddings to require them (the weights are frozen); a model with
-    # backward hooks asks for that itself, this recording has none.
-    embeddings = ["embed", *(["pos_embed"] if model.cfg.positional == "learned" else [])]
-    fwd = [*((name, _track_grad) for name in embeddings), *objective.fwd_hooks, *extra_hooks]
+    fwd = [*objective.fwd_hooks, *extra_hooks]
     fwd += [(name, keep) for name in sorted(act_set | grad_set | set(objective.read))]
     last = f"blocks.{model.cfg.n_layers - 1}.resid_post"
     if last not in objective.read and objective.stop is None:
         fwd.append((last, keep_last))
     with torch.enable_grad(), model.hooks(fwd=fwd):
         with contextlib.suppress(_StopForward):
-            model(objective.rows)
+            model(objective.rows, track_grad=True)  # no backward hook asks for gradients
         missing = [name for name in objective.read if name not in read]
         if missing:
             raise RuntimeError(f"the forward never reached {missing}")

@@ -218,7 +218,11 @@ class HookedDecoder(nn.Module):
     @property
     def W_U(self) -> torch.Tensor:
         """Unembedding matrix (d_vocab, d_model)."""
-        return self.embed_tokens.weight if self.cfg.tie_embeddings else self.lm_head.weight
+        return self._unembedding().weight
+
+    def _unembedding(self) -> nn.Embedding | nn.Linear:
+        """The module that holds :attr:`W_U`: the tied embedding, or ``lm_head``."""
+        return self.embed_tokens if self.cfg.tie_embeddings else self.lm_head
 
     def embed_step(
         self, tokens: torch.Tensor, positions: torch.Tensor, track_grad: bool = False
@@ -252,8 +256,7 @@ class HookedDecoder(nn.Module):
         if out is not None:
             logits = torch.matmul(x, w.T, out=out)
         else:
-            owner = self.embed_tokens if self.cfg.tie_embeddings else self.lm_head
-            packed = packed_weights.linear(owner, w, None, x) if ids is None else None
+            packed = packed_weights.linear(self._unembedding(), w, None, x) if ids is None else None
             logits = x @ w.T if packed is None else packed
         if self.cfg.final_softcap:
             logits = torch.tanh(logits / self.cfg.final_softcap) * self.cfg.final_softcap
@@ -297,6 +300,7 @@ class HookedDecoder(nn.Module):
         cache: KVCache | None = None,
         logits_from: int | None = None,
         resume: tuple[int, torch.Tensor] | None = None,
+        track_grad: bool = False,
     ) -> torch.Tensor:
         """Logits (batch, pos, d_vocab) for token ids (batch, pos).
 
@@ -308,6 +312,8 @@ class HookedDecoder(nn.Module):
         ``resume=(layer, resid)``: start at block ``layer`` from its input ``resid`` (batch, pos,
         d_model), as recorded on the same tokens, skipping the embedding and the blocks before it
         (no hook before ``blocks.{layer}.resid_pre`` fires); a patching sweep at layer L needs no more.
+        ``track_grad``: the embeddings require grad (with grad enabled), so that activations can be
+        differentiated without a backward hook (which asks for it itself): the weights are frozen.
         """
         if resume is not None and cache is not None:
             raise InputError("resume starts a forward mid-model; it cannot extend a KV cache")
@@ -331,7 +337,7 @@ class HookedDecoder(nn.Module):
             if last >= self.cfg.n_ctx:
                 raise InputError(f"sequence of {last + 1} positions exceeds n_ctx={self.cfg.n_ctx}")
         ctx = self.attention_context(positions, key_valid, cache, first=first_position)
-        track = torch.is_grad_enabled() and self._has_backward_hooks()
+        track = torch.is_grad_enabled() and (track_grad or self._has_backward_hooks())
         if resume is None:
             x, first = self.embed_step(tokens, positions, track_grad=track), 0
         else:
