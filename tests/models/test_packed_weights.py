@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ import torch
 from mechscope.models import packed_weights
 from mechscope.models.decoder import HookedDecoder
 from tests.conftest import tiny_model
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(not packed_weights._available(), reason="this torch has no MKL packed GEMM")
 
@@ -22,12 +25,12 @@ def fresh_packs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     packed_weights.clear()
 
 
-def unpacked(model: HookedDecoder, fn: object, monkeypatch: pytest.MonkeyPatch) -> object:
+def unpacked(fn: Callable[[], T], monkeypatch: pytest.MonkeyPatch) -> T:
     """``fn()`` with packing off: the plain ``F.linear`` result to compare with."""
     monkeypatch.setenv(packed_weights.BUDGET_ENV, "0")
     packed_weights.clear()
     try:
-        out = fn()  # type: ignore[operator]
+        out = fn()
         assert packed_weights.packed_nbytes() == 0
         return out
     finally:
@@ -59,7 +62,7 @@ def test_a_forward_of_a_few_rows_uses_the_packs_and_equals_f_linear(
 ) -> None:
     model = tiny_model(family)
     tokens = torch.randint(3, model.cfg.d_vocab, (1, length), generator=torch.Generator().manual_seed(length))
-    expected = unpacked(model, lambda: model(tokens), monkeypatch)
+    expected = unpacked(lambda: model(tokens), monkeypatch)
     got = model(tokens)
     linears = block_linears(model)
     assert (
@@ -82,12 +85,12 @@ def test_input_gradients_through_the_transposed_packs_equal_f_linears(
 ) -> None:
     model = tiny_model("llama")
     tokens = torch.randint(3, 60, (1, 12), generator=torch.Generator().manual_seed(1))
-    expected = unpacked(model, lambda: embed_grad(model, tokens), monkeypatch)
+    expected = unpacked(lambda: embed_grad(model, tokens), monkeypatch)
     logits, grad = embed_grad(model, tokens)
     backward_packs = sum(p.backward is not None for p in packed_weights._CACHE.values())
     assert backward_packs == len(block_linears(model)) + 1  # and the unembedding's
-    torch.testing.assert_close(logits, expected[0], rtol=1e-5, atol=1e-5)  # type: ignore[index]
-    torch.testing.assert_close(grad, expected[1], rtol=1e-5, atol=1e-6)  # type: ignore[index]
+    torch.testing.assert_close(logits, expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, expected[1], rtol=1e-5, atol=1e-6)
 
 
 def test_an_edited_or_replaced_weight_is_packed_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,14 +104,14 @@ def test_an_edited_or_replaced_weight_is_packed_again(monkeypatch: pytest.Monkey
             torch.randn_like(model.block(1).attn.o_proj.weight), requires_grad=False
         )
     edited = model(tokens)
-    expected = unpacked(model, lambda: model(tokens), monkeypatch)
+    expected = unpacked(lambda: model(tokens), monkeypatch)
     torch.testing.assert_close(edited, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_the_budget_caps_the_packs_and_the_rest_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     model = tiny_model("llama")
     tokens = torch.randint(3, 60, (1, 8), generator=torch.Generator().manual_seed(3))
-    expected = unpacked(model, lambda: model(tokens), monkeypatch)
+    expected = unpacked(lambda: model(tokens), monkeypatch)
     one = block_linears(model)[0].weight.numel() * 4
     monkeypatch.setenv(packed_weights.BUDGET_ENV, str(2.5 * one / 2**20))
     got = model(tokens)
