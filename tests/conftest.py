@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -84,6 +87,23 @@ def tiny_model(family: str, seed: int = 0) -> HookedDecoder:
                 p.normal_(0, 0.1)
     model.requires_grad_(False)
     return model.eval()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def llm_cache_of_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' LLM answers go to a cache of this run, not the user's: an answer kept from an
+    earlier run (a fake endpoint on a reused port) would stand in for the one a test expects.
+    Ray workers get the same path through ``ray_worker_env``."""
+    path = tmp_path_factory.mktemp("llm-cache") / "llm-cache.sqlite"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("mechscope.explain.llm_cache.default_cache_path", lambda: path)
+        yield path
+
+
+def ray_worker_env(tmp: Path) -> dict[str, Any]:
+    """``ray.init`` keywords that give the workers their own ``MECHSCOPE_HOME`` (and so their own
+    LLM cache), for the same reason."""
+    return {"runtime_env": {"env_vars": {"MECHSCOPE_HOME": str(tmp)}}}
 
 
 @pytest.fixture(params=sorted(CONFIGS))

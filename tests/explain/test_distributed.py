@@ -19,7 +19,7 @@ from mechscope.explain.distributed import explain_on_ray
 from mechscope.explain.jobs import BackendSpec, JobConfig, run_job, select_nodes
 from mechscope.explain.store import ExplanationStore
 from mechscope.models.decoder import HookedDecoder
-from tests.conftest import need, tiny_model
+from tests.conftest import need, ray_worker_env, tiny_model
 from tests.explain._helpers import collated
 from tests.explain.fake_openai import Reply, answer, running
 
@@ -27,11 +27,12 @@ BASELINE = BackendSpec("baseline", "none", embed=False)  # no LLM, no MiniLM: fa
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     need(importlib.util.find_spec("ray") is not None, "ray is not installed (pip install 'mechscope[ray]')")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    home = tmp_path_factory.mktemp("ray-home")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", **ray_worker_env(home))
     try:
         yield
     finally:
