@@ -25,15 +25,19 @@ def dense_top(t: torch.Tensor, k: int, largest: bool) -> list[float]:
 
 @pytest.mark.parametrize("family", ["llama", "gemma3"])
 @pytest.mark.parametrize("step", [1, 10**9])  # one layer per step, or every layer in one
+@pytest.mark.parametrize("window", [1, 10**9])  # pairs: 8 query windows (the last ragged), or one
 @pytest.mark.parametrize("table", ["pairs", "neurons"])
 def test_extremes_values_and_sums_equal_the_dense_tensors(
-    family: str, step: int, table: str, monkeypatch: pytest.MonkeyPatch
+    family: str, step: int, window: int, table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(metrics, "STEP_ENTRIES", step)
+    monkeypatch.setattr(metrics, "WINDOW_FROM", window)
     model = tiny_model(family)
     attr = attribute(model, PROMPT, TARGETS)
     t = attr.metrics["attn_head"].pairs if table == "pairs" else attr.metrics["mlp_neuron"]
     assert isinstance(t, head.PairTable if table == "pairs" else neuron.NeuronTable)
+    windows = {(s.start, s.stop) for s in t.steps()}
+    assert len(windows) == (8 if table == "pairs" and window == 1 else 1), windows
     for k in (1, 5, CANDIDATES + 3):  # the last scores the table again, keeping more
         for metric in METRIC_NAMES:
             for largest in (True, False) if metric in SIGNED else (True,):
@@ -53,11 +57,15 @@ def test_extremes_values_and_sums_equal_the_dense_tensors(
         torch.testing.assert_close(sums, getattr(t, metric).sum(summed), atol=1e-5, rtol=1e-4)
 
 
-def test_batched_layers_score_like_one_layer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tiny_model("llama")
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_batched_layers_score_like_one_layer_at_a_time(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One layer and 8 query windows a step, against every layer and every query in one.
+    model = tiny_model(family)
     monkeypatch.setattr(metrics, "STEP_ENTRIES", 1)
+    monkeypatch.setattr(metrics, "WINDOW_FROM", 1)
     one = attribute(model, PROMPT, TARGETS)
     monkeypatch.setattr(metrics, "STEP_ENTRIES", 10**9)
+    monkeypatch.setattr(metrics, "WINDOW_FROM", 10**9)
     batched = attribute(model, PROMPT, TARGETS)
     for metric in METRIC_NAMES:
         a, b = getattr(one.metrics["attn_head"], metric), getattr(batched.metrics["attn_head"], metric)

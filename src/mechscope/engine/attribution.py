@@ -18,7 +18,16 @@ from pydantic import BaseModel
 from mechscope.engine.directions import Direction, compile_direction
 from mechscope.engine.interventions import Intervention, intervention_hooks
 from mechscope.engine.kinds import Kind, get_kind, kinds_of
-from mechscope.engine.metrics import METRIC_NAMES, SIGNED, Context, KindMetrics, MetricTable, Values, ravel
+from mechscope.engine.metrics import (
+    METRIC_NAMES,
+    SIGNED,
+    Context,
+    KindMetrics,
+    MetricTable,
+    Values,
+    ravel,
+    unravel,
+)
 from mechscope.engine.nodes import Node
 from mechscope.engine.objective import Objective
 from mechscope.engine.prompt import prompt_ids
@@ -141,7 +150,7 @@ class Attribution:
                 flat = torch.cat(picks).unique()
                 # One unravel and one gather per metric for all picks: per-index calls cost more
                 # than the top-k itself.
-                where = torch.stack(torch.unravel_index(flat, metrics.shape), -1).tolist()
+                where = zip(*(c.tolist() for c in unravel(flat, tuple(metrics.shape))), strict=True)
                 for c, values in zip(where, metrics.values(flat), strict=True):
                     node = _node(name, coords, c)
                     label = str(node) if node is not None else ""
@@ -204,7 +213,7 @@ class Attribution:
         )
 
 
-def _node(kind: str, coords: tuple[str, ...], values: list[int]) -> Node | None:
+def _node(kind: str, coords: tuple[str, ...], values: tuple[int, ...]) -> Node | None:
     """The node at ``values`` of a metric tensor with dimensions ``coords``; None for a causally
     masked pair (key after query), which has metrics of zero and no meaning."""
     fields = dict(zip(coords, values, strict=True))

@@ -124,21 +124,45 @@ def stack_layers(ts: list[torch.Tensor]) -> torch.Tensor:
 
 STEP_ENTRIES = 1 << 21  # entries a LayerTable scores per step (8 MB per fp32 tensor): fewer, larger ops
 CANDIDATES = 32  # extremes a LayerTable keeps per step and metric; a larger k scores the table again
+WINDOWS = 8  # query windows a causal table (LayerTable.triangle) is scored in, from ...
+WINDOW_FROM = 256  # ... this many positions. Below, a window's fixed costs exceed what it saves
+# (SmolLM2's debugger, metrics and node table: 128 tokens 63 ms in one window, 72 in four;
+# 256 tokens 180 ms in one, 150 in eight; 512 tokens 417 ms in eight, 446 in four)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step of :meth:`LayerTable.run` scores: ``layers`` (``rows``, as a tensor) and,
+    in a table with a causal triangle, the queries ``start:stop`` against the keys ``0:stop``
+    (a table without one: every position, ``0:n``). ``reached``: the positions among the
+    step's queries that the start gradient reaches, which its compact direct effects hold."""
+
+    layers: list[int]
+    rows: torch.Tensor
+    start: int
+    stop: int
+    reached: torch.Tensor
 
 
 class LayerTable:
     """Metrics too large to keep (a neuron or a head pair at every layer and position),
     scored a few layers at a time and never stored whole.
 
-    A kind subclasses it with :meth:`score`: the four metric tensors of some layers, rebuilt from
-    the recording. :meth:`run` scores every active layer once, in steps of about
+    A kind subclasses it with :meth:`score`: the four metric tensors of one :class:`Step`,
+    rebuilt from the recording. :meth:`run` scores every active layer once, in steps of about
     :data:`STEP_ENTRIES` entries, keeping each step's :data:`CANDIDATES` extremes with all four
     of their values and the sums over ``summed`` dimensions; the node table is answered from
     those. Dense tensors (``activation`` ...) are built only when asked for (notebooks, tests).
 
     Direct effects exist only at the positions the start gradient reaches (usually one), so
     ``score`` returns them compact: ``reached_dim`` (of one layer's block) holds only the
-    ``reached`` positions. ``pairs`` is None: a table is a kind's pairs or a kind without pairs.
+    step's ``reached`` positions. ``pairs`` is None: a table is a kind's pairs or a kind without
+    pairs.
+
+    ``triangle``, the (query, key) dims of a layer's block of a causal table: half of its
+    entries (keys after their query) are zero by construction, so a long prompt is scored in
+    :data:`WINDOWS` windows of queries, each against the keys up to its last query only (at 512
+    tokens, 56% of the entries).
     """
 
     pairs = None
@@ -151,73 +175,127 @@ class LayerTable:
         summed: tuple[int, ...],
         reached: torch.Tensor,
         reached_dim: int,
+        triangle: tuple[int, int] | None = None,
     ) -> None:
         self.shape = shape
         self.active = active  # layers that ran and lie upstream of the start; others are zero
         self._summed = summed  # dims of one layer's block (layer excluded) that ``sums`` sum over
         self.reached, self._rdim = reached, reached_dim + 1  # the latter counts the layer dim
+        # (query, key) dims counting the layer dim; the compact direct effects' dim is the query's
+        self._tri = None if triangle is None else (triangle[0] + 1, triangle[1] + 1)
+        if triangle is not None:  # sums over queries only: a window holds some of them, every key
+            assert triangle[0] + 1 == self._rdim and triangle[0] in summed
         self.sums: dict[str, torch.Tensor] = {}  # metric -> sum over layers and ``summed`` dims
         self._count = CANDIDATES  # extremes kept per step, metric and sign
         self._found: dict[tuple[str, bool], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._known: dict[int, Values] = {}  # flat index -> values, for every kept extreme
 
-    def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
-        """The four metrics (``activation`` only when ``has_activation``) of ``layers``, each
-        (len(layers), *shape[1:]), the direct effects compact (see the class); other entries
-        are the kind's own (for ``run``'s ``on_step``)."""
+    def score(self, step: Step) -> dict[str, torch.Tensor]:
+        """The four metrics (``activation`` only when ``has_activation``) of ``step``, each shaped
+        like :meth:`block`, the direct effects compact (see the class); other entries are the
+        kind's own (for ``run``'s ``on_step``)."""
         raise NotImplementedError
 
-    def run(self, on_step: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None) -> None:
-        """Score every active layer once; ``on_step(rows, tensors)`` sees each step."""
-        self.sums, self._found = {}, {}
-        step = max(1, STEP_ENTRIES // math.prod(self.shape[1:]))
-        for at in range(0, len(self.active), step):
-            chunk = self.active[at : at + step]
-            rows = torch.tensor(chunk)
-            tensors = self.score(chunk)
-            if on_step is not None:
-                on_step(rows, tensors)
-            self._keep(rows, tensors)
+    def block(self, step: Step) -> tuple[int, ...]:
+        """The shape of a step's metric tensors: its layers, and its queries and keys."""
+        shape = [len(step.layers), *self.shape[1:]]
+        if self._tri is not None:
+            shape[self._tri[0]], shape[self._tri[1]] = step.stop - step.start, step.stop
+        return tuple(shape)
 
-    def _keep(self, rows: torch.Tensor, tensors: dict[str, torch.Tensor]) -> None:
+    def steps(self) -> list[Step]:
+        """Every active layer once: a few layers a step and, with a triangle, query windows."""
+        windows = [(0, -1)]
+        per_layer = math.prod(self.shape[1:])  # one layer's entries in a step
+        n = self.shape[self._tri[0]] if self._tri is not None else 0
+        if n >= max(WINDOW_FROM, 2):
+            width = -(-n // WINDOWS)
+            windows = [(a, min(a + width, n)) for a in range(0, n, width)]
+            per_layer = per_layer // n * width  # in the last, widest window
+        size = max(1, STEP_ENTRIES // per_layer)
+        chunks = [self.active[at : at + size] for at in range(0, len(self.active), size)]
+        return [self._step(chunk, a, b) for chunk in chunks for a, b in windows]
+
+    def _step(self, layers: list[int], start: int = 0, stop: int = -1) -> Step:
+        if self._tri is None:
+            start, stop, reached = 0, self.shape[self._rdim], self.reached
+        else:
+            stop = self.shape[self._tri[0]] if stop < 0 else stop
+            reached = self.reached[(self.reached >= start) & (self.reached < stop)]
+        return Step(layers, torch.tensor(layers), start, stop, reached)
+
+    def run(self, on_step: Callable[[Step, dict[str, torch.Tensor]], None] | None = None) -> None:
+        """Score every active layer once; ``on_step(step, tensors)`` sees each step."""
+        self.sums, self._found = {}, {}
+        for step in self.steps():
+            tensors = self.score(step)
+            if on_step is not None:
+                on_step(step, tensors)
+            self._keep(step, tensors)
+
+    def _keep(self, step: Step, tensors: dict[str, torch.Tensor]) -> None:
         dims = (0, *(d + 1 for d in self._summed))
         for metric in ("direct_effect", "total_effect"):
-            part = tensors[metric].sum(dims)
-            if metric == "direct_effect" and self._rdim not in dims:  # spread the reached positions
-                kept = sum(1 for d in range(1, self._rdim) if d not in dims)
-                shape = list(part.shape)
-                shape[kept] = self.shape[self._rdim]
-                part = torch.zeros(shape).index_copy_(kept, self.reached, part)
+            part = self._spread(tensors[metric].sum(dims), dims, step, metric == "direct_effect")
             self.sums[metric] = self.sums[metric] + part if metric in self.sums else part
-        full = (len(rows), *self.shape[1:])
-        picked = []
+        # Each metric's extremes in the step's coordinates, mapped to the table's at once (one
+        # unravel and one ravel per tensor shape, not one per metric and sign).
+        picked: list[tuple[str, bool, torch.Tensor, torch.Tensor]] = []
         for metric in METRIC_NAMES:
             t = tensors.get(metric)
             if t is None:
                 continue
             for largest in (True, False) if metric in SIGNED else (True,):
                 local = top_indices(t, self._count, largest)
-                value = t.reshape(-1)[local]
-                if metric == "direct_effect":  # compact -> the full block's positions
-                    coords = list(torch.unravel_index(local, t.shape))
-                    coords[self._rdim] = self.reached[coords[self._rdim]]
-                    local = ravel(coords, full)
-                flat = self._global(rows, local)
-                self._found.setdefault((metric, largest), []).append((value, flat))
-                picked.append((local, flat))
-        local = torch.cat([loc for loc, _ in picked])
-        flat = torch.cat([f for _, f in picked])
-        for f, values in zip(flat.tolist(), self._gather(tensors, local, full), strict=True):
+                picked.append((metric, largest, t.reshape(-1)[local], local))
+        parts = []
+        for compact in (False, True):
+            group = [local for metric, _, _, local in picked if (metric == "direct_effect") == compact]
+            if group:
+                coords = unravel(
+                    torch.cat(group), tuple(tensors["direct_effect" if compact else "total_effect"].shape)
+                )
+                if compact:  # the i-th reached position -> its place among the step's queries
+                    coords[self._rdim] = step.reached[coords[self._rdim]] - step.start
+                parts.append(coords)
+        local_coords = [torch.cat(c) for c in zip(*parts, strict=True)]
+        coords = list(local_coords)
+        coords[0] = step.rows[coords[0]]
+        coords[self._rdim] = coords[self._rdim] + step.start
+        flat = ravel(coords, self.shape)
+        order = [
+            *(p for p in picked if p[0] != "direct_effect"),
+            *(p for p in picked if p[0] == "direct_effect"),
+        ]
+        for (metric, largest, value, _), f in zip(order, flat.split([len(p[3]) for p in order]), strict=True):
+            self._found.setdefault((metric, largest), []).append((value, f))
+        for f, values in zip(flat.tolist(), self._gather(step, tensors, local_coords), strict=True):
             self._known[f] = values
 
-    def _global(self, rows: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-        per_layer = math.prod(self.shape[1:])
-        return rows[local // per_layer] * per_layer + local % per_layer
+    def _spread(self, part: torch.Tensor, dims: tuple[int, ...], step: Step, compact: bool) -> torch.Tensor:
+        """A step's sum over ``dims`` in the table's coordinates: a compact direct effect's
+        reached positions among all positions, a window's keys (the first ``stop``) among all."""
+        kept = [d for d in range(1, len(self.shape)) if d not in dims]  # dims of ``part``, in order
+        if compact and self._rdim in kept:
+            at = kept.index(self._rdim)
+            shape = list(part.shape)
+            shape[at] = self.shape[self._rdim]
+            part = torch.zeros(shape).index_copy_(at, step.reached, part)
+        if self._tri is not None and self._tri[1] in kept:
+            at = kept.index(self._tri[1])
+            shape = list(part.shape)
+            shape[at] = self.shape[self._tri[1]]
+            padded = torch.zeros(shape)
+            padded.narrow(at, 0, step.stop).copy_(part)
+            part = padded
+        return part
 
     def _gather(
-        self, tensors: dict[str, torch.Tensor], local: torch.Tensor, full: tuple[int, ...]
+        self, step: Step, tensors: dict[str, torch.Tensor], coords: list[torch.Tensor]
     ) -> list[Values]:
-        """The four values at flat indices ``local`` of a step's full (uncompact) shape ``full``."""
+        """The four values at ``coords`` of the step's block (:meth:`block`; one tensor per dim)."""
+        local = ravel(coords, self.block(step))
+        absolute = coords[self._rdim] + step.start  # a position, for the compact direct effects
         cols: list[list[float] | list[None]] = []
         for metric in METRIC_NAMES:
             t = tensors.get(metric)
@@ -225,15 +303,13 @@ class LayerTable:
                 cols.append([None] * len(local))
             elif metric != "direct_effect":
                 cols.append(t.reshape(-1)[local].tolist())
+            elif not len(step.reached):
+                cols.append([0.0] * len(local))
             else:
-                coords = list(torch.unravel_index(local, full))
-                q = coords[self._rdim]
-                r = torch.searchsorted(self.reached, q.contiguous()).clamp_(max=max(len(self.reached) - 1, 0))
-                hit = self.reached[r] == q if len(self.reached) else torch.zeros(len(q), dtype=torch.bool)
-                coords[self._rdim] = r
-                at = ravel(coords, tuple(t.shape)) if len(self.reached) else torch.zeros_like(q)
-                got = t.reshape(-1)[at] if len(self.reached) else torch.zeros(len(q))
-                cols.append(torch.where(hit, got, 0.0).tolist())
+                r = torch.searchsorted(step.reached, absolute.contiguous()).clamp_(max=len(step.reached) - 1)
+                hit = step.reached[r] == absolute
+                at = ravel([*coords[: self._rdim], r, *coords[self._rdim + 1 :]], tuple(t.shape))
+                cols.append(torch.where(hit, t.reshape(-1)[at], 0.0).tolist())
         return list(zip(*cols, strict=True))
 
     # ----- MetricTable -------------------------------------------------------------------------
@@ -258,7 +334,9 @@ class LayerTable:
             for i in sorted({f // per_layer for f in todo}):
                 at = [f % per_layer for f in todo if f // per_layer == i]
                 if i in self.active:
-                    rows = self._gather(self.score([i]), torch.tensor(at), (1, *self.shape[1:]))
+                    step = self._step([i])  # one layer, every query: its block is the layer's
+                    coords = unravel(torch.tensor(at), (1, *self.shape[1:]))
+                    rows = self._gather(step, self.score(step), coords)
                 else:
                     rows = [zero] * len(at)
                 for f, v in zip(at, rows, strict=True):
@@ -270,7 +348,7 @@ class LayerTable:
     def _dense(self) -> dict[str, torch.Tensor]:
         out = {m: torch.zeros(self.shape) for m in METRIC_NAMES}
         for i in self.active:
-            tensors = self.score([i])
+            tensors = self.score(self._step([i]))
             for metric in METRIC_NAMES:
                 t = tensors.get(metric)
                 if t is not None and metric == "direct_effect":
@@ -294,6 +372,18 @@ class LayerTable:
     @property
     def total_effect(self) -> torch.Tensor:
         return self._dense["total_effect"]
+
+
+def unravel(flat: torch.Tensor, shape: tuple[int, ...]) -> list[torch.Tensor]:
+    """Row-major coordinates of flat indices in ``shape``, one tensor per dimension: what
+    ``torch.unravel_index`` returns, without its argument checks (three times its arithmetic on
+    the handful of indices a node table holds)."""
+    coords = []
+    for size in reversed(shape[1:]):
+        coords.append(flat % size)
+        flat = flat // size
+    coords.append(flat)
+    return coords[::-1]
 
 
 def ravel(coords: list[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:

@@ -268,13 +268,16 @@ class HookedDecoder(nn.Module):
         key_valid: torch.Tensor | None,
         cache: KVCache | None = None,
         first: int | None = None,
+        past: int = 0,
     ) -> AttentionContext:
         """Rotary tables and masks shared by every layer for one forward.
 
         ``positions`` (batch, pos) are the queries' positions; ``key_valid`` (batch, kv_pos) marks
         real (non-padding) keys, past included, or is None when nothing is padded. ``first``:
         every row's positions are ``first, first + 1, ...``, so the rotary rows are a slice of the
-        cached table shared by the batch (no gather, no look at ``positions``' values).
+        cached table shared by the batch (no gather, no look at ``positions``' values). ``past``:
+        keys before the queries when there is no ``cache`` (the engine rebuilding the pattern of
+        a window of queries against every earlier key).
         """
         t = positions.shape[1]
         device = positions.device
@@ -286,7 +289,7 @@ class HookedDecoder(nn.Module):
             rotary = {k: table.at(rows, first, n, device, self.dtype) for k, table in self._rotary.items()}
         else:
             rotary = {}
-        s = t + (cache.length if cache is not None else 0)
+        s = t + (cache.length if cache is not None else past)
         masks: dict[str, torch.Tensor | None] = {}
         for kind in set(self.cfg.layer_types):
             window = self.cfg.sliding_window if kind == "sliding" else 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, Trace
-from mechscope.engine.metrics import Context, KindMetrics, LayerTable, stack_layers
+from mechscope.engine.metrics import Context, KindMetrics, LayerTable, Step, stack_layers
 from mechscope.engine.objective import Objective, detach_hook, mlp_input_point
 from mechscope.errors import InputError
 from mechscope.models.hooks import HookFn
@@ -51,14 +51,13 @@ class NeuronTable(LayerTable):
         self.ctx = ctx
         self._stack = layer_stack(ctx.model)
 
-    def score(self, layers: list[int]) -> dict[str, torch.Tensor]:
-        ctx, reached = self.ctx, self.ctx.reached
-        rows = torch.tensor(layers)
+    def score(self, step: Step) -> dict[str, torch.Tensor]:
+        ctx, reached, layers, rows = self.ctx, self.ctx.reached, step.layers, step.rows
         act = stack_layers([ctx.rec.acts[_hook(i)] for i in layers])  # (layer, pos, d_mlp)
         te = stack_layers([ctx.rec.grads[_hook(i)] for i in layers]) * act
         write = act.abs().mul_(self._stack.down_norm[rows, None, :])
         g = ctx.g_start.float()[reached]
-        de = act[:, reached] * self._stack.down_readout(g, layers)  # (layer, reached, d_mlp)
+        de = act.index_select(1, reached) * self._stack.down_readout(g, layers)  # (layer, reached, d_mlp)
         if ctx.model.cfg.sandwich_norms:
             scale = torch.stack([ctx.rec.acts[f"blocks.{i}.ln2_post.scale"].float() for i in layers])
             write /= scale
