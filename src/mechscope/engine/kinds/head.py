@@ -98,7 +98,12 @@ class _Chunk:
     """What every query window of a run of layers shares, prepared once: every key and value."""
 
     layers: list[int]
-    k: torch.Tensor  # (layer, kv_pos, kv_head, d_head)
+    q: torch.Tensor  # (layer, pos, head, d_head); z and dz (its gradient) alike
+    z: torch.Tensor
+    dz: torch.Tensor | None  # None in an edited run, which records the pattern's gradient
+    # (layer, kv_head, d_head, kv_pos): stored so that the score's (batch, d_head, kv_pos) view of
+    # keys 0:b is no copy (the hook layout, (layer, kv_pos, kv_head, d_head), is a permuted view)
+    k_t: torch.Tensor
     values: torch.Tensor  # (layer * kv_head, d_head, kv_pos): the key side of _by_key
     v_norm: torch.Tensor  # (layer, head, kv_pos): |W_O,h v_k|, what a unit of attention writes
 
@@ -125,12 +130,12 @@ class PairTable(LayerTable):
         a, b = step.start, step.stop  # queries a:b, keys 0:b
         chunk = self._chunk(layers)
         values = chunk.values[..., :b]
-        z = stack_layers([rec.acts[_hook(i)][a:b] for i in layers])  # (layer, pos, head, d_head)
+        z = chunk.z[:, a:b]  # (layer, pos, head, d_head)
         p = self._patterns(chunk, a, b)  # (layer, head, pos, kv_pos)
-        if _pattern(layers[0]) in rec.grads:  # an edited run (_edited_points)
+        if chunk.dz is None:  # an edited run (_edited_points)
             te = p * stack_layers([rec.grads[_pattern(i)][:, a:b, :b] for i in layers])
         else:
-            te = _by_key(stack_layers([rec.grads[_hook(i)][a:b] for i in layers]), values).mul_(p)
+            te = _by_key(chunk.dz[:, a:b], values).mul_(p)
         z_norm = self._stack.write_norm(z, layers).transpose(1, 2)  # (layer, head, pos)
         g_head = self._stack.head_readout(
             ctx.g_start.float()[step.reached], layers
@@ -155,12 +160,21 @@ class PairTable(LayerTable):
     def _chunk(self, layers: list[int]) -> _Chunk:
         if self._last is not None and self._last.layers == layers:
             return self._last
+        self._last = None  # the previous chunk's tensors go before this one's are stacked
         rec, attn = self.ctx.rec, self.ctx.model.block(layers[0]).attn
-        k = stack_layers([rec.acts[f"blocks.{i}.attn.k"] for i in layers])
-        v = stack_layers([rec.acts[f"blocks.{i}.attn.v"] for i in layers])  # (layer, kv_pos, kv_head, d_head)
+        edited = _pattern(layers[0]) in rec.grads
+
+        def stacked(point: str, grads: bool = False) -> torch.Tensor:
+            return stack_layers(
+                [(rec.grads if grads else rec.acts)[f"blocks.{i}.attn.{point}"] for i in layers]
+            )
+
+        k_t = stacked("k").permute(0, 2, 3, 1).contiguous()
+        v = stacked("v")  # (layer, kv_pos, kv_head, d_head)
         v_norm = self._stack.write_norm(attn.per_query_head(v, 2), layers).transpose(1, 2)
         values = v.permute(0, 2, 3, 1).reshape(-1, v.shape[3], v.shape[1])
-        self._last = _Chunk(layers, k, values, v_norm)
+        dz = None if edited else stacked("z", grads=True)
+        self._last = _Chunk(layers, stacked("q"), stacked("z"), dz, k_t, values, v_norm)
         return self._last
 
     def _patterns(self, chunk: _Chunk, a: int, b: int) -> torch.Tensor:
@@ -178,11 +192,12 @@ class PairTable(LayerTable):
         for j, i in enumerate(layers):
             by_type.setdefault(model.block(i).attn.layer_type, []).append(j)
         for js in by_type.values():
-            q = stack_layers([rec.acts[f"blocks.{layers[j]}.attn.q"][a:b] for j in js])
-            k = chunk.k[:, :b] if len(js) == len(layers) else chunk.k[js, :b]
+            every = len(js) == len(layers)
+            q = chunk.q[:, a:b] if every else chunk.q[js, a:b]
+            k = (chunk.k_t[..., :b] if every else chunk.k_t[js, ..., :b]).permute(0, 3, 1, 2)
             with torch.no_grad():
                 p = model.block(layers[js[0]]).attn.pattern_of(q, k, attention)
-            if len(js) == len(layers):
+            if every:
                 return p
             for j, pj in zip(js, p, strict=True):
                 out[j] = pj

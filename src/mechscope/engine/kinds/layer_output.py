@@ -38,8 +38,12 @@ def _kind(name: str, label: str, offset: int) -> Kind:
         grad = torch.stack([ctx.rec.grads[hook(i)] for i in active]).float()
         rows = torch.tensor(active)
         write[rows] = x.norm(dim=-1)
-        de[rows] = (x * ctx.g_start.float()).sum(-1)
-        te[rows] = (x * grad).sum(-1)
+        # Direct effects only where the start gradient is non-zero (one position for a logit).
+        reached = ctx.reached
+        de[rows[:, None], reached] = torch.linalg.vecdot(
+            x.index_select(1, reached), ctx.g_start.float()[reached]
+        )
+        te[rows] = torch.linalg.vecdot(x, grad)  # no (layer, pos, d_model) product in between
         return Metrics(None, write, de, te)
 
     def site(
