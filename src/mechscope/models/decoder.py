@@ -60,7 +60,7 @@ OPT_IN_SUFFIXES = (
     ".normalized",
 )
 
-ModelInput = str | Sequence[str] | torch.Tensor | Sequence[Sequence[int]]
+ModelInput = str | Sequence[str] | torch.Tensor | Sequence[int] | Sequence[Sequence[int]]
 HookSpec = Sequence[tuple[NameFilter, HookFn]]
 
 

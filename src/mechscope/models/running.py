@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
@@ -31,18 +32,34 @@ def to_tokens(
         inputs = [inputs]
     if not isinstance(inputs, Sequence) or len(inputs) == 0:
         raise InputError("input must be a string, a non-empty list of strings or token ids")
+    flat = _token_ids(inputs)
     seqs: list[list[int]] = []
-    for item in inputs:
+    for item in [inputs] if flat is not None else inputs:  # a flat list of ids is one sequence
         if isinstance(item, str):
             if model.tokenizer is None:
                 raise InputError("this model has no tokenizer; pass token ids")
             ids = model.tokenizer.encode(item, add_bos)
+        elif (got := _token_ids(item)) is not None:
+            ids = got
         else:
-            ids = [int(i) for i in item]
+            raise InputError(
+                f"input item {item!r:.40} is neither a string nor a sequence of token ids; give a string, "
+                "token ids, or a list of either"
+            )
         if not ids:
             raise InputError("an input is empty: it has no tokens")
         seqs.append(ids)
     return left_pad(model, seqs)
+
+
+def _token_ids(item: object) -> list[int] | None:
+    """``item`` as token ids when it is a sequence of integers (Python, numpy or 0-d tensors)."""
+    if isinstance(item, str) or not isinstance(item, Sequence):
+        return None
+    try:
+        return [operator.index(i) for i in item]
+    except TypeError:
+        return None
 
 
 def left_pad(model: HookedDecoder, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
