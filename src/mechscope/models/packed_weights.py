@@ -20,7 +20,8 @@ runs through it.
 
 Cost: one more copy of each packed weight (two once a backward has run), built lazily: the
 first short call pays for it (SmolLM2's first debugger call on a 14-token prompt 1.07 s instead
-of 0.48; the next ones 0.15 s instead of 0.18-0.22). Capped by ``MECHSCOPE_PACKED_WEIGHTS_MB``
+of 0.48; the next ones 0.15 s instead of 0.18-0.22; the server pays it at start instead,
+``server/warm_up.py``). Capped by ``MECHSCOPE_PACKED_WEIGHTS_MB``
 (default 2048, ``0`` turns packing off) over the process: the weights packed first keep their
 packs, later ones stay plain.
 Only float32 CPU weights that need no gradient (a loaded model's) are packed, and a pack is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from mechscope.server.routes import model as model_routes
 from mechscope.server.schemas import ErrorBody
 from mechscope.server.security import Guard
 from mechscope.server.settings import Settings
+from mechscope.server.warm_up import warm_up
 from mechscope.server.worker import ModelWorker
 
 if TYPE_CHECKING:
@@ -87,13 +89,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.warm_up:  # queued first on the model thread; requests wait behind it
+            state.warm_up = asyncio.ensure_future(worker.run(None, lambda: warm_up(model), client="warm-up"))
         yield
         worker.close()
         source.close()
 
     # FastAPIOffline: /docs and /redoc load their scripts from this server, not a CDN.
     app: FastAPI = FastAPIOffline(title="mechscope", version=__version__, lifespan=lifespan)
-    app.state.mechscope = ServerState(model=model, worker=worker, settings=settings, datasets=source)
+    state = ServerState(model=model, worker=worker, settings=settings, datasets=source)
+    app.state.mechscope = state
     errors.install(app)
     explanations.install(app)
     for router in ROUTERS:

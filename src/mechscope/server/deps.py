@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -36,6 +37,7 @@ class ServerState:
     settings: Settings
     datasets: DatasetSource
     llm: Callable[[HookedDecoder], LLM] = served_llm  # what simulates explanations; tests swap it
+    warm_up: asyncio.Future[Any] | None = None  # the start's warm-up pass (Settings.warm_up)
 
 
 def _state(request: Request) -> ServerState:

@@ -95,6 +95,7 @@ def serve_model(
         dataset=dataset,
         token=token,
         allowed_hosts=allowed_hosts or [],
+        warm_up=True,
     )
     source = DatasetSource(dataset)
     if collate_demo:

@@ -76,3 +76,8 @@ class Settings(BaseModel):
     cache_size: int = Field(default=64, ge=0, description="results kept, least recently used dropped first")
     limits: Limits = Field(default_factory=lambda: Limits())
     dataset: Path | None = Field(default=None, description="collated dataset folder shown on node pages")
+    warm_up: bool = Field(
+        default=False,
+        description="run one short debugger pass on the model thread at start, so that the first request "
+        "does not pay for building packed weights and caches (`mechscope serve` turns it on)",
+    )
