@@ -31,13 +31,16 @@ def test_extremes_values_and_sums_equal_the_dense_tensors(
     family: str, step: int, window: int, table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(metrics, "STEP_ENTRIES", step)
+    monkeypatch.setattr(metrics, "WHOLE_ENTRIES", 0 if step == 1 else 10**9)
     monkeypatch.setattr(metrics, "WINDOW_FROM", window)
     model = tiny_model(family)
     attr = attribute(model, PROMPT, TARGETS)
     t = attr.metrics["attn_head"].pairs if table == "pairs" else attr.metrics["mlp_neuron"]
     assert isinstance(t, head.PairTable if table == "pairs" else neuron.NeuronTable)
-    windows = {(s.start, s.stop) for s in t.steps()}
+    steps = t.steps()
+    windows = {(s.start, s.stop) for s in steps}
     assert len(windows) == (8 if table == "pairs" and window == 1 else 1), windows
+    assert len(steps) == len(windows) * (2 if step == 1 else 1)  # two layers: one a step, or both
     for k in (1, 5, CANDIDATES + 3):  # the last scores the table again, keeping more
         for metric in METRIC_NAMES:
             for largest in (True, False) if metric in SIGNED else (True,):
@@ -62,6 +65,7 @@ def test_batched_layers_score_like_one_layer_at_a_time(family: str, monkeypatch:
     # One layer and 8 query windows a step, against every layer and every query in one.
     model = tiny_model(family)
     monkeypatch.setattr(metrics, "STEP_ENTRIES", 1)
+    monkeypatch.setattr(metrics, "WHOLE_ENTRIES", 0)
     monkeypatch.setattr(metrics, "WINDOW_FROM", 1)
     one = attribute(model, PROMPT, TARGETS)
     monkeypatch.setattr(metrics, "STEP_ENTRIES", 10**9)
