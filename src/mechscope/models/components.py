@@ -381,11 +381,10 @@ class Attention(nn.Module):
         """Scaled, soft-capped and masked scores (batch, head, pos, kv_pos) of rotated queries and
         keys (batch, pos, head | kv_head, d_head)."""
         cfg = self.cfg
-        b, t, h, dh = q.shape
+        b, t, h, _ = q.shape
         s, kvh = k.shape[1], cfg.n_kv_heads
         g = h // kvh
-        qg = q.reshape(b, t, kvh, g, dh).permute(0, 2, 3, 1, 4).reshape(b * kvh, g * t, dh)
-        kt = k.permute(0, 2, 3, 1).reshape(b * kvh, dh, s)
+        qg, kt = self.grouped_queries(q), self.grouped_keys(k)
         mask = ctx.additive_mask(self.layer_type, t, s, kvh, g, q.dtype, q.device)
         if cfg.attn_softcap:
             # Out of place: tanh's backward needs its output.
@@ -396,6 +395,21 @@ class Attention(nn.Module):
             out = output_buffer((b * kvh, g * t, s), qg, kt, mask) if self.scores.live else None
             scores = torch.baddbmm(mask, qg, kt, alpha=cfg.scale, out=out)
         return scores.view(b, h, t, s)
+
+    def grouped_queries(self, q: torch.Tensor) -> torch.Tensor:
+        """Per-query-head vectors (batch, pos, head, d) as the left side of a batched matmul with
+        :meth:`grouped_keys`: (batch * kv_head, group * pos, d), query heads grouped under the
+        key-value head they share. The product is (batch * kv_head, group * pos, kv_pos), which
+        views as (batch, head, pos, kv_pos)."""
+        b, t, h, d = q.shape
+        kvh = self.cfg.n_kv_heads
+        return q.reshape(b, t, kvh, h // kvh, d).permute(0, 2, 3, 1, 4).reshape(b * kvh, h // kvh * t, d)
+
+    def grouped_keys(self, k: torch.Tensor) -> torch.Tensor:
+        """Per-key-value-head vectors (batch, kv_pos, kv_head, d) as the right side of that
+        matmul: (batch * kv_head, d, kv_pos); no copy of keys that are already stored that way."""
+        b, s, kvh, d = k.shape
+        return k.permute(0, 2, 3, 1).reshape(b * kvh, d, s)
 
     def pattern_of(self, q: torch.Tensor, k: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         """The attention pattern (batch, head, pos, kv_pos) of the queries and keys that the ``q``

@@ -15,7 +15,7 @@ from mechscope.engine.kinds.base import Collation, Kind, Site, TokenRow, Trace, 
 from mechscope.engine.metrics import Context, KindMetrics, LayerTable, Metrics, Step, stack_layers
 from mechscope.engine.objective import Objective, detach_hook
 from mechscope.errors import InputError
-from mechscope.models.components import AttentionContext
+from mechscope.models.components import Attention, AttentionContext
 from mechscope.models.hooks import HookFn
 from mechscope.models.weights import head_write, layer_stack, layer_weights
 
@@ -82,15 +82,13 @@ def _metrics(ctx: Context) -> Metrics:
     return Metrics(h_act, h_write, h_de, h_te, pairs=pairs)
 
 
-def _by_key(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+def _by_key(attn: Attention, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``x . v`` for every (query, key) of every query head: x (layer, pos, head, d_head),
-    ``values`` (layer * kv_head, d_head, kv_pos) -> (layer, head, pos, kv_pos). Query heads are
-    grouped under their key-value head, as the model's explicit attention does, so values are
-    neither repeated per query head nor copied; the output is written in place."""
-    c, t, h, e = x.shape
-    kv = values.shape[0] // c
-    grouped = x.reshape(c, t, kv, h // kv, e).permute(0, 2, 3, 1, 4).reshape(c * kv, h // kv * t, e)
-    return torch.bmm(grouped, values).view(c, h, t, values.shape[-1])
+    ``values`` (``attn.grouped_keys`` of v) -> (layer, head, pos, kv_pos). Grouped as the model's
+    explicit attention groups its scores, so values are neither repeated per query head nor
+    copied, and the output is written in place."""
+    c, t, h, _ = x.shape
+    return torch.bmm(attn.grouped_queries(x), values).view(c, h, t, values.shape[-1])
 
 
 @dataclass
@@ -98,13 +96,14 @@ class _Chunk:
     """What every query window of a run of layers shares, prepared once: every key and value."""
 
     layers: list[int]
+    attn: Attention  # the first layer's: the heads' layout, which every layer shares
     q: torch.Tensor  # (layer, pos, head, d_head); z and dz (its gradient) alike
     z: torch.Tensor
     dz: torch.Tensor | None  # None in an edited run, which records the pattern's gradient
     # (layer, kv_head, d_head, kv_pos): stored so that the score's (batch, d_head, kv_pos) view of
     # keys 0:b is no copy (the hook layout, (layer, kv_pos, kv_head, d_head), is a permuted view)
     k_t: torch.Tensor
-    values: torch.Tensor  # (layer * kv_head, d_head, kv_pos): the key side of _by_key
+    values: torch.Tensor  # (layer * kv_head, d_head, kv_pos): attn.grouped_keys(v), for _by_key
     v_norm: torch.Tensor  # (layer, head, kv_pos): |W_O,h v_k|, what a unit of attention writes
 
 
@@ -135,13 +134,15 @@ class PairTable(LayerTable):
         if chunk.dz is None:  # an edited run (_edited_points)
             te = p * stack_layers([rec.grads[_pattern(i)][:, a:b, :b] for i in layers])
         else:
-            te = _by_key(chunk.dz[:, a:b], values).mul_(p)
+            te = _by_key(chunk.attn, chunk.dz[:, a:b], values).mul_(p)
         z_norm = self._stack.write_norm(z, layers).transpose(1, 2)  # (layer, head, pos)
         g_head = self._stack.head_readout(
             ctx.g_start.float()[step.reached], layers
         )  # (layer, reached, head, d_head)
         # index_select: advanced indexing of a middle dim was 2 ms for one position at 128 tokens
-        de = p.index_select(2, step.reached - a) * _by_key(g_head, values)  # (layer, head, reached, kv_pos)
+        de = p.index_select(2, step.reached - a) * _by_key(
+            chunk.attn, g_head, values
+        )  # (layer, head, reached, kv_pos)
         write = p * chunk.v_norm[:, :, None, :b]
         if model.cfg.sandwich_norms:
             scale = torch.stack([rec.acts[f"blocks.{i}.ln1_post.scale"].float()[:, 0] for i in layers])
@@ -172,9 +173,8 @@ class PairTable(LayerTable):
         k_t = stacked("k").permute(0, 2, 3, 1).contiguous()
         v = stacked("v")  # (layer, kv_pos, kv_head, d_head)
         v_norm = self._stack.write_norm(attn.per_query_head(v, 2), layers).transpose(1, 2)
-        values = v.permute(0, 2, 3, 1).reshape(-1, v.shape[3], v.shape[1])
         dz = None if edited else stacked("z", grads=True)
-        self._last = _Chunk(layers, stacked("q"), stacked("z"), dz, k_t, values, v_norm)
+        self._last = _Chunk(layers, attn, stacked("q"), stacked("z"), dz, k_t, attn.grouped_keys(v), v_norm)
         return self._last
 
     def _patterns(self, chunk: _Chunk, a: int, b: int) -> torch.Tensor:
