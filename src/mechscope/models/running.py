@@ -32,24 +32,26 @@ def to_tokens(
         inputs = [inputs]
     if not isinstance(inputs, Sequence) or len(inputs) == 0:
         raise InputError("input must be a string, a non-empty list of strings or token ids")
-    flat = _token_ids(inputs)
-    seqs: list[list[int]] = []
-    for item in [inputs] if flat is not None else inputs:  # a flat list of ids is one sequence
-        if isinstance(item, str):
-            if model.tokenizer is None:
-                raise InputError("this model has no tokenizer; pass token ids")
-            ids = model.tokenizer.encode(item, add_bos)
-        elif (got := _token_ids(item)) is not None:
-            ids = got
-        else:
-            raise InputError(
-                f"input item {item!r:.40} is neither a string nor a sequence of token ids; give a string, "
-                "token ids, or a list of either"
-            )
-        if not ids:
-            raise InputError("an input is empty: it has no tokens")
-        seqs.append(ids)
+    flat = _token_ids(inputs)  # a flat sequence of ids is one sequence
+    seqs = [flat] if flat is not None else [_sequence(model, item, add_bos) for item in inputs]
+    if any(not ids for ids in seqs):
+        raise InputError("an input is empty: it has no tokens")
     return left_pad(model, seqs)
+
+
+def _sequence(model: HookedDecoder, item: object, add_bos: bool | None) -> list[int]:
+    """The token ids of one input: a string through the tokenizer, or token ids as given."""
+    if isinstance(item, str):
+        if model.tokenizer is None:
+            raise InputError("this model has no tokenizer; pass token ids")
+        return model.tokenizer.encode(item, add_bos)
+    ids = _token_ids(item)
+    if ids is None:
+        raise InputError(
+            f"input item {item!r:.40} is neither a string nor a sequence of token ids; give a string, "
+            "token ids, or a list of either"
+        )
+    return ids
 
 
 def _token_ids(item: object) -> list[int] | None:
