@@ -99,7 +99,10 @@ def test_patching_view_is_a_labelled_diverging_heatmap() -> None:
     peak = max((abs(v), i, j) for i, row in enumerate(res.values) for j, v in enumerate(row))
     assert res.values[peak[1]][peak[2]] > 0
     assert any(s.startswith("background:rgb(70, 122, 238)") for s in cells.values())
-    assert cells["L1 × &#x27;&lt;bos&gt;&#x27; (position 0): 0"].startswith("background:rgb(255, 255, 255)")
+    # (0 up to float rounding: the patched and corrupted runs may take different matmul kernels)
+    bos = [tip for tip in cells if tip.startswith("L1 × &#x27;&lt;bos&gt;&#x27; (position 0): ")]
+    assert len(bos) == 1 and abs(float(bos[0].rsplit(": ", 1)[1])) < 1e-5
+    assert cells[bos[0]].startswith("background:rgb(255, 255, 255)")
     assert f"{res.clean_value:.3g}" in text and f"{res.corrupted_value:.3g}" in text
     # A value of 0 is white; a negative one would be red: check the scale's centre directly.
     heads = patch(model, "abcdefgh", "abcXefgh", DIRECTION, site="heads")
