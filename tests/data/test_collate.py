@@ -82,7 +82,11 @@ def test_moments_density_and_histogram_equal_numpy(collated: tuple, kind: str) -
                 inside = (col >= lo) & (col < hi) if lo >= 0 else (col > lo) & (col <= hi)
                 if (lo, hi) == edges[stats.ZERO_BIN]:
                     inside = (col > lo) & (col <= hi)
-                assert c == int(inside.sum()), (layer, unit, lo, hi)
+                # The reference's one batch and collation's batches of 8 may take different
+                # matmul kernels (models/few_rows.py): a value within float rounding of an edge
+                # may fall on either side of it.
+                near = (np.abs(col - lo) <= 1e-5) | (np.abs(col - hi) <= 1e-5)
+                assert int((inside & ~near).sum()) <= c <= int((inside | near).sum()), (layer, unit, lo, hi)
 
 
 def test_samples_are_real_windows_with_their_peaks(collated: tuple) -> None:

@@ -8,7 +8,7 @@ from typing import TypeVar
 import pytest
 import torch
 
-from mechscope.models import packed_weights
+from mechscope.models import few_rows, packed_weights
 from mechscope.models.decoder import HookedDecoder
 from tests.conftest import tiny_model
 
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(not packed_weights._available(), reason="this to
 
 @pytest.fixture(autouse=True)
 def fresh_packs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(few_rows, "MAX_ROWS", 0)  # no product splits over threads (test_few_rows.py)
     monkeypatch.delenv(packed_weights.BUDGET_ENV, raising=False)
     packed_weights.clear()
     yield

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mechscope.models import packed_weights
+from mechscope.models import few_rows, packed_weights
 from mechscope.server import app as app_module
 from mechscope.server.settings import Settings
 from mechscope.server.warm_up import warm_up
@@ -52,9 +52,10 @@ def test_the_pass_runs_on_the_model_thread_and_changes_no_answer(monkeypatch: py
     assert warm == cold
 
 
-def test_the_pass_builds_the_packed_weights_of_short_prompts() -> None:
+def test_the_pass_builds_the_packed_weights_of_short_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     if not packed_weights._available() or packed_weights.budget_bytes() == 0:
         pytest.skip("MKL's packed GEMM is not usable in this torch, or packing is turned off")
+    monkeypatch.setattr(few_rows, "mkl_single_core_products", lambda: False)  # an Intel CPU: no split
     model = tiny_model("llama")
     packed_weights.clear()
     warm_up(model)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mechscope.models import packed_weights, quantized
+from mechscope.models import few_rows, quantized
 from mechscope.models.buffer_pool import output_buffer
 from mechscope.models.config import ModelConfig
 from mechscope.models.hooks import HookPoint
@@ -428,7 +428,7 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     q4 = quantized.active(layer, x)  # opt-in 4-bit weights (generate(weights="q4")), else None
     if q4 is not None:
         return q4(x, bias)
-    out = packed_weights.linear(layer, weight, bias, x)  # a few rows: MKL-packed weights
+    out = few_rows.linear(layer, weight, bias, x)  # a few rows: split over threads, or MKL's packs
     return F.linear(x, weight, bias) if out is None else out
 
 

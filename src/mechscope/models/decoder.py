@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from mechscope.errors import HookError, InputError
-from mechscope.models import packed_weights
+from mechscope.models import few_rows
 from mechscope.models.buffer_pool import output_buffer
 from mechscope.models.components import (
     MLP,
@@ -256,8 +256,8 @@ class HookedDecoder(nn.Module):
         if out is not None:
             logits = torch.matmul(x, w.T, out=out)
         else:
-            packed = packed_weights.linear(self._unembedding(), w, None, x) if ids is None else None
-            logits = x @ w.T if packed is None else packed
+            fast = few_rows.linear(self._unembedding(), w, None, x) if ids is None else None
+            logits = x @ w.T if fast is None else fast
         if self.cfg.final_softcap:
             logits = torch.tanh(logits / self.cfg.final_softcap) * self.cfg.final_softcap
         return self.logits(logits) if ids is None else logits

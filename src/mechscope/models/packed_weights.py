@@ -1,4 +1,6 @@
-"""Weights pre-packed for MKL's GEMM, used for matmuls of a few rows (short prompts, the debugger).
+"""Weights pre-packed for MKL's GEMM, used for matmuls of a few rows (short prompts, the debugger)
+where :mod:`.few_rows` does not split them over the threads instead (decode steps; CPUs other than
+Intel's, where MKL runs such products on one core).
 
 For a product of a few rows, MKL's ``sgemm`` spends most of its time re-packing the weight into
 its panel layout on every call: a read and a write of the whole matrix before the one read that

@@ -1,6 +1,7 @@
 """One debugger pass on a short prompt when the server starts, so that the first request does not
-pay for one-off work: packing the weights of short prompts' matmuls
-(:mod:`mechscope.models.packed_weights`), the weight views' caches and torch's first calls.
+pay for one-off work: MKL's packed weights for short prompts' matmuls where they are used
+(:mod:`mechscope.models.packed_weights`; not where :mod:`mechscope.models.few_rows` splits them),
+the weight views' caches and torch's first calls.
 
 On SmolLM2 (2 cores) the first Debugger request on the IOI prompt took 0.65 s in a fresh process
 and 0.17 s after this pass (0.74 s, run on the model thread before any request; a request that
@@ -18,7 +19,7 @@ from mechscope.engine.directions import LogitDiff
 if TYPE_CHECKING:
     from mechscope.models.decoder import HookedDecoder
 
-TOKENS = 16  # a short prompt: the rows whose matmuls run on packed weights (3..24)
+TOKENS = 16  # a short prompt: its matmuls split over threads or run on packed weights
 
 log = logging.getLogger(__name__)
 
