@@ -114,6 +114,11 @@ def mkl_single_core_products() -> bool:
         cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:  # not Linux: no way to tell, keep MKL's own choice
         return False
+    return not_intel(cpuinfo)
+
+
+def not_intel(cpuinfo: str) -> bool:
+    """Whether ``/proc/cpuinfo``'s text names a CPU vendor, and not Intel."""
     vendor = next(
         (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("vendor_id")), ""
     )
