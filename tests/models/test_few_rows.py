@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from mechscope.models import few_rows, packed_weights
 from tests.conftest import tiny_model
-from tests.models.test_packed_weights import embed_grad
+from tests.models.test_packed_weights import block_linears, embed_grad
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def test_a_split_forward_equals_the_unsplit_one(
     force(True, monkeypatch)
     seen = counted_splits(monkeypatch)
     got = model(tokens)
-    linears = [mod for mod in model.blocks.modules() if isinstance(mod, torch.nn.Linear)]
+    linears = block_linears(model)
     # every block linear; not the unembedding, whose 103 rows two threads do not divide
     assert len(seen) == len(linears) and model.cfg.d_vocab % 2 == 1
     assert not any(mod in packed_weights._CACHE for mod in linears)  # split weights get no packs
