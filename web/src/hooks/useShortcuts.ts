@@ -1,5 +1,5 @@
 /** Page-wide single-key shortcuts (j/k on node pages, / on the explorer), ignored while typing. */
-import { useEffect, useRef } from "react";
+import { useEffect, useLayoutEffect, useRef } from "react";
 
 /** Is the key press meant for a text field (or a shortcut of the browser)? */
 export function typing(e: KeyboardEvent): boolean {
@@ -10,10 +10,13 @@ export function typing(e: KeyboardEvent): boolean {
 }
 
 /** Run `actions[e.key]` on a key press outside text fields (a null action: the key does nothing).
- * One listener for the component's life; it reads the latest actions. */
+ * One listener for the component's life; it reads the latest actions. They are taken in a layout
+ * effect, which runs as the render is committed: a key pressed once the page shows its new state
+ * acts on that state (a passive effect may still be pending then, and the key would act on the
+ * page before it). */
 export function useShortcuts(actions: Record<string, (() => void) | null>): void {
   const latest = useRef(actions);
-  useEffect(() => {
+  useLayoutEffect(() => {
     latest.current = actions;
   });
   useEffect(() => {

@@ -77,6 +77,14 @@ describe("Graph page", () => {
     expect(new URLSearchParams(trace.slice(2)).get("trace")).toBe("L29.attn_head.1@4<-4");
     expect(new URLSearchParams(trace.slice(2)).get("through")).toBe("query_key");
     expect(new URLSearchParams(trace.slice(2)).get("prompt")).toBe(PROMPT);
+
+    // Escape in a text field is the field's; on the page it lets go of the node and the edge
+    const field = document.querySelector("input, textarea")!;
+    fireEvent.keyDown(field, { key: "Escape" });
+    expect(q().get("clicked")).toBe("19_92_4");
+    fireEvent.keyDown(window, { key: "Escape" });
+    expect(q().get("clicked")).toBeNull();
+    expect(q().get("edge")).toBeNull();
   });
 
   it("pins by ctrl-click, groups into a supernode, runs the causal check on the pinned nodes", async () => {

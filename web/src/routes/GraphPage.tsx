@@ -16,6 +16,7 @@ import { GraphLegend, GraphToolbar } from "../components/Graph/GraphToolbar";
 import { NodePanel, SupernodePanel } from "../components/Graph/NodePanel";
 import { useResource } from "../hooks/useApi";
 import { navigate } from "../hooks/useLocation";
+import { useShortcuts } from "../hooks/useShortcuts";
 import {
   decodeGraphState, DEFAULT_GRAPH_STATE, graphHref, group, SUPERNODE_PREFIX, togglePin, toGraphRequest, ungroup,
   type GraphState,
@@ -122,15 +123,9 @@ export function GraphPage({ search, model }: { search: string; model: ModelInfo 
       .finally(() => setExporting(false));
   };
 
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      const t = e.target as HTMLElement | null;
-      if (e.key !== "Escape" || t?.closest?.("input, textarea")) return;
-      if (state.clicked || state.edge) navigate(graphHref({ ...state, clicked: null, edge: null }), "replace");
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [state]);
+  useShortcuts({
+    Escape: state.clicked || state.edge ? () => navigate(graphHref({ ...state, clicked: null, edge: null }), "replace") : null,
+  });
 
   const submit = () => {
     const next = fromDraft(state, draft);
