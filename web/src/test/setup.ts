@@ -5,5 +5,6 @@ import { afterEach } from "vitest";
 afterEach(() => cleanup());
 
 // waitFor/findBy give up after 1 s by default: on a loaded 2-core CI machine a page's re-render can
-// take longer (PromptPage's arrow-key step timed out once that way). A real failure still fails.
+// take longer. A real failure still fails. (PromptPage's arrow-key step, once blamed on this, was a
+// shortcut reading the page before its last render: see useShortcuts.test.tsx.)
 configure({ asyncUtilTimeout: 5_000 });
