@@ -60,8 +60,11 @@ def test_it_waits_for_the_collation_and_stops_without_writing(tmp_path: Path) ->
     bg = BackgroundExplainer(source, digit_model(), poll_s=0.05)
     bg.start()
     assert not bg.finished.wait(0.5)  # status "missing": still waiting
+    source.explainer = bg
+    assert bg.working and source.working()  # requests run on one thread meanwhile (worker.py)
     bg.close()
     assert bg.finished.wait(5) and bg.done == 0
+    assert not bg.working and not source.working()
     assert not (tmp_path / "not-collated-yet" / DATABASE).exists()
 
 

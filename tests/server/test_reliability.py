@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from mechscope.server.app import create_app
+from mechscope.server.datasets import DatasetSource
 from mechscope.server.routes import debugger
 from mechscope.server.settings import Limits, Settings
 from mechscope.server.worker import JobStopped, ModelWorker, QueueFull
@@ -377,3 +378,57 @@ def test_retry_after_follows_the_measured_job_time() -> None:
         worker.close()
 
     asyncio.run(scenario())
+
+
+# While the server's own background work runs, jobs run on one thread (worker.py says why).
+
+
+def test_jobs_run_on_one_thread_while_background_work_runs_and_the_count_comes_back() -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that one thread differs from the count, on any machine
+    busy = [True]
+
+    def fail() -> None:
+        raise ValueError("the job failed")
+
+    async def scenario() -> list[int]:
+        worker = ModelWorker(queue_size=2, cache_size=0, contended=lambda: busy[0])
+        seen = [(await worker.run(None, torch.get_num_threads))[0]]
+        with pytest.raises(ValueError):
+            await worker.run(None, fail)
+        busy[0] = False
+        seen.append((await worker.run(None, torch.get_num_threads))[0])
+        worker.close()
+        return seen
+
+    try:
+        assert asyncio.run(scenario()) == [1, 2]  # the failed job gave its threads back too
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_apps_worker_sees_the_collation_the_explanations_and_the_maps(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from mechscope.server.background_maps import MapsJob
+
+    source = DatasetSource(tmp_path / "ds")
+    app = create_app(tiny_model("llama"), datasets=source)
+    worker = app.state.mechscope.worker
+    assert not worker.contended()
+    source.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert worker.contended()  # the collation process runs
+    finally:
+        source.process.kill()
+        source.process.wait()
+    assert not worker.contended()  # it has ended
+    job = MapsJob()  # the maps route keeps its job here, made at its first request
+    app.state.mechscope_maps = SimpleNamespace(job=job)
+    job.status = "computing"
+    assert worker.contended()
+    job.status = "done"
+    assert not worker.contended()

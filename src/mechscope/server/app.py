@@ -84,8 +84,15 @@ def create_app(
     """The server for ``model``; ``static_dir`` (default: the package's built web app) is served at /;
     ``datasets`` is the collated dataset of the node pages (default: ``settings.dataset``)."""
     settings = settings or Settings()
-    worker = ModelWorker(settings.queue_size, settings.cache_size, settings.limits.max_job_seconds)
     source = datasets or DatasetSource(settings.dataset)
+
+    def background_working() -> bool:  # the server's own background work: jobs run on one thread
+        maps = getattr(app.state, "mechscope_maps", None)
+        return source.working() or (maps is not None and maps.job.working)
+
+    worker = ModelWorker(
+        settings.queue_size, settings.cache_size, settings.limits.max_job_seconds, background_working
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

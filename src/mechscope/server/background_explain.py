@@ -84,6 +84,11 @@ class BackgroundExplainer:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def working(self) -> bool:
+        """Started and not finished (waiting for the collation counts: the collation runs then)."""
+        return self._thread.is_alive() and not self.finished.is_set()
+
     def close(self, timeout: float = 5.0) -> None:
         self.stop.set()
         if self._thread.is_alive():

@@ -67,6 +67,10 @@ class MapsJob:
         with self._lock:
             self.status, self.error, self.finished = status, error, time.monotonic()
 
+    @property
+    def working(self) -> bool:
+        return self.status == "computing"
+
     def computing(self, what: What) -> bool:
         return self.status == "computing" and what in self.what
 

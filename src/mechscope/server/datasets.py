@@ -36,6 +36,11 @@ class DatasetSource:
         self.process: subprocess.Popen[bytes] | None = None
         self.explainer: BackgroundExplainer | None = None
 
+    def working(self) -> bool:
+        """Is its background work (the collation process, the explanations) running now?"""
+        collating = self.process is not None and self.process.poll() is None
+        return collating or (self.explainer is not None and self.explainer.working)
+
     def progress(self) -> dict[str, object]:
         if self.root is None:
             return {"status": "none", "fraction": 0.0, "tokens_done": 0, "tokens_total": 0}
