@@ -12,7 +12,9 @@ import json
 import math
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -364,3 +366,23 @@ def write_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
         Path(path).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
         print(f"\nwrote {path}")
+
+
+def percentile(xs: list[float], q: int) -> float:
+    """The ``q``-th percentile (1..99, inclusive method); the value itself for one sample."""
+    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if len(xs) > 1 else xs[0]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server started by a benchmark."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_link(server: subprocess.Popen[str]) -> None:
+    """Read a `mechscope serve`/`demo` process's output until it prints its link (it listens then)."""
+    assert server.stdout is not None
+    while "open http" not in (line := server.stdout.readline()):
+        if not line and server.poll() is not None:
+            raise SystemExit("the server did not start")

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,16 @@ import time
 
 import httpx
 import psutil
-from _common import busy_warning, contention_probe, machine, table, write_json
+from _common import (
+    busy_warning,
+    contention_probe,
+    free_port,
+    machine,
+    percentile,
+    table,
+    wait_for_link,
+    write_json,
+)
 
 import mechscope as ms
 from mechscope.engine.attribution import attribute
@@ -53,24 +60,7 @@ NAMES = [
 ]
 
 
-def _pct(xs: list[float], q: float) -> float:
-    return statistics.quantiles(xs, n=100, method="inclusive")[int(q) - 1] if len(xs) > 1 else xs[0]
-
-
 BESIDE_TARGET = 2.0  # a request beside the demo's collation / the same request alone, at p50
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_link(server: subprocess.Popen[str]) -> None:
-    assert server.stdout is not None
-    while "open http" not in (line := server.stdout.readline()):
-        if not line and server.poll() is not None:
-            raise SystemExit("the server did not start")
 
 
 def beside_collation(n: int, json_path: str | None) -> None:
@@ -87,7 +77,7 @@ def beside_collation(n: int, json_path: str | None) -> None:
         subprocess.run(
             [sys.executable, "-c", "import mechscope; mechscope.load_model()"], env=env, check=True
         )
-        port = _free_port()
+        port = free_port()
         cmd = [
             sys.executable,
             "-m",
@@ -101,7 +91,7 @@ def beside_collation(n: int, json_path: str | None) -> None:
         server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         collation: psutil.Process | None = None
         try:
-            _wait_for_link(server)
+            wait_for_link(server)
             deadline = time.monotonic() + 60
             while collation is None and time.monotonic() < deadline:
                 kids = psutil.Process(server.pid).children(recursive=True)
@@ -155,11 +145,11 @@ def beside_collation(n: int, json_path: str | None) -> None:
     if len(beside) < 3:
         raise SystemExit("the collation ended before the requests; ask for fewer (--cold)")
     m = machine()
-    ratio = _pct(beside, 50) / _pct(idle, 50)
+    ratio = percentile(beside, 50) / percentile(idle, 50)
     print("debugger request to `mechscope demo` while it collates, and with the collation suspended")
     print(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}; {PROMPT!r}, k=10, every request distinct")
     rows = [
-        [label, str(len(xs)), f"{_pct(xs, 50):.0f}", f"{_pct(xs, 95):.0f}", f"{max(xs):.0f}"]
+        [label, str(len(xs)), f"{percentile(xs, 50):.0f}", f"{percentile(xs, 95):.0f}", f"{max(xs):.0f}"]
         for label, xs in (
             ("beside the collation (one thread)", beside),
             ("collation suspended (one thread)", alone),
@@ -192,13 +182,13 @@ def main() -> None:
     if len(pairs) < args.cold:
         raise SystemExit(f"at most {len(NAMES) * (len(NAMES) - 1)} cold requests")
 
-    port = _free_port()
+    port = free_port()
     started = time.perf_counter()
     server = subprocess.Popen(
         [sys.executable, "-m", "mechscope", "serve", "--port", str(port)], stdout=subprocess.PIPE, text=True
     )
     try:
-        _wait_for_link(server)
+        wait_for_link(server)
         start_s = time.perf_counter() - started
         url = f"http://127.0.0.1:{port}/api/debug"
         probe = contention_probe()
@@ -226,12 +216,24 @@ def main() -> None:
     print(f"debugger request over HTTP: SmolLM2, {n_tokens}-token prompt, every node kind, k=10")
     print(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}; server ready {start_s:.1f} s after launch")
     rows = [
-        ["cold (computed)", str(len(cold)), f"{_pct(cold, 50):.1f}", f"{_pct(cold, 95):.1f}"],
-        ["cached (same request)", str(len(cached)), f"{_pct(cached, 50):.1f}", f"{_pct(cached, 95):.1f}"],
-        ["in-process attribute+summary", str(len(lib)), f"{_pct(lib, 50):.1f}", f"{_pct(lib, 95):.1f}"],
+        ["cold (computed)", str(len(cold)), f"{percentile(cold, 50):.1f}", f"{percentile(cold, 95):.1f}"],
+        [
+            "cached (same request)",
+            str(len(cached)),
+            f"{percentile(cached, 50):.1f}",
+            f"{percentile(cached, 95):.1f}",
+        ],
+        [
+            "in-process attribute+summary",
+            str(len(lib)),
+            f"{percentile(lib, 50):.1f}",
+            f"{percentile(lib, 95):.1f}",
+        ],
     ]
     print(table(rows, ["request", "n", "p50 ms", "p95 ms"]))
-    print(f"HTTP + JSON + queue overhead at p50: {_pct(cold, 50) / _pct(lib, 50):.2f}x the in-process call")
+    print(
+        f"HTTP + JSON + queue overhead at p50: {percentile(cold, 50) / percentile(lib, 50):.2f}x the in-process call"
+    )
     warning = busy_warning(probe)
     if warning:
         print(warning)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -24,7 +22,7 @@ from collections import Counter
 
 import httpx
 import psutil
-from _common import machine, table, write_json
+from _common import free_port, machine, percentile, table, wait_for_link, write_json
 
 NAMES = ["Mary", "John", "Anna", "Tom", "Sarah", "Peter", "Emma", "David", "Lucy", "James", "Kate", "Paul"]
 PLACES = ["store", "park", "station", "library", "market", "beach", "museum", "office", "garden", "school"]
@@ -36,10 +34,6 @@ def prompts() -> itertools.product[tuple[str, str, str, str]]:
     return itertools.product(NAMES, NAMES, PLACES, GIFTS)
 
 
-def _pct(xs: list[float], q: int) -> float:
-    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if len(xs) > 1 else xs[0]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=8)
@@ -49,17 +43,12 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "mechscope", "serve", "--port", str(port)]
     server = subprocess.Popen(
         [*cmd, *(["--model", args.model] if args.model else [])], stdout=subprocess.PIPE, text=True
     )
-    assert server.stdout is not None
-    while "open http" not in (line := server.stdout.readline()):
-        if not line and server.poll() is not None:
-            raise SystemExit("the server did not start")
+    wait_for_link(server)
     proc = psutil.Process(server.pid)
     url = f"http://127.0.0.1:{port}/api/debug"
     work = (
@@ -135,8 +124,8 @@ def main() -> None:
             [
                 [
                     str(len(latencies)),
-                    f"{_pct(latencies, 50):.0f}",
-                    f"{_pct(latencies, 95):.0f}",
+                    f"{percentile(latencies, 50):.0f}",
+                    f"{percentile(latencies, 95):.0f}",
                     f"{len(latencies) / elapsed:.2f}",
                 ]
             ],

@@ -72,7 +72,7 @@ class MapsJob:
         return self.status == "computing"
 
     def computing(self, what: What) -> bool:
-        return self.status == "computing" and what in self.what
+        return self.working and what in self.what
 
     def describe(self) -> dict[str, Any]:
         end = self.finished or time.monotonic()
